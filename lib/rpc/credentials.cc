@@ -1,0 +1,75 @@
+#include "lib/rpc/credentials.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include "absl/strings/str_cat.h"
+#include "lib/common/fs.h"
+#include "lib/common/status.h"
+
+namespace pier::rpc {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
+  absl::StatusOr<std::string> pem = ReadFile(path);
+  if (!pem.ok()) return Annotate(pem.status(), absl::StrCat(what, " ", path));
+  return pem;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const TlsFiles& tls) {
+  if (tls.cert.empty() && tls.key.empty()) {
+    if (!tls.ca.empty()) {
+      return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (tls.cert.empty() || tls.key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  grpc::SslServerCredentialsOptions opts(
+      tls.ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                     : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(tls.cert, "TLS certificate"));
+  ASSIGN_OR_RETURN(pair.private_key, ReadPem(tls.key, "TLS key"));
+  opts.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!tls.ca.empty()) {
+    ASSIGN_OR_RETURN(opts.pem_root_certs, ReadPem(tls.ca, "TLS client CA"));
+  }
+  return grpc::SslServerCredentials(opts);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const TlsFiles& tls) {
+  if (!tls.enabled()) return grpc::InsecureChannelCredentials();
+  if (tls.cert.empty() != tls.key.empty()) {
+    return absl::InvalidArgumentError("client certificate and key must be given together");
+  }
+  grpc::SslCredentialsOptions opts;
+  if (!tls.ca.empty()) {
+    ASSIGN_OR_RETURN(opts.pem_root_certs, ReadPem(tls.ca, "TLS CA"));
+  }
+  if (!tls.cert.empty()) {
+    ASSIGN_OR_RETURN(opts.pem_cert_chain, ReadPem(tls.cert, "TLS client certificate"));
+    ASSIGN_OR_RETURN(opts.pem_private_key, ReadPem(tls.key, "TLS client key"));
+  }
+  return grpc::SslCredentials(opts);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
+                                                           const TlsFiles& tls) {
+  if (address.empty()) return absl::InvalidArgumentError("empty service address");
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds, MakeChannelCredentials(tls));
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  if (!tls.server_name_override.empty()) {
+    args.SetSslTargetNameOverride(tls.server_name_override);
+  }
+  return grpc::CreateCustomChannel(address, creds, args);
+}
+
+}  // namespace pier::rpc
