@@ -1,0 +1,41 @@
+// The `pier` command: shared pieces of every verb.
+//
+// Each verb lives in its own file and registers itself in kVerbs (main.cc).
+// A verb gets its arguments after the verb name and the global options, and
+// returns the process exit code: 0 success, 1 the operation failed, 2 bad
+// usage (as docker does).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "lib/rpc/credentials.h"
+
+namespace pier::cli {
+
+// Where the services are, from --registry/--builder/--runtime, then
+// PIER_REGISTRY / PIER_BUILDER / PIER_RUNTIME, then the defaults
+// 127.0.0.1:5050, 127.0.0.1:5051 and unix:///run/pier/runtime.sock.
+struct Globals {
+  std::string registry;
+  std::string builder;
+  std::string runtime;
+  rpc::TlsFiles tls;  // --tls-ca/--tls-cert/--tls-key or PIER_TLS_*.
+};
+
+using VerbFn = int (*)(const Globals& globals, const std::vector<std::string>& args);
+
+struct Verb {
+  const char* name;
+  const char* summary;
+  VerbFn run;
+};
+
+// Prints "pier: <message>" to stderr and returns `code`.
+int Fail(const absl::Status& status, int code = 1);
+
+int Status(const Globals& globals, const std::vector<std::string>& args);
+int Version(const Globals& globals, const std::vector<std::string>& args);
+
+}  // namespace pier::cli
