@@ -26,8 +26,8 @@ void PrintUsage(std::ostream& out) {
          "Build, ship and run OCI containers.\n\nCommands:\n";
   for (const Verb& v : kVerbs) {
     std::string name = v.name;
-    out << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ')
-        << v.summary << "\n";
+    out << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << v.summary
+        << "\n";
   }
   out << "\nGlobal flags:\n"
          "      --registry string   pier-registry gRPC address (env PIER_REGISTRY)\n"

@@ -18,8 +18,7 @@ int Status(const Globals& globals, const std::vector<std::string>& args) {
   absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args);
   if (!rest.ok()) {
     if (absl::IsCancelled(rest.status())) {
-      std::cout << flags.Usage()
-                << "\nExits 0 when every service is SERVING, 1 otherwise.\n";
+      std::cout << flags.Usage() << "\nExits 0 when every service is SERVING, 1 otherwise.\n";
       return 0;
     }
     return Fail(rest.status(), 2);

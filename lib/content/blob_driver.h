@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -139,6 +140,11 @@ class BlobDriver {
   // its process; the memory driver keeps a set of held names. The lock does
   // not stop Write/Move/Delete: callers agree to take it.
   virtual absl::StatusOr<std::unique_ptr<DriverLock>> TryLock(absl::string_view path) = 0;
+
+  // The absolute local file behind `path` when the backend keeps files on
+  // this machine's disk (lets servers use sendfile(2)); nullopt otherwise or
+  // for an invalid path. The file may not exist.
+  virtual std::optional<std::string> LocalPath(absl::string_view path) { return std::nullopt; }
 };
 
 // Checks a driver path as described above. `allow_root` accepts "".

@@ -270,4 +270,9 @@ absl::StatusOr<std::unique_ptr<DriverLock>> FilesystemDriver::TryLock(absl::stri
   return absl::AbortedError(absl::StrCat("lock ", full, ": directory keeps being replaced"));
 }
 
+std::optional<std::string> FilesystemDriver::LocalPath(absl::string_view path) {
+  if (!ValidatePath(path).ok()) return std::nullopt;
+  return absl::StrCat(root_, "/", path);
+}
+
 }  // namespace pier::content

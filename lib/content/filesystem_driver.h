@@ -42,6 +42,7 @@ class FilesystemDriver final : public BlobDriver {
   absl::Status Move(absl::string_view src, absl::string_view dst) override;
   absl::Status Delete(absl::string_view path) override;
   absl::StatusOr<std::unique_ptr<DriverLock>> TryLock(absl::string_view path) override;
+  std::optional<std::string> LocalPath(absl::string_view path) override;
 
  private:
   // <root>/<path>, or <root> for "".

@@ -67,8 +67,7 @@ TEST_P(KvStoreTest, ScanPrefixPaginates) {
   EXPECT_THAT(Keys(*store_, "tag/r/", "", 0),
               ::testing::ElementsAre("tag/r/a", "tag/r/b", "tag/r/c", "tag/r/d"));
   EXPECT_THAT(Keys(*store_, "tag/r/", "", 2), ::testing::ElementsAre("tag/r/a", "tag/r/b"));
-  EXPECT_THAT(Keys(*store_, "tag/r/", "tag/r/b", 2),
-              ::testing::ElementsAre("tag/r/c", "tag/r/d"));
+  EXPECT_THAT(Keys(*store_, "tag/r/", "tag/r/b", 2), ::testing::ElementsAre("tag/r/c", "tag/r/d"));
   EXPECT_THAT(Keys(*store_, "tag/r/", "tag/r/d", 2), ::testing::ElementsAre());
   EXPECT_THAT(Keys(*store_, "none/", "", 0), ::testing::ElementsAre());
 }

@@ -24,15 +24,14 @@
 namespace pier::rpc {
 
 struct TlsFiles {
-  std::string cert;       // PEM certificate chain presented by this side.
-  std::string key;        // PEM private key for `cert`.
-  std::string ca;         // PEM CA bundle used to verify the peer.
+  std::string cert;                  // PEM certificate chain presented by this side.
+  std::string key;                   // PEM private key for `cert`.
+  std::string ca;                    // PEM CA bundle used to verify the peer.
   std::string server_name_override;  // Client only: expected server name.
   bool enabled() const { return !cert.empty() || !ca.empty(); }
 };
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const TlsFiles& tls);
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const TlsFiles& tls);
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TlsFiles& tls);

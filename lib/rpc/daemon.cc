@@ -125,9 +125,9 @@ int RunDaemon(const DaemonSpec& spec, int argc, char** argv) {
   opts.listen = spec.default_listen;
   opts.root = spec.default_root;
   FlagSet flags(spec.name, "[flags]");
-  flags.String("listen", "", &opts.listen,
-               absl::StrCat("gRPC address, host:port or unix:///path (default ",
-                            spec.default_listen, ")"));
+  flags.String(
+      "listen", "", &opts.listen,
+      absl::StrCat("gRPC address, host:port or unix:///path (default ", spec.default_listen, ")"));
   flags.String("root", "", &opts.root,
                absl::StrCat("data directory (default ", spec.default_root, ")"));
   flags.String("config", "", &opts.config, "config file of `name = value` lines");
@@ -172,8 +172,7 @@ int RunDaemon(const DaemonSpec& spec, int argc, char** argv) {
     PIER_LOG(ERROR) << lock.status().message();
     return 1;
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
-      MakeServerCredentials(opts.tls);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(opts.tls);
   if (!creds.ok()) {
     PIER_LOG(ERROR) << creds.status().message();
     return 1;

@@ -31,8 +31,7 @@ DaemonProcess::~DaemonProcess() {
   if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
 }
 
-absl::Status DaemonProcess::Start(const std::string& binary,
-                                  const std::vector<std::string>& args,
+absl::Status DaemonProcess::Start(const std::string& binary, const std::vector<std::string>& args,
                                   const std::vector<std::string>& wait_for,
                                   std::chrono::milliseconds timeout) {
   std::string path = binary.find('/') == std::string::npos ? JoinPath(BinDir(), binary) : binary;
@@ -97,8 +96,8 @@ absl::Status DaemonProcess::Start(const std::string& binary,
       int status = 0;
       ::waitpid(pid_, &status, 0);
       pid_ = -1;
-      return absl::FailedPreconditionError(absl::StrCat(
-          binary, " exited before serving (status ", status, "); stderr:\n", Stderr()));
+      return absl::FailedPreconditionError(absl::StrCat(binary, " exited before serving (status ",
+                                                        status, "); stderr:\n", Stderr()));
     }
     buffer.append(buf, static_cast<size_t>(got));
     size_t nl;

@@ -2,10 +2,10 @@
 // operator relies on: port 0, health SERVING, reflection, --config with flags
 // winning, a locked data root, a clear failure on a port clash, TLS and mTLS,
 // and a graceful exit 0 within 2 seconds of SIGTERM.
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -67,8 +67,7 @@ TEST_P(DaemonsTest, RefusesASecondDaemonOnTheSameRoot) {
   DaemonProcess first;
   ASSERT_OK(first.Start(GetParam(), {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("root")}));
   DaemonProcess second;
-  absl::Status s =
-      second.Start(GetParam(), {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("root")});
+  absl::Status s = second.Start(GetParam(), {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("root")});
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is in use")));
 }
 
@@ -86,7 +85,8 @@ TEST_P(DaemonsTest, FailsClearlyWhenThePortIsTaken) {
   DaemonProcess d;
   absl::Status s = d.Start(GetParam(), {"--listen=" + taken, "--root=" + dir_.Sub("root")});
   ::close(fd);
-  EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cannot listen on " + taken)));
+  EXPECT_THAT(
+      s, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cannot listen on " + taken)));
 }
 
 TEST_P(DaemonsTest, RejectsBadFlagsWithExitCode2) {
@@ -119,10 +119,10 @@ TEST_P(DaemonsTest, ServesMutualTlsAndRefusesClientsWithoutACertificate) {
   ASSERT_OK(MakeDirs(certs));
   ASSERT_NO_FATAL_FAILURE(MakeCertificates(certs));
   DaemonProcess d;
-  ASSERT_OK(d.Start(GetParam(), {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("root"),
-                                 "--tls-cert=" + certs + "/server.crt",
-                                 "--tls-key=" + certs + "/server.key",
-                                 "--tls-client-ca=" + certs + "/ca.crt"}));
+  ASSERT_OK(d.Start(
+      GetParam(),
+      {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("root"), "--tls-cert=" + certs + "/server.crt",
+       "--tls-key=" + certs + "/server.key", "--tls-client-ca=" + certs + "/ca.crt"}));
   rpc::TlsFiles good{certs + "/client.crt", certs + "/client.key", certs + "/ca.crt"};
   ASSERT_OK_AND_ASSIGN(std::string health, CheckHealth(d.Address(), good));
   EXPECT_EQ(health, "SERVING");

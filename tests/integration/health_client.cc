@@ -31,8 +31,8 @@ absl::StatusOr<std::string> ReflectionListServices(const std::string& address) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   grpc::CompletionQueue cq;
-  auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                               &cq);
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag = nullptr;
   bool ok = false;
   auto next = [&](intptr_t want) -> absl::Status {
@@ -60,7 +60,8 @@ absl::StatusOr<std::string> ReflectionListServices(const std::string& address) {
   std::vector<grpc::Slice> slices;
   if (!in.Dump(&slices).ok()) return absl::InternalError("cannot read reflection response");
   std::string raw;
-  for (const grpc::Slice& s : slices) raw.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    raw.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return raw;
 }
 

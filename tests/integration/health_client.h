@@ -11,8 +11,7 @@ namespace pier::testing {
 
 // Returns the health status name ("SERVING", "NOT_SERVING", ...) of
 // `service` ("" for the server), or the RPC's error.
-absl::StatusOr<std::string> CheckHealth(const std::string& address,
-                                        const rpc::TlsFiles& tls = {},
+absl::StatusOr<std::string> CheckHealth(const std::string& address, const rpc::TlsFiles& tls = {},
                                         const std::string& service = "");
 
 // Returns the raw ServerReflectionResponse to a list_services request; the
