@@ -9,10 +9,13 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
+#include <grpcpp/support/server_interceptor.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -83,6 +86,28 @@ std::string BoundAddress(const std::string& listen, int port) {
   if (colon == std::string::npos) return listen;
   return absl::StrCat(listen.substr(0, colon), ":", port);
 }
+
+// Counts calls in flight, so that SIGTERM waits only while there is work:
+// gRPC's own Shutdown(deadline) also waits for idle client connections to
+// close, which long-lived clients never do.
+std::atomic<int64_t> g_calls_in_flight{0};
+
+class CallCounter : public grpc::experimental::Interceptor {
+ public:
+  CallCounter() { g_calls_in_flight.fetch_add(1); }
+  ~CallCounter() override { g_calls_in_flight.fetch_sub(1); }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    methods->Proceed();
+  }
+};
+
+class CallCounterFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo*) override {
+    return new CallCounter();
+  }
+};
 
 class Context : public DaemonContext {
  public:
@@ -200,6 +225,9 @@ int RunDaemon(const DaemonSpec& spec, int argc, char** argv) {
   // A second daemon on a taken port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (grpc::Service* s : ctx.services_) builder.RegisterService(s);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<CallCounterFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || (port == 0 && !absl::StartsWith(opts.listen, "unix:"))) {
     PIER_LOG(ERROR) << "cannot listen on " << opts.listen
@@ -223,8 +251,18 @@ int RunDaemon(const DaemonSpec& spec, int argc, char** argv) {
   }
   PIER_LOG(INFO) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", stopping";
   server->GetHealthCheckService()->Shutdown();
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(opts.shutdown_grace_ms));
+  // Drain: wait (bounded by the grace period) while calls are in flight,
+  // then shut down, cancelling whatever is left.
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.shutdown_grace_ms);
+  while (g_calls_in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (int64_t left = g_calls_in_flight.load(); left > 0) {
+    PIER_LOG(WARNING) << "cancelling " << left << " calls still in flight";
+  }
+  server->Shutdown(std::chrono::system_clock::now());
+  PIER_LOG(DEBUG) << "gRPC server drained";
   for (auto it = ctx.stops_.rbegin(); it != ctx.stops_.rend(); ++it) (*it)();
   server->Wait();
   PIER_LOG(INFO) << "stopped";

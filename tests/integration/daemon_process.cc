@@ -34,6 +34,11 @@ DaemonProcess::~DaemonProcess() {
 absl::Status DaemonProcess::Start(const std::string& binary, const std::vector<std::string>& args,
                                   const std::vector<std::string>& wait_for,
                                   std::chrono::milliseconds timeout) {
+  Kill();
+  addresses_.clear();
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  stdout_fd_ = -1;
+  if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
   std::string path = binary.find('/') == std::string::npos ? JoinPath(BinDir(), binary) : binary;
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
