@@ -276,6 +276,15 @@ TEST_F(HostileLayerTest, DirectoryReplacesSymlinkToOutside) {
   EXPECT_EQ(Read(target_ + "/" + name), "inside");
 }
 
+// 13b: directory times are set at the end; a directory replaced meanwhile
+// by a symlink that leads out must not have its times set through it.
+TEST_F(HostileLayerTest, DirectoryLaterReplacedBySymlinkToOutside) {
+  ASSERT_OK(Apply(TarBuilder().Dir("a/").Dir("a/dir/").Symlink("a", outside_).Finish()));
+  struct stat st {};
+  ASSERT_EQ(::lstat((target_ + "/a").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+}
+
 // 14: a lower layer's escaping symlink in the target already.
 TEST_F(HostileLayerTest, PreexistingSymlinkedParent) {
   ASSERT_OK(testing::Symlink(outside_, target_ + "/etc"));

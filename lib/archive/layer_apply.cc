@@ -174,16 +174,22 @@ class Applier {
   }
 
   // Sets the times of the directories this layer wrote, now that nothing
-  // more will be created in them.
+  // more will be created in them. A directory that a later entry removed or
+  // replaced (even by a symlink leading out) is skipped: its path is resolved
+  // beneath the target again and must still end in a directory.
   absl::Status Finish() {
     for (const DirTimes& d : dir_times_) {
       auto [parent, base] = SplitParent(d.path);
       absl::StatusOr<UniqueFd> dir = ResolveDir(parent, /*create=*/false);
-      if (absl::IsNotFound(dir.status())) continue;  // removed later by this layer
+      if (absl::IsNotFound(dir.status()) || absl::IsInvalidArgument(dir.status())) continue;
       if (!dir.ok()) return Annotate(dir.status(), absl::StrCat("set times of ", d.path));
       std::string name(base);
-      if (::utimensat(dir->get(), name.c_str(), d.times, AT_SYMLINK_NOFOLLOW) != 0 &&
-          errno != ENOENT) {
+      struct stat st {};
+      if (::fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+          !S_ISDIR(st.st_mode)) {
+        continue;
+      }
+      if (::utimensat(dir->get(), name.c_str(), d.times, AT_SYMLINK_NOFOLLOW) != 0) {
         return ErrnoStatus(errno, absl::StrCat("set times of ", d.path));
       }
     }

@@ -11,7 +11,10 @@
 //    RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS relative to a descriptor of the
 //    target: a symlink on the way may lead anywhere inside the target, but
 //    one that leads out (absolute, or ".." past the root) makes the kernel
-//    fail with EXDEV, and the entry is refused.
+//    fail with EXDEV, and the entry is refused. RESOLVE_BENEATH treats every
+//    absolute symlink as leading out, so an entry below one (var/run/x with
+//    var/run -> /run) is refused too, even though a container would see it
+//    inside: writers record real paths, and refusing is the safe reading.
 //  - The last component is never followed: whatever non-directory is there
 //    (a symlink planted by a lower layer or earlier in this one) is unlinked
 //    first and the new entry created with O_CREAT|O_EXCL|O_NOFOLLOW, mknodat,
@@ -33,12 +36,14 @@
 // Whiteouts. With WhiteoutMode::kDelete, `.wh.<name>` deletes <name>
 // (recursively) and `<dir>/.wh..wh..opq` deletes what lower layers put in
 // <dir>, keeping what this layer itself wrote there (before or after the
-// marker). With kOverlay (for an overlayfs snapshotter, where each layer is
+// marker); a `.wh.<name>` for an entry this layer itself wrote is ignored.
+// With kOverlay (for an overlayfs snapshotter, where each layer is
 // its own directory) they become a 0/0 character device and the xattr
 // trusted.overlay.opaque=y (user.overlay.opaque with overlay_user_xattr).
 //
 // Metadata. Owners (lchown), modes (setuid/setgid/sticky kept: chown comes
-// first), xattrs (after chown, which clears security.capability),
+// first), xattrs (after chown, which clears security.capability; a file
+// system without xattrs, or user.* on a symlink or device, is not an error),
 // mtimes (utimensat, directories last, since creating entries changes them).
 // Overlay-private xattrs (trusted.overlay.*, user.overlay.*) in a layer are
 // ignored: they would change how overlayfs reads the snapshot.

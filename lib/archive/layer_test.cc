@@ -189,13 +189,16 @@ TEST_F(LayerTest, TarFormatIsWhatDockerWrites) {
   CreateOptions options;
   options.compression = Compression::kNone;
   ASSERT_OK_AND_ASSIGN(Created layer, CreateFromDir(src, options));
-  EXPECT_EQ(layer.bytes.substr(257, 8), std::string("ustar\0" "00", 8));
+  EXPECT_EQ(layer.bytes.substr(257, 8), std::string("ustar\0"
+                                                    "00",
+                                                    8));
   EXPECT_THAT(layer.bytes, HasSubstr("SCHILY.xattr.user.comment=hello"));
   EXPECT_THAT(layer.bytes, HasSubstr("SCHILY.xattr.security.capability="));
   EXPECT_THAT(layer.bytes, Not(HasSubstr("LIBARCHIVE.")));
   EXPECT_THAT(layer.bytes, Not(HasSubstr("hdrcharset")));
   EXPECT_THAT(layer.bytes, Not(HasSubstr("mtime=")));
-  EXPECT_THAT(layer.bytes, HasSubstr("path=donn\xc3\xa9" "es/\xc3\xa9t\xc3\xa9.txt"));
+  EXPECT_THAT(layer.bytes, HasSubstr("path=donn\xc3\xa9"
+                                     "es/\xc3\xa9t\xc3\xa9.txt"));
   EXPECT_THAT(layer.bytes, HasSubstr(" uid=3000000\n"));
   EXPECT_EQ(layer.bytes.size() % 512, 0u);
   EXPECT_EQ(layer.bytes.substr(layer.bytes.size() - 1024), std::string(1024, '\0'));
@@ -530,6 +533,45 @@ TEST_F(LayerTest, DiffOfTwoTrees) {
   Created none;
   ASSERT_OK_AND_ASSIGN(none.info, CreateLayerFromDiff(upper, upper, StringSink(&none.bytes)));
   EXPECT_EQ(none.info.entries, 0u);
+}
+
+// A file rewritten in place leaves its directories' mtimes alone; the layer
+// still carries those directories so that it applies on its own.
+TEST_F(LayerTest, DiffCarriesParentsOfChanges) {
+  const std::string lower = tmp_.Sub("lower"), upper = tmp_.Sub("upper");
+  for (const std::string& root : {lower, upper}) {
+    ASSERT_OK(testing::WriteFile(root + "/a/b/file", "old", 0600));
+    ASSERT_OK(testing::WriteFile(root + "/a/other", "same"));
+    ASSERT_OK(testing::WriteFile(root + "/z", "same"));
+    ASSERT_OK(StampTimes(root, 1600000000));
+  }
+  {
+    UniqueFd fd(::open((upper + "/a/b/file").c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    ASSERT_OK(WriteAll(fd.get(), "new!", "file"));
+  }
+  Created diff;
+  ASSERT_OK_AND_ASSIGN(diff.info, CreateLayerFromDiff(lower, upper, StringSink(&diff.bytes)));
+  EXPECT_THAT(*testing::ListLayer(diff.bytes), ElementsAre("a/ d", "a/b/ d", "a/b/file f"));
+}
+
+TEST_F(LayerTest, OwnersCanBeLeftAlone) {
+  std::string tar;
+  {
+    const std::string src = tmp_.Sub("src");
+    ASSERT_OK(testing::WriteFile(src + "/f", "x", 04755));
+    ASSERT_OK(testing::Chown(src + "/f", 1234, 5678));
+    ASSERT_EQ(::chmod((src + "/f").c_str(), 04755), 0);  // chown cleared setuid
+    ASSERT_OK_AND_ASSIGN(Created layer, CreateFromDir(src));
+    tar = layer.bytes;
+  }
+  ApplyOptions options;
+  options.restore_owners = false;
+  ASSERT_OK(Apply(tar, tmp_.Sub("dst"), options).status());
+  struct stat st {};
+  ASSERT_EQ(::lstat(tmp_.Sub("dst/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  EXPECT_EQ(st.st_mode & 07777, 04755u);
 }
 
 bool HaveGnuTar() { return std::system("tar --version >/dev/null 2>&1") == 0; }

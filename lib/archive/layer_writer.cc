@@ -40,12 +40,19 @@ class TarStream {
   TarStream(const TarStream&) = delete;
   TarStream& operator=(const TarStream&) = delete;
   ~TarStream() {
-    // Freeing an archive that was not closed flushes it through the
-    // callbacks; after a failure, nothing more goes to the sink.
+    // Freeing a writer that was not closed flushes it. After a failure that
+    // flush must neither reach the sink nor read freed memory: the callbacks
+    // turn into no-ops, the compressor goes first (its zlib/zstd state may
+    // point into the tar writer's block buffer, or into buffer_, both still
+    // alive), then the tar writer.
     abandoned_ = true;
-    tar_.reset();
     compressor_.reset();
+    tar_.reset();
   }
+
+  // Scratch space for file data on its way into the tar; it outlives both
+  // libarchive writers, which may hold pointers into it.
+  char* buffer() { return buffer_.get(); }
 
   absl::Status Open() {
     if (options_.compression != Compression::kNone) RETURN_IF_ERROR(OpenCompressor());
@@ -201,6 +208,7 @@ class TarStream {
 
   const ByteSink& sink_;
   CreateOptions options_;
+  std::unique_ptr<char[]> buffer_{new char[kCopyChunk]};
   internal::WriteArchive compressor_;  // declared before tar_: destroyed after it
   internal::WriteArchive tar_;
   oci::Sha256 diff_hash_;
@@ -227,7 +235,7 @@ struct PendingDir {
 class TreeWriter {
  public:
   TreeWriter(Mode mode, TarStream* out, const CreateOptions& options)
-      : mode_(mode), out_(out), options_(options), buf_(new char[kCopyChunk]) {}
+      : mode_(mode), out_(out), options_(options) {}
 
   // Writes the children of `dirfd` (relative path `rel`), recursively.
   absl::Status WalkAll(int dirfd, const std::string& rel) {
@@ -453,11 +461,11 @@ class TreeWriter {
     off_t left = size;
     while (left > 0) {
       size_t want = static_cast<size_t>(std::min<off_t>(left, kCopyChunk));
-      ASSIGN_OR_RETURN(size_t got, ReadFull(fd, buf_.get(), want, Shown(rel)));
+      ASSIGN_OR_RETURN(size_t got, ReadFull(fd, out_->buffer(), want, Shown(rel)));
       if (got == 0) {
         return absl::AbortedError(absl::StrCat(Shown(rel), " shrank while it was being archived"));
       }
-      RETURN_IF_ERROR(out_->WriteData(buf_.get(), got, Shown(rel)));
+      RETURN_IF_ERROR(out_->WriteData(out_->buffer(), got, Shown(rel)));
       left -= static_cast<off_t>(got);
     }
     return absl::OkStatus();
@@ -494,11 +502,14 @@ class TreeWriter {
     if (!a.valid()) return ErrnoStatus(errno, absl::StrCat("open ", Shown(rel)));
     UniqueFd b(::openat(lower_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!b.valid()) return ErrnoStatus(errno, absl::StrCat("open ", lower_root_, "/", rel));
-    std::unique_ptr<char[]> other(new char[kCopyChunk]);
+    if (!cmp_a_) {
+      cmp_a_.reset(new char[kCopyChunk]);
+      cmp_b_.reset(new char[kCopyChunk]);
+    }
     while (true) {
-      ASSIGN_OR_RETURN(size_t na, ReadFull(a.get(), buf_.get(), kCopyChunk, Shown(rel)));
-      ASSIGN_OR_RETURN(size_t nb, ReadFull(b.get(), other.get(), kCopyChunk, rel));
-      if (na != nb || std::memcmp(buf_.get(), other.get(), na) != 0) return true;
+      ASSIGN_OR_RETURN(size_t na, ReadFull(a.get(), cmp_a_.get(), kCopyChunk, Shown(rel)));
+      ASSIGN_OR_RETURN(size_t nb, ReadFull(b.get(), cmp_b_.get(), kCopyChunk, rel));
+      if (na != nb || std::memcmp(cmp_a_.get(), cmp_b_.get(), na) != 0) return true;
       if (na < kCopyChunk) return false;
     }
   }
@@ -506,7 +517,7 @@ class TreeWriter {
   Mode mode_;
   TarStream* out_;
   const CreateOptions& options_;
-  std::unique_ptr<char[]> buf_;
+  std::unique_ptr<char[]> cmp_a_, cmp_b_;  // ContentDiffers' buffers
   std::string upper_root_;
   std::string lower_root_;
   std::vector<PendingDir> pending_;
