@@ -12,6 +12,7 @@ namespace pier::cli {
 namespace {
 
 constexpr Verb kVerbs[] = {
+    {"registry", "Administer pier-registry (ls, tags, gc)", Registry},
     {"status", "Show whether each Pier service is serving", Status},
     {"version", "Show the Pier version", Version},
 };

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,34 @@ std::string BinDir() {
   const char* env = std::getenv("PIER_BIN_DIR");
   if (env != nullptr && *env != '\0') return env;
   return PIER_DEFAULT_BIN_DIR;
+}
+
+CommandResult RunPier(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  std::string cmd;
+  for (const std::string& e : env) absl::StrAppend(&cmd, "'", e, "' ");
+  absl::StrAppend(&cmd, "'", JoinPath(BinDir(), "pier"), "'");
+  for (const std::string& a : args) {
+    std::string quoted;
+    for (char c : a) {
+      if (c == '\'') {
+        quoted += "'\\''";
+      } else {
+        quoted += c;
+      }
+    }
+    absl::StrAppend(&cmd, " '", quoted, "'");
+  }
+  absl::StrAppend(&cmd, " 2>&1");
+  std::string full = env.empty() ? cmd : absl::StrCat("env ", cmd);
+  CommandResult result;
+  FILE* p = ::popen(full.c_str(), "r");
+  if (p == nullptr) return result;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) result.output.append(buf, n);
+  int status = ::pclose(p);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
 
 DaemonProcess::~DaemonProcess() {

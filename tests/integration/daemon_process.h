@@ -22,6 +22,16 @@ namespace pier::testing {
 // compiled in by CMake.
 std::string BinDir();
 
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `pier` (from BinDir()) with `args` and `env` ("NAME=value") added to
+// this process's environment; waits for it.
+CommandResult RunPier(const std::vector<std::string>& args,
+                      const std::vector<std::string>& env = {});
+
 class DaemonProcess {
  public:
   DaemonProcess() = default;

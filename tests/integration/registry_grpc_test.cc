@@ -300,6 +300,21 @@ TEST_F(RegistryGrpcTest, ManifestsTagsMountDeleteAndGc) {
   ASSERT_TRUE(stub_->StartUpload(&c3, mount, &mresp).ok());
   EXPECT_TRUE(mresp.mounted());
 
+  // The CLI sees the same.
+  std::vector<std::string> env = {"PIER_REGISTRY=" + daemon_.Address()};
+  CommandResult ls = RunPier({"registry", "ls"}, env);
+  EXPECT_EQ(ls.exit_code, 0) << ls.output;
+  EXPECT_EQ(ls.output, "team/app\nteam/copy\n");
+  CommandResult tags = RunPier({"registry", "tags", "team/app"}, env);
+  EXPECT_EQ(tags.exit_code, 0) << tags.output;
+  EXPECT_THAT(tags.output, HasSubstr("v3\t" + presp.digest()));
+  CommandResult dry = RunPier({"registry", "gc", "--dry-run", "--min-age=0"}, env);
+  EXPECT_EQ(dry.exit_code, 0) << dry.output;
+  EXPECT_THAT(dry.output, HasSubstr("would delete: 1 blobs (5000 bytes)"));
+  CommandResult missing = RunPier({"registry", "tags", "no/such"}, env);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("repository no/such not found"));
+
   // Delete the manifest (its tags go with it), then GC with no grace.
   grpc::ClientContext c4;
   v1::DeleteManifestRequest del;
