@@ -11,6 +11,7 @@
 #include "lib/common/log.h"
 #include "lib/oci/types.h"
 #include "nlohmann/json.hpp"
+#include "services/registry/http/metrics.h"
 #include "services/registry/storage/errors.h"
 
 namespace pier::registry {
@@ -84,7 +85,33 @@ void SetUploadHeaders(http::ResponseWriter& w, const std::string& repo, const Up
 }
 
 ChunkSource BodySource(http::Request& req) {
-  return [&req](char* buf, size_t len) { return req.ReadBody(buf, len); };
+  return [&req](char* buf, size_t len) -> absl::StatusOr<size_t> {
+    absl::StatusOr<size_t> n = req.ReadBody(buf, len);
+    if (n.ok()) {
+      if (RequestStats* stats = CurrentRequestStats()) stats->bytes_in += *n;
+    }
+    return n;
+  };
+}
+
+// Counts an upload request in the in-flight gauge for its lifetime.
+class InFlight {
+ public:
+  explicit InFlight(Metrics* m) : m_(m) {
+    if (m_) m_->UploadStarted();
+  }
+  ~InFlight() {
+    if (m_) m_->UploadEnded();
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  Metrics* m_;
+};
+
+void CountSent(uint64_t n) {
+  if (RequestStats* stats = CurrentRequestStats()) stats->bytes_out += n;
 }
 
 // Parses a "Range: bytes=a-b" header against a blob of `size` bytes.
@@ -131,48 +158,90 @@ void SendError(http::ResponseWriter& w, const absl::Status& status) {
   SendJson(w, http_status, body);
 }
 
-void DistributionApi::Handle(http::Request& req, http::ResponseWriter& w) {
-  w.SetHeader("Docker-Distribution-API-Version", "registry/2.0");
-  absl::string_view path = req.path;
+absl::StatusOr<Route> ParseRoute(absl::string_view path) {
+  Route r;
   if (path == "/healthz") {
-    w.SetHeader("Content-Type", "text/plain");
-    (void)w.Send("ok\n");
-    return;
+    r.kind = Route::kHealth;
+    return r;
   }
-  if (path == "/v2" || path == "/v2/") return Base(req, w);
-  if (!absl::ConsumePrefix(&path, "/v2/")) {
-    return SendError(w, absl::NotFoundError(absl::StrCat("no such endpoint: ", req.path)));
+  if (path == "/metrics") {
+    r.kind = Route::kMetrics;
+    return r;
   }
-  if (path == "_catalog") return Catalog(req, w);
+  if (path == "/v2" || path == "/v2/") {
+    r.kind = Route::kBase;
+    return r;
+  }
+  auto none = [&] { return absl::NotFoundError(absl::StrCat("no such endpoint: ", path)); };
+  if (!absl::ConsumePrefix(&path, "/v2/")) return none();
+  if (path == "_catalog") {
+    r.kind = Route::kCatalog;
+    return r;
+  }
   // <name>/tags/list, <name>/manifests/<ref>, <name>/blobs/uploads/[<id>],
   // <name>/blobs/<digest>, <name>/referrers/<digest>. The name may itself
   // contain these words, so match from the right.
   if (absl::EndsWith(path, "/tags/list")) {
-    return Tags(req, w, std::string(path.substr(0, path.size() - 10)));
+    r.kind = Route::kTags;
+    r.repo = std::string(path.substr(0, path.size() - 10));
+    return r;
   }
   if (absl::EndsWith(path, "/blobs/uploads") || absl::EndsWith(path, "/blobs/uploads/")) {
-    size_t cut = path.rfind("/blobs/uploads");
-    return StartUpload(req, w, std::string(path.substr(0, cut)));
+    r.kind = Route::kStartUpload;
+    r.repo = std::string(path.substr(0, path.rfind("/blobs/uploads")));
+    return r;
   }
   size_t last_slash = path.rfind('/');
-  if (last_slash == absl::string_view::npos || last_slash == 0) {
-    return SendError(w, absl::NotFoundError(absl::StrCat("no such endpoint: ", req.path)));
-  }
-  std::string leaf(path.substr(last_slash + 1));
+  if (last_slash == absl::string_view::npos || last_slash == 0) return none();
+  r.leaf = std::string(path.substr(last_slash + 1));
   absl::string_view head = path.substr(0, last_slash);
-  if (absl::EndsWith(head, "/blobs/uploads")) {
-    return Upload(req, w, std::string(head.substr(0, head.size() - 14)), leaf);
+  struct Suffix {
+    absl::string_view text;
+    Route::Kind kind;
+  };
+  for (const Suffix& sfx : {Suffix{"/blobs/uploads", Route::kUpload}, Suffix{"/blobs", Route::kBlob},
+                            Suffix{"/manifests", Route::kManifest},
+                            Suffix{"/referrers", Route::kReferrers}}) {
+    if (absl::EndsWith(head, sfx.text)) {
+      r.kind = sfx.kind;
+      r.repo = std::string(head.substr(0, head.size() - sfx.text.size()));
+      return r;
+    }
   }
-  if (absl::EndsWith(head, "/blobs")) {
-    return Blob(req, w, std::string(head.substr(0, head.size() - 6)), leaf);
+  return none();
+}
+
+void DistributionApi::Handle(http::Request& req, http::ResponseWriter& w) {
+  w.SetHeader("Docker-Distribution-API-Version", "registry/2.0");
+  absl::StatusOr<Route> route = ParseRoute(req.path);
+  if (!route.ok()) return SendError(w, route.status());
+  switch (route->kind) {
+    case Route::kHealth:
+      w.SetHeader("Content-Type", "text/plain");
+      (void)w.Send("ok\n");
+      return;
+    case Route::kMetrics:
+      w.SetHeader("Content-Type", "text/plain; version=0.0.4");
+      (void)w.Send(metrics_ != nullptr ? metrics_->Render() : "");
+      return;
+    default:
+      break;
   }
-  if (absl::EndsWith(head, "/manifests")) {
-    return Manifest(req, w, std::string(head.substr(0, head.size() - 10)), leaf);
+  if (authorize_) {
+    absl::Status s = authorize_(req, w, *route);
+    if (!s.ok()) return SendError(w, s);
   }
-  if (absl::EndsWith(head, "/referrers")) {
-    return Referrers(req, w, std::string(head.substr(0, head.size() - 10)), leaf);
+  switch (route->kind) {
+    case Route::kBase: return Base(req, w);
+    case Route::kCatalog: return Catalog(req, w);
+    case Route::kTags: return Tags(req, w, route->repo);
+    case Route::kStartUpload: return StartUpload(req, w, route->repo);
+    case Route::kUpload: return Upload(req, w, route->repo, route->leaf);
+    case Route::kBlob: return Blob(req, w, route->repo, route->leaf);
+    case Route::kManifest: return Manifest(req, w, route->repo, route->leaf);
+    case Route::kReferrers: return Referrers(req, w, route->repo, route->leaf);
+    default: return SendError(w, absl::NotFoundError("no such endpoint"));
   }
-  SendError(w, absl::NotFoundError(absl::StrCat("no such endpoint: ", req.path)));
 }
 
 void DistributionApi::Base(http::Request& req, http::ResponseWriter& w) {
@@ -267,7 +336,7 @@ void DistributionApi::Blob(http::Request& req, http::ResponseWriter& w, const st
   if (std::optional<std::string> local = registry_->LocalBlobPath(info->digest)) {
     UniqueFd fd(::open(local->c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.valid()) {
-      (void)w.SendFile(fd.get(), start, length);
+      if (w.SendFile(fd.get(), start, length).ok()) CountSent(length);
       return;
     }
   }
@@ -285,6 +354,7 @@ void DistributionApi::Blob(http::Request& req, http::ResponseWriter& w, const st
       return;  // The writer closes the connection on an incomplete body.
     }
     if (!w.Write(absl::string_view(buf.data(), *n)).ok()) return;
+    CountSent(*n);
     left -= *n;
   }
   (void)w.Finish();
@@ -313,6 +383,7 @@ void DistributionApi::StartUpload(http::Request& req, http::ResponseWriter& w,
   if (!up.ok()) return SendError(w, up.status());
   if (std::optional<absl::string_view> digest = req.Query("digest")) {
     // Monolithic upload: the body is the whole blob.
+    InFlight in_flight(metrics_);
     absl::StatusOr<UploadInfo> wrote = registry_->AppendUpload(repo, up->id, 0, BodySource(req));
     if (!wrote.ok()) {
       (void)registry_->CancelUpload(repo, up->id);
@@ -345,6 +416,7 @@ void DistributionApi::Upload(http::Request& req, http::ResponseWriter& w, const 
     return SendEmpty(w, 204);
   }
   if (req.method == "PATCH" || req.method == "PUT") {
+    InFlight in_flight(metrics_);
     std::optional<uint64_t> start;
     if (std::optional<absl::string_view> cr = req.Header("Content-Range")) {
       absl::string_view v = *cr;
@@ -398,6 +470,9 @@ void DistributionApi::Manifest(http::Request& req, http::ResponseWriter& w,
     if (size_t semi = type.find(';'); semi != std::string::npos) type.resize(semi);
     // Read one byte past the bound so an oversized body is told apart.
     absl::StatusOr<std::string> body = req.ReadAllBody((4 << 20) + 1);
+    if (body.ok()) {
+      if (RequestStats* stats = CurrentRequestStats()) stats->bytes_in += body->size();
+    }
     if (!body.ok()) {
       if (absl::IsResourceExhausted(body.status())) {
         return SendError(w, RegistryError(ErrorCode::kManifestTooLarge,
@@ -444,7 +519,7 @@ void DistributionApi::Manifest(http::Request& req, http::ResponseWriter& w,
     (void)w.Finish();
     return;
   }
-  (void)w.Send(m->bytes);
+  if (w.Send(m->bytes).ok()) CountSent(m->bytes.size());
 }
 
 void DistributionApi::Referrers(http::Request& req, http::ResponseWriter& w,

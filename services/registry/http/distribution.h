@@ -14,16 +14,46 @@
 // threads at once; the handler keeps no per-request state of its own.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "lib/http/server.h"
+#include "services/registry/http/metrics.h"
 #include "services/registry/storage/registry.h"
 
 namespace pier::registry {
 
+// What a request addresses, parsed from its path.
+struct Route {
+  enum Kind {
+    kHealth,
+    kMetrics,
+    kBase,
+    kCatalog,
+    kTags,
+    kStartUpload,
+    kUpload,
+    kBlob,
+    kManifest,
+    kReferrers
+  };
+  Kind kind = kBase;
+  std::string repo;
+  std::string leaf;  // digest, reference or upload id
+};
+
+// Parses a request path; NotFound for anything that is not an endpoint.
+absl::StatusOr<Route> ParseRoute(absl::string_view path);
+
+// Decides whether a request may proceed; a non-OK status is sent as the
+// error (the hook may set headers such as WWW-Authenticate first).
+using AuthorizeFn =
+    std::function<absl::Status(http::Request&, http::ResponseWriter&, const Route&)>;
+
 class DistributionApi {
  public:
-  explicit DistributionApi(Registry* registry) : registry_(registry) {}
+  DistributionApi(Registry* registry, Metrics* metrics, AuthorizeFn authorize = nullptr)
+      : registry_(registry), metrics_(metrics), authorize_(std::move(authorize)) {}
 
   void Handle(http::Request& req, http::ResponseWriter& w);
 
@@ -42,6 +72,8 @@ class DistributionApi {
                  const std::string& digest);
 
   Registry* registry_;
+  Metrics* metrics_;
+  AuthorizeFn authorize_;
 };
 
 // Writes an OCI error body {"errors":[{"code","message"}]} with the HTTP
