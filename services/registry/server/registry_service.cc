@@ -41,8 +41,34 @@ size_t PageSize(int32_t requested) {
 
 }  // namespace
 
-grpc::Status RegistryService::StatBlob(grpc::ServerContext*, const v1::StatBlobRequest* req,
+absl::Status RegistryService::Check(grpc::ServerContext* ctx, absl::string_view repo,
+                                    auth::Action action) {
+  if (authorizer_ == nullptr || authorizer_->config().mode == auth::AuthMode::kNone) {
+    return absl::OkStatus();
+  }
+  // A client certificate the server verified (mTLS) is trusted in full.
+  if (ctx->auth_context() != nullptr && ctx->auth_context()->IsPeerAuthenticated()) {
+    return absl::OkStatus();
+  }
+  std::optional<absl::string_view> header;
+  auto it = ctx->client_metadata().find("authorization");
+  if (it != ctx->client_metadata().end()) {
+    header = absl::string_view(it->second.data(), it->second.size());
+  }
+  absl::StatusOr<auth::Identity> id = authorizer_->Authenticate(header);
+  if (!id.ok()) return id.status();
+  return authorizer_->Authorize(*id, repo, action);
+}
+
+#define PIER_CHECK_ACCESS(repo, action)                           \
+  do {                                                            \
+    absl::Status pier_access_ = Check(ctx, (repo), (action));     \
+    if (!pier_access_.ok()) return ToGrpcStatus(pier_access_);    \
+  } while (0)
+
+grpc::Status RegistryService::StatBlob(grpc::ServerContext* ctx, const v1::StatBlobRequest* req,
                                        v1::StatBlobResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   absl::StatusOr<BlobInfo> b = registry_->StatBlob(req->repository(), req->digest());
   if (!b.ok()) return ToGrpcStatus(b.status());
   SetDescriptor(*b, resp->mutable_blob());
@@ -51,6 +77,7 @@ grpc::Status RegistryService::StatBlob(grpc::ServerContext*, const v1::StatBlobR
 
 grpc::Status RegistryService::ReadBlob(grpc::ServerContext* ctx, const v1::ReadBlobRequest* req,
                                        grpc::ServerWriter<v1::ReadBlobResponse>* writer) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   if (req->offset() < 0 || req->length() < 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("offset and length must not be negative"));
   }
@@ -87,12 +114,13 @@ grpc::Status RegistryService::ReadBlob(grpc::ServerContext* ctx, const v1::ReadB
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::StartUpload(grpc::ServerContext*, const v1::StartUploadRequest* req,
+grpc::Status RegistryService::StartUpload(grpc::ServerContext* ctx, const v1::StartUploadRequest* req,
                                           v1::StartUploadResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   if ((!req->mount_from().empty() || !req->data().empty()) && req->digest().empty()) {
     return ToGrpcStatus(absl::InvalidArgumentError("mount_from and data need a digest"));
   }
-  if (!req->mount_from().empty()) {
+  if (!req->mount_from().empty() && Check(ctx, req->mount_from(), auth::Action::kPull).ok()) {
     absl::StatusOr<BlobInfo> b =
         registry_->MountBlob(req->repository(), req->mount_from(), req->digest());
     if (b.ok()) {
@@ -139,7 +167,7 @@ grpc::Status RegistryService::StartUpload(grpc::ServerContext*, const v1::StartU
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::WriteUpload(grpc::ServerContext*,
+grpc::Status RegistryService::WriteUpload(grpc::ServerContext* ctx,
                                           grpc::ServerReader<v1::WriteUploadRequest>* reader,
                                           v1::WriteUploadResponse* resp) {
   v1::WriteUploadRequest msg;
@@ -148,6 +176,7 @@ grpc::Status RegistryService::WriteUpload(grpc::ServerContext*,
   }
   const std::string repo = msg.repository();
   const std::string id = msg.upload_id();
+  PIER_CHECK_ACCESS(repo, auth::Action::kPush);
   if (repo.empty() || id.empty()) {
     return ToGrpcStatus(
         absl::InvalidArgumentError("the first WriteUpload message needs repository and upload_id"));
@@ -179,9 +208,10 @@ grpc::Status RegistryService::WriteUpload(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::GetUploadStatus(grpc::ServerContext*,
+grpc::Status RegistryService::GetUploadStatus(grpc::ServerContext* ctx,
                                               const v1::GetUploadStatusRequest* req,
                                               v1::GetUploadStatusResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   absl::StatusOr<UploadInfo> up = registry_->GetUpload(req->repository(), req->upload_id());
   if (!up.ok()) return ToGrpcStatus(up.status());
   resp->set_offset(static_cast<int64_t>(up->offset));
@@ -190,8 +220,9 @@ grpc::Status RegistryService::GetUploadStatus(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::CommitUpload(grpc::ServerContext*, const v1::CommitUploadRequest* req,
+grpc::Status RegistryService::CommitUpload(grpc::ServerContext* ctx, const v1::CommitUploadRequest* req,
                                            v1::CommitUploadResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   if (!req->data().empty()) {
     const std::string& data = req->data();
     size_t pos = 0;
@@ -213,18 +244,21 @@ grpc::Status RegistryService::CommitUpload(grpc::ServerContext*, const v1::Commi
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::CancelUpload(grpc::ServerContext*, const v1::CancelUploadRequest* req,
+grpc::Status RegistryService::CancelUpload(grpc::ServerContext* ctx, const v1::CancelUploadRequest* req,
                                            v1::CancelUploadResponse*) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   return ToGrpcStatus(registry_->CancelUpload(req->repository(), req->upload_id()));
 }
 
-grpc::Status RegistryService::DeleteBlob(grpc::ServerContext*, const v1::DeleteBlobRequest* req,
+grpc::Status RegistryService::DeleteBlob(grpc::ServerContext* ctx, const v1::DeleteBlobRequest* req,
                                          v1::DeleteBlobResponse*) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kDelete);
   return ToGrpcStatus(registry_->DeleteBlob(req->repository(), req->digest()));
 }
 
-grpc::Status RegistryService::PutManifest(grpc::ServerContext*, const v1::PutManifestRequest* req,
+grpc::Status RegistryService::PutManifest(grpc::ServerContext* ctx, const v1::PutManifestRequest* req,
                                           v1::PutManifestResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   std::vector<std::string> refs(req->tags().begin(), req->tags().end());
   if (refs.empty()) {
     refs.push_back(req->digest().empty() ? oci::Digest::Of(req->content()).str() : req->digest());
@@ -248,8 +282,9 @@ grpc::Status RegistryService::PutManifest(grpc::ServerContext*, const v1::PutMan
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::GetManifest(grpc::ServerContext*, const v1::GetManifestRequest* req,
+grpc::Status RegistryService::GetManifest(grpc::ServerContext* ctx, const v1::GetManifestRequest* req,
                                           v1::GetManifestResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   absl::StatusOr<ManifestInfo> m = registry_->GetManifest(req->repository(), req->reference());
   if (!m.ok()) return ToGrpcStatus(m.status());
   resp->set_content(std::move(m->bytes));
@@ -259,8 +294,9 @@ grpc::Status RegistryService::GetManifest(grpc::ServerContext*, const v1::GetMan
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::StatManifest(grpc::ServerContext*, const v1::StatManifestRequest* req,
+grpc::Status RegistryService::StatManifest(grpc::ServerContext* ctx, const v1::StatManifestRequest* req,
                                            v1::StatManifestResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   absl::StatusOr<ManifestInfo> m =
       registry_->GetManifest(req->repository(), req->reference(), /*with_bytes=*/false);
   if (!m.ok()) return ToGrpcStatus(m.status());
@@ -270,9 +306,10 @@ grpc::Status RegistryService::StatManifest(grpc::ServerContext*, const v1::StatM
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::DeleteManifest(grpc::ServerContext*,
+grpc::Status RegistryService::DeleteManifest(grpc::ServerContext* ctx,
                                              const v1::DeleteManifestRequest* req,
                                              v1::DeleteManifestResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kDelete);
   // Report the tags that go with it.
   absl::StatusOr<std::vector<std::string>> tags = registry_->ListTags(req->repository(), 0, "");
   absl::Status s = registry_->DeleteManifest(req->repository(), req->digest());
@@ -288,8 +325,9 @@ grpc::Status RegistryService::DeleteManifest(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::ListTags(grpc::ServerContext*, const v1::ListTagsRequest* req,
+grpc::Status RegistryService::ListTags(grpc::ServerContext* ctx, const v1::ListTagsRequest* req,
                                        v1::ListTagsResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   absl::StatusOr<std::string> start = PageStart(req->page_token(), req->last());
   if (!start.ok()) return ToGrpcStatus(start.status());
   bool more = false;
@@ -309,8 +347,9 @@ grpc::Status RegistryService::ListTags(grpc::ServerContext*, const v1::ListTagsR
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::DeleteTag(grpc::ServerContext*, const v1::DeleteTagRequest* req,
+grpc::Status RegistryService::DeleteTag(grpc::ServerContext* ctx, const v1::DeleteTagRequest* req,
                                         v1::DeleteTagResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kDelete);
   absl::StatusOr<ManifestInfo> m = registry_->GetManifest(req->repository(), req->tag(), false);
   if (!m.ok()) return ToGrpcStatus(m.status());
   absl::Status s = registry_->DeleteTag(req->repository(), req->tag());
@@ -319,9 +358,10 @@ grpc::Status RegistryService::DeleteTag(grpc::ServerContext*, const v1::DeleteTa
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::ListRepositories(grpc::ServerContext*,
+grpc::Status RegistryService::ListRepositories(grpc::ServerContext* ctx,
                                                const v1::ListRepositoriesRequest* req,
                                                v1::ListRepositoriesResponse* resp) {
+  PIER_CHECK_ACCESS("", auth::Action::kCatalog);
   absl::StatusOr<std::string> start = PageStart(req->page_token(), req->last());
   if (!start.ok()) return ToGrpcStatus(start.status());
   size_t want = PageSize(req->page_size());
@@ -347,9 +387,10 @@ grpc::Status RegistryService::ListRepositories(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::ListReferrers(grpc::ServerContext*,
+grpc::Status RegistryService::ListReferrers(grpc::ServerContext* ctx,
                                             const v1::ListReferrersRequest* req,
                                             v1::ListReferrersResponse* resp) {
+  PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   std::vector<oci::Descriptor> all;
   if (req->artifact_types().empty()) {
     absl::StatusOr<std::vector<oci::Descriptor>> r =
@@ -376,9 +417,10 @@ grpc::Status RegistryService::ListReferrers(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::GarbageCollect(grpc::ServerContext*,
+grpc::Status RegistryService::GarbageCollect(grpc::ServerContext* ctx,
                                              const v1::GarbageCollectRequest* req,
                                              v1::GarbageCollectResponse* resp) {
+  PIER_CHECK_ACCESS("", auth::Action::kCatalog);
   GcOptions opts;
   opts.dry_run = req->dry_run();
   opts.delete_untagged = req->delete_untagged();

@@ -9,13 +9,20 @@
 #pragma once
 
 #include "pier/registry/v1/registry.grpc.pb.h"
+#include "services/registry/auth/authorizer.h"
 #include "services/registry/storage/registry.h"
 
 namespace pier::registry {
 
 class RegistryService final : public pier::registry::v1::RegistryService::Service {
  public:
-  explicit RegistryService(Registry* registry) : registry_(registry) {}
+  // With an `authorizer` (not in kNone mode), callers must present a
+  // verified client certificate (mTLS) or an "authorization" metadata entry
+  // ("Bearer <token>" from the token endpoint, or "Basic ..." in basic
+  // mode); otherwise UNAUTHENTICATED, and PERMISSION_DENIED when the
+  // credentials do not cover the repository and action.
+  explicit RegistryService(Registry* registry, const auth::Authorizer* authorizer = nullptr)
+      : registry_(registry), authorizer_(authorizer) {}
 
   grpc::Status StatBlob(grpc::ServerContext*, const v1::StatBlobRequest*,
                         v1::StatBlobResponse*) override;
@@ -53,7 +60,10 @@ class RegistryService final : public pier::registry::v1::RegistryService::Servic
                               v1::GarbageCollectResponse*) override;
 
  private:
+  absl::Status Check(grpc::ServerContext* ctx, absl::string_view repo, auth::Action action);
+
   Registry* registry_;
+  const auth::Authorizer* authorizer_;
 };
 
 }  // namespace pier::registry

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# podman against a real pier-registry: push and pull with --tls-verify=false,
+# with basic auth (podman login), and over TLS with a trusted CA.
+source "$(dirname "$0")/lib.sh"
+
+make_image "$WORK/layout" v1
+P=(podman --root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs
+   --cgroup-manager cgroupfs --events-backend none)
+"${P[@]}" pull -q "oci:$WORK/layout:v1" >/dev/null
+img=$("${P[@]}" images -q | head -1)
+[ -n "$img" ] || fail "podman did not import the image"
+
+start_registry plain
+"${P[@]}" push -q --tls-verify=false "$img" "$REG_HTTP/peers/podman:v1"
+"${P[@]}" rmi -f "$img" >/dev/null
+"${P[@]}" pull -q --tls-verify=false "$REG_HTTP/peers/podman:v1" >/dev/null
+"${P[@]}" image exists "$REG_HTTP/peers/podman:v1" || fail "pulled image missing"
+stop_registry
+echo "plain: ok"
+
+htpasswd -cbB "$WORK/htpasswd" bob hunter2 2>/dev/null
+start_registry basic --auth=basic --htpasswd="$WORK/htpasswd"
+export REGISTRY_AUTH_FILE="$WORK/auth.json"
+"${P[@]}" login --tls-verify=false -u bob -p wrong "$REG_HTTP" >/dev/null 2>&1 && fail "bad login accepted"
+"${P[@]}" login --tls-verify=false -u bob -p hunter2 "$REG_HTTP" >/dev/null
+"${P[@]}" push -q --tls-verify=false "$REG_HTTP/peers/podman:v1" "$REG_HTTP/peers/podman-auth:v1"
+"${P[@]}" rmi -f "$REG_HTTP/peers/podman:v1" >/dev/null
+"${P[@]}" pull -q --tls-verify=false "$REG_HTTP/peers/podman-auth:v1" >/dev/null
+stop_registry
+echo "basic auth: ok"
+
+mkdir -p "$WORK/certs"
+( cd "$WORK/certs"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=pier-peers-ca
+  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+  printf 'subjectAltName=IP:127.0.0.1' > san.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+    -days 1 -extfile san.ext ) >/dev/null 2>&1
+mkdir -p "$WORK/trust"
+cp "$WORK/certs/ca.crt" "$WORK/trust/ca.crt"
+start_registry tls --tls-cert="$WORK/certs/server.crt" --tls-key="$WORK/certs/server.key"
+"${P[@]}" push -q --cert-dir "$WORK/trust" "$REG_HTTP/peers/podman-auth:v1" "$REG_HTTP/peers/podman-tls:v1"
+"${P[@]}" rmi -f "$REG_HTTP/peers/podman-auth:v1" >/dev/null
+"${P[@]}" pull -q --cert-dir "$WORK/trust" "$REG_HTTP/peers/podman-tls:v1" >/dev/null
+stop_registry
+echo "tls: ok"
+echo "podman: 3 passed, 0 failed"
