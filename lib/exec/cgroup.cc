@@ -1,14 +1,18 @@
 #include "lib/exec/cgroup.h"
 
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -83,17 +87,134 @@ absl::Status MakeCgroupDirs(const std::string& root, absl::string_view rel, bool
   return absl::OkStatus();
 }
 
-// Docker's default device cgroup rules (v1).
-constexpr const char* kDefaultDeviceRules[] = {
-    "c *:* m",      "b *:* m",  // mknod of anything, no access
-    "c 1:3 rwm",    "c 1:5 rwm", "c 1:7 rwm",
-    "c 1:8 rwm",    "c 1:9 rwm",               // null zero full random urandom
-    "c 5:0 rwm",    "c 5:1 rwm", "c 5:2 rwm",  // tty console ptmx
-    "c 136:* rwm",                             // pts
-    "c 10:200 rwm",                            // tun
+// One device rule: type 'c', 'b' or 'a' (all), major/minor or -1 for any,
+// access a subset of "rwm".
+struct DeviceRule {
+  char type;
+  int64_t major;
+  int64_t minor;
+  const char* access;
 };
 
+// Docker's default device rules: mknod of anything, use of null, zero,
+// full, random, urandom, tty, console, ptmx, the pts and tun.
+constexpr DeviceRule kDefaultDeviceRules[] = {
+    {'c', -1, -1, "m"}, {'b', -1, -1, "m"}, {'c', 1, 3, "rwm"},    {'c', 1, 5, "rwm"},
+    {'c', 1, 7, "rwm"}, {'c', 1, 8, "rwm"}, {'c', 1, 9, "rwm"},    {'c', 5, 0, "rwm"},
+    {'c', 5, 1, "rwm"}, {'c', 5, 2, "rwm"}, {'c', 136, -1, "rwm"}, {'c', 10, 200, "rwm"},
+};
+
+// "c 1:3 rwm" for devices.allow (v1).
+std::string V1Rule(const DeviceRule& r) {
+  auto num = [](int64_t v) { return v < 0 ? std::string("*") : absl::StrCat(v); };
+  return absl::StrCat(absl::string_view(&r.type, 1), " ", num(r.major), ":", num(r.minor), " ",
+                      r.access);
+}
+
+bpf_insn Insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
+  bpf_insn i;
+  std::memset(&i, 0, sizeof(i));
+  i.code = code;
+  i.dst_reg = dst;
+  i.src_reg = src;
+  i.off = off;
+  i.imm = imm;
+  return i;
+}
+
+// The v2 equivalent of a v1 allow-list: a BPF_PROG_TYPE_CGROUP_DEVICE
+// program returning 1 (allow) when a rule matches, else 0.
+std::vector<bpf_insn> DeviceProgram(const std::vector<DeviceRule>& rules) {
+  std::vector<bpf_insn> prog = {
+      // r2 = type, r3 = access, r4 = major, r5 = minor
+      Insn(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0),
+      Insn(BPF_ALU64 | BPF_AND | BPF_K, 2, 0, 0, 0xffff),
+      Insn(BPF_LDX | BPF_MEM | BPF_W, 3, 1, 0, 0),
+      Insn(BPF_ALU64 | BPF_RSH | BPF_K, 3, 0, 0, 16),
+      Insn(BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0),
+      Insn(BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0),
+  };
+  for (const DeviceRule& r : rules) {
+    bpf_insn block[10];
+    size_t n = 0;
+    size_t jumps[4];  // indexes of "goto next rule"
+    size_t njumps = 0;
+    if (r.type != 'a') {
+      jumps[njumps++] = n;
+      block[n++] = Insn(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 0,
+                        r.type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK);
+    }
+    int32_t access = 0;
+    for (const char* a = r.access; *a != '\0'; ++a) {
+      access |= *a == 'r'   ? BPF_DEVCG_ACC_READ
+                : *a == 'w' ? BPF_DEVCG_ACC_WRITE
+                            : BPF_DEVCG_ACC_MKNOD;
+    }
+    if (access != (BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD)) {
+      block[n++] = Insn(BPF_ALU64 | BPF_MOV | BPF_X, 6, 3, 0, 0);
+      block[n++] = Insn(BPF_ALU64 | BPF_AND | BPF_K, 6, 0, 0, ~access);
+      jumps[njumps++] = n;
+      block[n++] = Insn(BPF_JMP | BPF_JNE | BPF_K, 6, 0, 0, 0);
+    }
+    if (r.major >= 0) {
+      jumps[njumps++] = n;
+      block[n++] = Insn(BPF_JMP | BPF_JNE | BPF_K, 4, 0, 0, static_cast<int32_t>(r.major));
+    }
+    if (r.minor >= 0) {
+      jumps[njumps++] = n;
+      block[n++] = Insn(BPF_JMP | BPF_JNE | BPF_K, 5, 0, 0, static_cast<int32_t>(r.minor));
+    }
+    block[n++] = Insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1);
+    block[n++] = Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    for (size_t j = 0; j < njumps; ++j) {
+      block[jumps[j]].off = static_cast<int16_t>(n - jumps[j] - 1);
+    }
+    prog.insert(prog.end(), block, block + n);
+  }
+  prog.push_back(Insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0));
+  prog.push_back(Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+  return prog;
+}
+
 }  // namespace
+
+absl::Status AttachDefaultDeviceFilter(const std::string& cgroup_dir) {
+  std::vector<bpf_insn> prog = DeviceProgram(
+      std::vector<DeviceRule>(std::begin(kDefaultDeviceRules), std::end(kDefaultDeviceRules)));
+  union bpf_attr load;
+  std::memset(&load, 0, sizeof(load));
+  load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  load.insns = reinterpret_cast<uint64_t>(prog.data());
+  load.insn_cnt = static_cast<uint32_t>(prog.size());
+  load.license = reinterpret_cast<uint64_t>("Apache");
+  UniqueFd prog_fd(static_cast<int>(::syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load))));
+  if (!prog_fd.valid()) {
+    int err = errno;
+    // Again with the verifier's log, for the message.
+    std::string log(1 << 16, '\0');
+    load.log_buf = reinterpret_cast<uint64_t>(log.data());
+    load.log_size = static_cast<uint32_t>(log.size());
+    load.log_level = 1;
+    UniqueFd again(static_cast<int>(::syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load))));
+    log.resize(std::strlen(log.c_str()));
+    return ErrnoStatus(err, absl::StrCat("load the device filter for ", cgroup_dir,
+                                         log.empty() ? "" : absl::StrCat(" (", log, ")")));
+  }
+  UniqueFd dir(::open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return ErrnoStatus(errno, absl::StrCat("open ", cgroup_dir));
+  union bpf_attr attach;
+  std::memset(&attach, 0, sizeof(attach));
+  attach.target_fd = static_cast<uint32_t>(dir.get());
+  attach.attach_bpf_fd = static_cast<uint32_t>(prog_fd.get());
+  attach.attach_type = BPF_CGROUP_DEVICE;
+  attach.attach_flags = BPF_F_ALLOW_MULTI;
+  if (::syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof(attach)) < 0) {
+    return ErrnoStatus(errno, absl::StrCat("attach the device filter to ", cgroup_dir));
+  }
+  return absl::OkStatus();
+}
+
+namespace {}  // namespace
 
 absl::StatusOr<CgroupLayout> DetectCgroupLayout() {
   ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo"));
@@ -203,6 +324,8 @@ absl::StatusOr<std::unique_ptr<Cgroup>> Cgroup::Create(const CgroupLayout& layou
     if (s.ok() && spec.pids_limit > 0) s.Update(set("pids.max", absl::StrCat(spec.pids_limit)));
     if (s.ok() && !spec.cpuset_cpus.empty()) s.Update(set("cpuset.cpus", spec.cpuset_cpus));
     if (s.ok() && !spec.cpuset_mems.empty()) s.Update(set("cpuset.mems", spec.cpuset_mems));
+    // v2 has no devices controller: the allow-list is an eBPF program.
+    if (s.ok() && !allow_all_devices) s.Update(AttachDefaultDeviceFilter(dir));
     if (!s.ok()) return fail(s);
     return cg;
   }
@@ -283,8 +406,8 @@ absl::StatusOr<std::unique_ptr<Cgroup>> Cgroup::Create(const CgroupLayout& layou
         s = WriteControl(d, "devices.allow", "a");
       } else {
         s = WriteControl(d, "devices.deny", "a");
-        for (const char* rule : kDefaultDeviceRules) {
-          if (s.ok()) s = WriteControl(d, "devices.allow", rule);
+        for (const DeviceRule& rule : kDefaultDeviceRules) {
+          if (s.ok()) s = WriteControl(d, "devices.allow", V1Rule(rule));
         }
       }
     }

@@ -10,7 +10,8 @@
 //   mode also <unified>/<path>, used for cgroup.kill.
 // v2: <root>/<path> with memory.max, memory.swap.max, cpu.max, cpu.weight,
 //   pids.max, cpuset.cpus/mems; the controllers are enabled in every
-//   ancestor's cgroup.subtree_control.
+//   ancestor's cgroup.subtree_control; the device allow-list is an eBPF
+//   program (AttachDefaultDeviceFilter).
 //
 // Ownership: a Cgroup owns its directories; Destroy() kills what is left in
 // them and removes them (the destructor does not: a container's cgroup
@@ -48,6 +49,13 @@ struct CgroupLayout {
 // otherwise v1 with whichever controllers are mounted. FailedPrecondition
 // when no cgroup file system is mounted; the file's errors otherwise.
 absl::StatusOr<CgroupLayout> DetectCgroupLayout();
+
+// Attaches a BPF_PROG_TYPE_CGROUP_DEVICE program allowing only Docker's
+// default devices (null, zero, full, random, urandom, tty, console, ptmx,
+// pts, tun; mknod of any) to the cgroup v2 directory `cgroup_dir`: the v2
+// form of the v1 devices allow-list. The error of bpf(2), naming the
+// directory, on failure.
+absl::Status AttachDefaultDeviceFilter(const std::string& cgroup_dir);
 
 class Cgroup {
  public:

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -547,6 +549,38 @@ TEST_F(ExecutorTest, CgroupIsRemovedByCleanup) {
     struct stat st;
     EXPECT_NE(::stat(d.c_str(), &st), 0) << d;
   }
+}
+
+// The v2 device allow-list (an eBPF program), tried on this host's unified
+// hierarchy: a process in the cgroup may open /dev/zero's node but not
+// /dev/mem's, whatever its capabilities.
+TEST_F(ExecutorTest, EbpfDeviceFilter) {
+  ASSERT_OK_AND_ASSIGN(CgroupLayout layout, DetectCgroupLayout());
+  if (layout.unified.empty()) GTEST_SKIP() << "no cgroup2 hierarchy";
+  struct Dir {
+    std::string path;
+    ~Dir() { ::rmdir(path.c_str()); }
+  } cg{absl::StrCat(layout.unified, "/pier-devtest-", ::getpid())};
+  ASSERT_EQ(::mkdir(cg.path.c_str(), 0755), 0) << cg.path;
+  ASSERT_OK(AttachDefaultDeviceFilter(cg.path));
+  std::string zero = tmp_.Sub("zero"), mem = tmp_.Sub("mem");
+  ASSERT_EQ(::mknod(zero.c_str(), S_IFCHR | 0600, makedev(1, 5)), 0);
+  ASSERT_EQ(::mknod(mem.c_str(), S_IFCHR | 0600, makedev(1, 1)), 0);
+  std::string procs = cg.path + "/cgroup.procs";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open(procs.c_str(), O_WRONLY);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) ::_exit(10);
+    ::close(fd);
+    if (::open(zero.c_str(), O_RDONLY) < 0) ::_exit(11);
+    if (::open(mem.c_str(), O_RDONLY) >= 0 || errno != EPERM) ::_exit(12);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 // Start and Exec from several threads at once (the child side must not
