@@ -39,7 +39,7 @@ MATCHER(IsDamaged, "is DataLoss or InvalidArgument") {
 class HostileLayerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown in apply)";
+    if (::geteuid() != 0) FAIL() << "required: needs root (chown in apply)";
     outside_ = tmp_.Sub("outside");
     target_ = tmp_.Sub("x/y/target");
     evil_ = absl::StrCat("pier-evil-", ::getpid());

@@ -117,7 +117,7 @@ using testing::CreateFromDir;
 class LayerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "layer tests chown and mknod: run as root";
+    if (::geteuid() != 0) FAIL() << "required: layer tests chown and mknod: run as root";
   }
   TempDir tmp_;
 };
@@ -577,7 +577,7 @@ TEST_F(LayerTest, OwnersCanBeLeftAlone) {
 bool HaveGnuTar() { return std::system("tar --version >/dev/null 2>&1") == 0; }
 
 TEST_F(LayerTest, GnuTarExtractsOurLayers) {
-  if (!HaveGnuTar()) GTEST_SKIP() << "no tar";
+  if (!HaveGnuTar()) FAIL() << "required: no tar";
   const std::string src = tmp_.Sub("src"), dst = tmp_.Sub("dst"), file = tmp_.Sub("l.tgz");
   ASSERT_OK(BuildRichTree(src));
   ASSERT_OK_AND_ASSIGN(Created layer, CreateFromDir(src));
@@ -594,7 +594,7 @@ TEST_F(LayerTest, GnuTarExtractsOurLayers) {
 }
 
 TEST_F(LayerTest, WeApplyGnuTarLayers) {
-  if (!HaveGnuTar()) GTEST_SKIP() << "no tar";
+  if (!HaveGnuTar()) FAIL() << "required: no tar";
   const std::string src = tmp_.Sub("src"), dst = tmp_.Sub("dst"), file = tmp_.Sub("l.tgz");
   ASSERT_OK(BuildRichTree(src));
   std::string cmd = absl::StrCat("tar --xattrs --xattrs-include='*' --numeric-owner -czf ", file,
