@@ -125,9 +125,9 @@ struct RunResult {
 class ExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    if (::geteuid() != 0) FAIL() << "required: needs root";
     struct stat st;
-    if (::stat(kBusybox, &st) != 0) GTEST_SKIP() << "needs busybox-static";
+    if (::stat(kBusybox, &st) != 0) FAIL() << "required: needs busybox-static";
     rootfs_ = tmp_.Sub("rootfs");
     ASSERT_OK(MakeBusyboxRootfs(rootfs_));
   }
@@ -556,7 +556,7 @@ TEST_F(ExecutorTest, CgroupIsRemovedByCleanup) {
 // /dev/mem's, whatever its capabilities.
 TEST_F(ExecutorTest, EbpfDeviceFilter) {
   ASSERT_OK_AND_ASSIGN(CgroupLayout layout, DetectCgroupLayout());
-  if (layout.unified.empty()) GTEST_SKIP() << "no cgroup2 hierarchy";
+  if (layout.unified.empty()) FAIL() << "required: no cgroup2 hierarchy";
   struct Dir {
     std::string path;
     ~Dir() { ::rmdir(path.c_str()); }
