@@ -346,7 +346,8 @@ absl::Status ResponseWriter::Finish() {
   }
   Exchange& ex = *exchange_;
   state_ = State::kDone;
-  if (length_.has_value() && written_ != *length_) {
+  // A HEAD response declares the length of a body it never sends.
+  if (length_.has_value() && written_ != *length_ && !ex.is_head) {
     ex.close_after = true;
     ex.failed = true;
     return absl::FailedPreconditionError(

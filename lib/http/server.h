@@ -164,7 +164,8 @@ class ResponseWriter {
   // Sends the next piece of a streamed body; empty pieces are skipped.
   absl::Status Write(absl::string_view data);
   // Ends a streamed body. FailedPrecondition (and the connection is closed)
-  // when fewer bytes than the declared Content-Length were written.
+  // when fewer bytes than the declared Content-Length were written, except
+  // for HEAD, where Start(n) then Finish() answers with Content-Length n.
   absl::Status Finish();
 
   // Sends `length` bytes of open file `fd` from `offset`: the whole response

@@ -476,7 +476,9 @@ TEST_F(RegistryHttpTest, KillDuringConcurrentUploadsLosesNothingCommitted) {
     if (r.status == 200) ++visible;
     // An upload killed before its 201 may have committed just before the
     // kill; if visible, it must be intact.
-    if (r.status == 200) ASSERT_TRUE(r.body == blobs[i]);
+    if (r.status == 200) {
+      ASSERT_TRUE(r.body == blobs[i]);
+    }
   }
   EXPECT_GE(visible, acknowledged);
   auto channel = rpc::MakeChannel(daemon_.Address("grpc"));
