@@ -97,8 +97,8 @@ int main(int argc, char** argv) {
     // after_start replaces when no --token-realm was given.
     cfg.token_realm = f.token_realm.empty() ? "http://pending/token" : f.token_realm;
     ASSIGN_OR_RETURN(state.authorizer, auth::Authorizer::Create(cfg));
-    state.grpc_service = std::make_unique<pier::registry::RegistryService>(
-        state.registry.get(), state.authorizer.get());
+    state.grpc_service = std::make_unique<pier::registry::RegistryService>(state.registry.get(),
+                                                                           state.authorizer.get());
     ctx.RegisterService(state.grpc_service.get());
     return absl::OkStatus();
   };
@@ -116,9 +116,8 @@ int main(int argc, char** argv) {
     bool access_log = f.access_log;
     State* st = &state;
     ASSIGN_OR_RETURN(
-        state.http,
-        pier::http::Server::Start(opts, [=](pier::http::Request& req,
-                                            pier::http::ResponseWriter& w) {
+        state.http, pier::http::Server::Start(opts, [=](pier::http::Request& req,
+                                                        pier::http::ResponseWriter& w) {
           auto started = std::chrono::steady_clock::now();
           pier::registry::RequestStats stats;
           {
@@ -133,9 +132,8 @@ int main(int argc, char** argv) {
               api->Handle(req, w);
             }
           }
-          double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                         started)
-                               .count();
+          double seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
           metrics->Record(req.method, w.status(), seconds, stats);
           if (access_log) {
             PIER_LOG(INFO) << "access remote=" << req.remote_address << " method=" << req.method

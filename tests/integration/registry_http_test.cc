@@ -129,7 +129,8 @@ TEST_F(RegistryHttpTest, BaseHealthAndMetrics) {
   PushBlob("m/x", "metrics");
   Reply m = Do("GET", "/metrics");
   EXPECT_EQ(m.status, 200);
-  EXPECT_THAT(m.body, HasSubstr("pier_registry_http_requests_total{method=\"POST\",code=\"201\"} 1"));
+  EXPECT_THAT(m.body,
+              HasSubstr("pier_registry_http_requests_total{method=\"POST\",code=\"201\"} 1"));
   EXPECT_THAT(m.body, HasSubstr("pier_registry_http_bytes_received_total 7"));
   EXPECT_THAT(m.body, HasSubstr("pier_registry_uploads_in_flight 0"));
   EXPECT_THAT(m.body, HasSubstr("pier_registry_http_request_duration_seconds_bucket"));
@@ -329,8 +330,8 @@ TEST_F(RegistryHttpTest, BadInputsGetTheSpecsCodesAndStoreNothing) {
   oci::Manifest m;
   m.media_type = oci::kOciManifest;
   m.config = {oci::kOciConfig, oci::Digest::Of("missing"), 7};
-  Reply missing = Do("PUT", "/v2/bad/x/manifests/v1", m.ToJson(),
-                     {{"Content-Type", oci::kOciManifest}});
+  Reply missing =
+      Do("PUT", "/v2/bad/x/manifests/v1", m.ToJson(), {{"Content-Type", oci::kOciManifest}});
   EXPECT_EQ(missing.status, 400);
   EXPECT_EQ(missing.ErrorCode(), "MANIFEST_BLOB_UNKNOWN");
   Reply malformed = Do("PUT", "/v2/bad/x/manifests/v1", "{\"schemaVersion\": 2,",
@@ -344,7 +345,8 @@ TEST_F(RegistryHttpTest, BadInputsGetTheSpecsCodesAndStoreNothing) {
   EXPECT_EQ(name.status, 400);
   EXPECT_EQ(name.ErrorCode(), "NAME_INVALID");
   std::string good = ImageManifest("bad/x");
-  Reply tag = Do("PUT", "/v2/bad/x/manifests/-bad-tag-", good, {{"Content-Type", oci::kOciManifest}});
+  Reply tag =
+      Do("PUT", "/v2/bad/x/manifests/-bad-tag-", good, {{"Content-Type", oci::kOciManifest}});
   EXPECT_EQ(tag.status, 400);
   EXPECT_EQ(tag.ErrorCode(), "TAG_INVALID");
   Reply unknown_upload = Do("PATCH", "/v2/bad/x/blobs/uploads/no-such-id", "abc");
@@ -365,10 +367,12 @@ TEST_F(RegistryHttpTest, BasicAuthRefusesWrongPassword) {
   Reply anon = Do("GET", "/v2/");
   EXPECT_EQ(anon.status, 401);
   EXPECT_EQ(anon.Header("WWW-Authenticate"), "Basic realm=\"pier-registry\"");
-  Reply wrong = Do("GET", "/v2/", "", {{"Authorization", "Basic YWxpY2U6d3Jvbmc="}});  // alice:wrong
+  Reply wrong =
+      Do("GET", "/v2/", "", {{"Authorization", "Basic YWxpY2U6d3Jvbmc="}});  // alice:wrong
   EXPECT_EQ(wrong.status, 401);
   EXPECT_EQ(wrong.ErrorCode(), "UNAUTHORIZED");
-  Reply right = Do("GET", "/v2/", "", {{"Authorization", "Basic YWxpY2U6czNjcmV0"}});  // alice:s3cret
+  Reply right =
+      Do("GET", "/v2/", "", {{"Authorization", "Basic YWxpY2U6czNjcmV0"}});  // alice:s3cret
   EXPECT_EQ(right.status, 200);
 }
 
@@ -378,27 +382,28 @@ TEST_F(RegistryHttpTest, TokenForAnotherRepositoryIsRefused) {
   Start({"--auth=token", "--htpasswd=" + htpasswd});
   Reply challenge = Do("GET", "/v2/team/a/tags/list");
   EXPECT_EQ(challenge.status, 401);
-  EXPECT_THAT(challenge.Header("WWW-Authenticate"),
-              HasSubstr("Bearer realm=\"" + base_ + "/token\",service=\"pier-registry\","
-                        "scope=\"repository:team/a:pull\""));
+  EXPECT_THAT(challenge.Header("WWW-Authenticate"), HasSubstr("Bearer realm=\"" + base_ +
+                                                              "/token\",service=\"pier-registry\","
+                                                              "scope=\"repository:team/a:pull\""));
   Reply tok = Do("GET", "/token?service=pier-registry&scope=repository:team/a:pull,push", "",
                  {{"Authorization", "Basic YWxpY2U6czNjcmV0"}});
   ASSERT_EQ(tok.status, 200) << tok.body;
   std::string token = Json::parse(tok.body)["token"];
   http::Headers bearer = {{"Authorization", "Bearer " + token}};
   std::string data = "blob for a";
-  Reply push = Do("POST", "/v2/team/a/blobs/uploads/?digest=" + oci::Digest::Of(data).str(), data,
-                  bearer);
+  Reply push =
+      Do("POST", "/v2/team/a/blobs/uploads/?digest=" + oci::Digest::Of(data).str(), data, bearer);
   EXPECT_EQ(push.status, 201) << push.body;
-  Reply other = Do("POST", "/v2/team/b/blobs/uploads/?digest=" + oci::Digest::Of(data).str(), data,
-                   bearer);
+  Reply other =
+      Do("POST", "/v2/team/b/blobs/uploads/?digest=" + oci::Digest::Of(data).str(), data, bearer);
   EXPECT_EQ(other.status, 401);
   EXPECT_THAT(other.Header("WWW-Authenticate"), HasSubstr("error=\"insufficient_scope\""));
   EXPECT_EQ(Do("HEAD", "/v2/team/b/blobs/" + oci::Digest::Of(data).str(), "", bearer).status, 401);
   Reply bad_pw = Do("GET", "/token?service=pier-registry&scope=repository:team/a:pull", "",
                     {{"Authorization", "Basic YWxpY2U6d3Jvbmc="}});
   EXPECT_EQ(bad_pw.status, 401);
-  Reply forged = Do("GET", "/v2/team/a/tags/list", "", {{"Authorization", "Bearer " + token + "x"}});
+  Reply forged =
+      Do("GET", "/v2/team/a/tags/list", "", {{"Authorization", "Bearer " + token + "x"}});
   EXPECT_EQ(forged.status, 401);
 }
 

@@ -42,9 +42,11 @@ stop_registry() {
 }
 
 # make_image LAYOUT TAG: a three-layer OCI image built with umoci from
-# busybox-static, so nothing comes from a public registry.
+# busybox-static, so nothing comes from a public registry. Each layer is one
+# unpack, change, repack.
 make_image() {
-  local layout=$1 tag=$2 bundle="$WORK/bundle-$tag"
+  local layout=$1 tag=$2
+  local bundle="$WORK/bundle-$tag"
   umoci init --layout "$layout" 2>/dev/null || true
   umoci new --image "$layout:$tag"
   umoci unpack --image "$layout:$tag" "$bundle" >/dev/null
@@ -52,12 +54,16 @@ make_image() {
   cp /bin/busybox "$bundle/rootfs/bin/busybox"
   ln -sf busybox "$bundle/rootfs/bin/sh"
   umoci repack --image "$layout:$tag" "$bundle"
+  rm -rf "$bundle"
+  umoci unpack --image "$layout:$tag" "$bundle" >/dev/null
   mkdir -p "$bundle/rootfs/etc"
   echo "pier peer test $tag" > "$bundle/rootfs/etc/motd"
   head -c 300000 /dev/urandom > "$bundle/rootfs/etc/random.bin"
   umoci repack --image "$layout:$tag" "$bundle"
+  rm -rf "$bundle"
+  umoci unpack --image "$layout:$tag" "$bundle" >/dev/null
   rm -f "$bundle/rootfs/etc/motd"
   umoci repack --image "$layout:$tag" "$bundle"
-  umoci config --image "$layout:$tag" --config.cmd /bin/sh --config.env PIER=1
   rm -rf "$bundle"
+  umoci config --image "$layout:$tag" --config.cmd /bin/sh --config.env PIER=1
 }

@@ -12,17 +12,21 @@ src_digest=$(skopeo inspect --raw "oci:$WORK/layout:v1" | sha256sum | cut -d' ' 
 start_registry plain
 skopeo copy -q --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG_HTTP/peers/multi:v1"
 skopeo copy -q --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG_HTTP/peers/multi:v2"
-raw=$(skopeo inspect --tls-verify=false --raw "docker://$REG_HTTP/peers/multi:v1")
-[ "$(echo -n "$raw" | sha256sum | cut -d' ' -f1)" = "$src_digest" ] || fail "manifest changed in the registry"
+reg_digest=$(skopeo inspect --tls-verify=false --raw "docker://$REG_HTTP/peers/multi:v1" | sha256sum | cut -d' ' -f1)
+[ "$reg_digest" = "$src_digest" ] || fail "manifest changed in the registry"
 skopeo inspect --tls-verify=false "docker://$REG_HTTP/peers/multi:v1" | grep -q '"Layers"' || fail "inspect"
 tags=$(skopeo list-tags --tls-verify=false "docker://$REG_HTTP/peers/multi")
 echo "$tags" | grep -q '"v1"' && echo "$tags" | grep -q '"v2"' || fail "list-tags: $tags"
 skopeo copy -q --src-tls-verify=false "docker://$REG_HTTP/peers/multi:v1" "oci:$WORK/back:v1"
 back_digest=$(skopeo inspect --raw "oci:$WORK/back:v1" | sha256sum | cut -d' ' -f1)
 [ "$back_digest" = "$src_digest" ] || fail "round trip changed the manifest digest"
-for blob in "$WORK"/layout/blobs/sha256/*; do
-  cmp -s "$blob" "$WORK/back/blobs/sha256/$(basename "$blob")" || fail "blob $(basename "$blob") differs"
+nblobs=0
+for blob in "$WORK"/back/blobs/sha256/*; do
+  cmp -s "$blob" "$WORK/layout/blobs/sha256/$(basename "$blob")" || fail "blob $(basename "$blob") differs"
+  [ "$(sha256sum < "$blob" | cut -d' ' -f1)" = "$(basename "$blob")" ] || fail "blob $(basename "$blob") corrupt"
+  nblobs=$((nblobs + 1))
 done
+[ "$nblobs" -ge 5 ] || fail "expected manifest, config and 3 layers back, got $nblobs blobs"
 skopeo delete --tls-verify=false "docker://$REG_HTTP/peers/multi:v2"
 skopeo inspect --tls-verify=false --raw "docker://$REG_HTTP/peers/multi:v2" >/dev/null 2>&1 \
   && fail "deleted tag still served"

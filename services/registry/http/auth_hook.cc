@@ -88,8 +88,8 @@ void ServeToken(const auth::Authorizer& authorizer, http::Request& req, http::Re
     if (k == "scope") scopes.push_back(v);
   }
   absl::StatusOr<auth::TokenResponse> token =
-      authorizer.IssueToken(req.Header("Authorization"), req.Query("service").value_or(""),
-                            scopes, req.Query("account").value_or(""));
+      authorizer.IssueToken(req.Header("Authorization"), req.Query("service").value_or(""), scopes,
+                            req.Query("account").value_or(""));
   if (!token.ok()) {
     if (absl::IsUnauthenticated(token.status())) {
       w.SetHeader("WWW-Authenticate", "Basic realm=\"pier-registry\"");

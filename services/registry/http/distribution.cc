@@ -46,14 +46,30 @@ int HttpStatusFor(const absl::Status& s, std::string* code) {
     }
   }
   switch (s.code()) {
-    case absl::StatusCode::kNotFound: *code = "NOT_FOUND"; return 404;
-    case absl::StatusCode::kInvalidArgument: *code = "BAD_REQUEST"; return 400;
-    case absl::StatusCode::kResourceExhausted: *code = "SIZE_INVALID"; return 413;
-    case absl::StatusCode::kUnavailable: *code = "UNAVAILABLE"; return 503;
-    case absl::StatusCode::kUnauthenticated: *code = "UNAUTHORIZED"; return 401;
-    case absl::StatusCode::kPermissionDenied: *code = "DENIED"; return 403;
-    case absl::StatusCode::kUnimplemented: *code = "UNSUPPORTED"; return 405;
-    default: *code = "UNKNOWN"; return 500;
+    case absl::StatusCode::kNotFound:
+      *code = "NOT_FOUND";
+      return 404;
+    case absl::StatusCode::kInvalidArgument:
+      *code = "BAD_REQUEST";
+      return 400;
+    case absl::StatusCode::kResourceExhausted:
+      *code = "SIZE_INVALID";
+      return 413;
+    case absl::StatusCode::kUnavailable:
+      *code = "UNAVAILABLE";
+      return 503;
+    case absl::StatusCode::kUnauthenticated:
+      *code = "UNAUTHORIZED";
+      return 401;
+    case absl::StatusCode::kPermissionDenied:
+      *code = "DENIED";
+      return 403;
+    case absl::StatusCode::kUnimplemented:
+      *code = "UNSUPPORTED";
+      return 405;
+    default:
+      *code = "UNKNOWN";
+      return 500;
   }
 }
 
@@ -199,9 +215,9 @@ absl::StatusOr<Route> ParseRoute(absl::string_view path) {
     absl::string_view text;
     Route::Kind kind;
   };
-  for (const Suffix& sfx : {Suffix{"/blobs/uploads", Route::kUpload}, Suffix{"/blobs", Route::kBlob},
-                            Suffix{"/manifests", Route::kManifest},
-                            Suffix{"/referrers", Route::kReferrers}}) {
+  for (const Suffix& sfx :
+       {Suffix{"/blobs/uploads", Route::kUpload}, Suffix{"/blobs", Route::kBlob},
+        Suffix{"/manifests", Route::kManifest}, Suffix{"/referrers", Route::kReferrers}}) {
     if (absl::EndsWith(head, sfx.text)) {
       r.kind = sfx.kind;
       r.repo = std::string(head.substr(0, head.size() - sfx.text.size()));
@@ -232,15 +248,24 @@ void DistributionApi::Handle(http::Request& req, http::ResponseWriter& w) {
     if (!s.ok()) return SendError(w, s);
   }
   switch (route->kind) {
-    case Route::kBase: return Base(req, w);
-    case Route::kCatalog: return Catalog(req, w);
-    case Route::kTags: return Tags(req, w, route->repo);
-    case Route::kStartUpload: return StartUpload(req, w, route->repo);
-    case Route::kUpload: return Upload(req, w, route->repo, route->leaf);
-    case Route::kBlob: return Blob(req, w, route->repo, route->leaf);
-    case Route::kManifest: return Manifest(req, w, route->repo, route->leaf);
-    case Route::kReferrers: return Referrers(req, w, route->repo, route->leaf);
-    default: return SendError(w, absl::NotFoundError("no such endpoint"));
+    case Route::kBase:
+      return Base(req, w);
+    case Route::kCatalog:
+      return Catalog(req, w);
+    case Route::kTags:
+      return Tags(req, w, route->repo);
+    case Route::kStartUpload:
+      return StartUpload(req, w, route->repo);
+    case Route::kUpload:
+      return Upload(req, w, route->repo, route->leaf);
+    case Route::kBlob:
+      return Blob(req, w, route->repo, route->leaf);
+    case Route::kManifest:
+      return Manifest(req, w, route->repo, route->leaf);
+    case Route::kReferrers:
+      return Referrers(req, w, route->repo, route->leaf);
+    default:
+      return SendError(w, absl::NotFoundError("no such endpoint"));
   }
 }
 
@@ -261,9 +286,8 @@ void DistributionApi::Catalog(http::Request& req, http::ResponseWriter& w) {
       registry_->ListRepositories(n.value_or(kDefaultPage), last, &more);
   if (!repos.ok()) return SendError(w, repos.status());
   if (more && !repos->empty()) {
-    w.SetHeader("Link", absl::StrCat("</v2/_catalog?n=", n.value_or(kDefaultPage),
-                                     "&last=", http::PercentEncode(repos->back()),
-                                     ">; rel=\"next\""));
+    w.SetHeader("Link", absl::StrCat("</v2/_catalog?n=", n.value_or(kDefaultPage), "&last=",
+                                     http::PercentEncode(repos->back()), ">; rel=\"next\""));
   }
   SendJson(w, 200, Json{{"repositories", *repos}});
 }
@@ -287,9 +311,8 @@ void DistributionApi::Tags(http::Request& req, http::ResponseWriter& w, const st
       registry_->ListTags(repo, n.value_or(0), last, &more);
   if (!tags.ok()) return SendError(w, tags.status());
   if (more && !tags->empty()) {
-    w.SetHeader("Link", absl::StrCat("</v2/", repo, "/tags/list?n=", *n,
-                                     "&last=", http::PercentEncode(tags->back()),
-                                     ">; rel=\"next\""));
+    w.SetHeader("Link", absl::StrCat("</v2/", repo, "/tags/list?n=", *n, "&last=",
+                                     http::PercentEncode(tags->back()), ">; rel=\"next\""));
   }
   SendJson(w, 200, Json{{"name", repo}, {"tags", *tags}});
 }
@@ -349,8 +372,8 @@ void DistributionApi::Blob(http::Request& req, http::ResponseWriter& w, const st
   while (left > 0) {
     absl::StatusOr<size_t> n = (*reader)->Read(buf.data(), std::min<uint64_t>(buf.size(), left));
     if (!n.ok() || *n == 0) {
-      PIER_LOG(ERROR) << "blob " << digest << " read failed: "
-                      << (n.ok() ? "short read" : n.status().ToString());
+      PIER_LOG(ERROR) << "blob " << digest
+                      << " read failed: " << (n.ok() ? "short read" : n.status().ToString());
       return;  // The writer closes the connection on an incomplete body.
     }
     if (!w.Write(absl::string_view(buf.data(), *n)).ok()) return;
@@ -450,8 +473,8 @@ void DistributionApi::Upload(http::Request& req, http::ResponseWriter& w, const 
     }
     std::optional<absl::string_view> digest = req.Query("digest");
     if (!digest) {
-      return SendError(w, RegistryError(ErrorCode::kDigestInvalid,
-                                        "PUT to finish an upload needs ?digest="));
+      return SendError(
+          w, RegistryError(ErrorCode::kDigestInvalid, "PUT to finish an upload needs ?digest="));
     }
     absl::StatusOr<BlobInfo> b = registry_->CommitUpload(repo, id, *digest);
     if (!b.ok()) return SendError(w, b.status());
@@ -463,8 +486,8 @@ void DistributionApi::Upload(http::Request& req, http::ResponseWriter& w, const 
                              absl::StrCat(req.method, " is not allowed on uploads")));
 }
 
-void DistributionApi::Manifest(http::Request& req, http::ResponseWriter& w,
-                               const std::string& repo, const std::string& reference) {
+void DistributionApi::Manifest(http::Request& req, http::ResponseWriter& w, const std::string& repo,
+                               const std::string& reference) {
   if (req.method == "PUT") {
     std::string type(req.Header("Content-Type").value_or(""));
     if (size_t semi = type.find(';'); semi != std::string::npos) type.resize(semi);

@@ -36,8 +36,8 @@ std::string Metrics::Render() const {
                   "# TYPE pier_registry_http_requests_total counter\n");
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [key, n] : requests_) {
-    absl::StrAppend(&out, "pier_registry_http_requests_total{method=\"", key.first,
-                    "\",code=\"", key.second, "\"} ", n, "\n");
+    absl::StrAppend(&out, "pier_registry_http_requests_total{method=\"", key.first, "\",code=\"",
+                    key.second, "\"} ", n, "\n");
   }
   absl::StrAppend(&out,
                   "# HELP pier_registry_http_request_duration_seconds Request latency.\n"

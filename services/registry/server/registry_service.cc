@@ -60,10 +60,10 @@ absl::Status RegistryService::Check(grpc::ServerContext* ctx, absl::string_view 
   return authorizer_->Authorize(*id, repo, action);
 }
 
-#define PIER_CHECK_ACCESS(repo, action)                           \
-  do {                                                            \
-    absl::Status pier_access_ = Check(ctx, (repo), (action));     \
-    if (!pier_access_.ok()) return ToGrpcStatus(pier_access_);    \
+#define PIER_CHECK_ACCESS(repo, action)                        \
+  do {                                                         \
+    absl::Status pier_access_ = Check(ctx, (repo), (action));  \
+    if (!pier_access_.ok()) return ToGrpcStatus(pier_access_); \
   } while (0)
 
 grpc::Status RegistryService::StatBlob(grpc::ServerContext* ctx, const v1::StatBlobRequest* req,
@@ -114,7 +114,8 @@ grpc::Status RegistryService::ReadBlob(grpc::ServerContext* ctx, const v1::ReadB
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::StartUpload(grpc::ServerContext* ctx, const v1::StartUploadRequest* req,
+grpc::Status RegistryService::StartUpload(grpc::ServerContext* ctx,
+                                          const v1::StartUploadRequest* req,
                                           v1::StartUploadResponse* resp) {
   PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   if ((!req->mount_from().empty() || !req->data().empty()) && req->digest().empty()) {
@@ -220,7 +221,8 @@ grpc::Status RegistryService::GetUploadStatus(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::CommitUpload(grpc::ServerContext* ctx, const v1::CommitUploadRequest* req,
+grpc::Status RegistryService::CommitUpload(grpc::ServerContext* ctx,
+                                           const v1::CommitUploadRequest* req,
                                            v1::CommitUploadResponse* resp) {
   PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   if (!req->data().empty()) {
@@ -244,7 +246,8 @@ grpc::Status RegistryService::CommitUpload(grpc::ServerContext* ctx, const v1::C
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::CancelUpload(grpc::ServerContext* ctx, const v1::CancelUploadRequest* req,
+grpc::Status RegistryService::CancelUpload(grpc::ServerContext* ctx,
+                                           const v1::CancelUploadRequest* req,
                                            v1::CancelUploadResponse*) {
   PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   return ToGrpcStatus(registry_->CancelUpload(req->repository(), req->upload_id()));
@@ -256,7 +259,8 @@ grpc::Status RegistryService::DeleteBlob(grpc::ServerContext* ctx, const v1::Del
   return ToGrpcStatus(registry_->DeleteBlob(req->repository(), req->digest()));
 }
 
-grpc::Status RegistryService::PutManifest(grpc::ServerContext* ctx, const v1::PutManifestRequest* req,
+grpc::Status RegistryService::PutManifest(grpc::ServerContext* ctx,
+                                          const v1::PutManifestRequest* req,
                                           v1::PutManifestResponse* resp) {
   PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   std::vector<std::string> refs(req->tags().begin(), req->tags().end());
@@ -282,7 +286,8 @@ grpc::Status RegistryService::PutManifest(grpc::ServerContext* ctx, const v1::Pu
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::GetManifest(grpc::ServerContext* ctx, const v1::GetManifestRequest* req,
+grpc::Status RegistryService::GetManifest(grpc::ServerContext* ctx,
+                                          const v1::GetManifestRequest* req,
                                           v1::GetManifestResponse* resp) {
   PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   absl::StatusOr<ManifestInfo> m = registry_->GetManifest(req->repository(), req->reference());
@@ -294,7 +299,8 @@ grpc::Status RegistryService::GetManifest(grpc::ServerContext* ctx, const v1::Ge
   return grpc::Status::OK;
 }
 
-grpc::Status RegistryService::StatManifest(grpc::ServerContext* ctx, const v1::StatManifestRequest* req,
+grpc::Status RegistryService::StatManifest(grpc::ServerContext* ctx,
+                                           const v1::StatManifestRequest* req,
                                            v1::StatManifestResponse* resp) {
   PIER_CHECK_ACCESS(req->repository(), auth::Action::kPull);
   absl::StatusOr<ManifestInfo> m =
