@@ -35,6 +35,8 @@ struct Verb {
 // Prints "pier: <message>" to stderr and returns `code`.
 int Fail(const absl::Status& status, int code = 1);
 
+int Login(const Globals& globals, const std::vector<std::string>& args);
+int Logout(const Globals& globals, const std::vector<std::string>& args);
 int Registry(const Globals& globals, const std::vector<std::string>& args);
 int Status(const Globals& globals, const std::vector<std::string>& args);
 int Version(const Globals& globals, const std::vector<std::string>& args);

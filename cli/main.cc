@@ -12,6 +12,8 @@ namespace pier::cli {
 namespace {
 
 constexpr Verb kVerbs[] = {
+    {"login", "Log in to a registry", Login},
+    {"logout", "Log out from a registry", Logout},
     {"registry", "Administer pier-registry (ls, tags, gc)", Registry},
     {"status", "Show whether each Pier service is serving", Status},
     {"version", "Show the Pier version", Version},

@@ -1,0 +1,81 @@
+// An HTTP client for one OCI registry (pier-registry or any other): sends
+// /v2/ requests and answers the registry's authentication challenges as
+// docker does: `WWW-Authenticate: Basic` with the stored credentials, or
+// `Bearer realm=...,service=...,scope=...` by fetching a token from the
+// realm (with the credentials, or anonymously) and retrying. Tokens are
+// cached per scope until they expire.
+//
+// Scheme: https, except for loopback hosts (127.0.0.0/8, localhost, [::1])
+// and hosts the caller marks insecure, which use plain http, as docker does
+// for its "insecure registries".
+//
+// Errors: Unauthenticated when the registry refuses the credentials (the
+// message says to run `pier login`), PermissionDenied for a 403, otherwise
+// the transport's Unavailable/DeadlineExceeded naming the URL.
+// Thread safety: Do() may be called from several threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "lib/distribution/credentials.h"
+#include "lib/http/client.h"
+
+namespace pier::distribution {
+
+struct RegistryClientOptions {
+  std::optional<Credentials> credentials;
+  bool insecure = false;   // plain http even for non-loopback hosts
+  bool force_tls = false;  // https even for loopback hosts
+  bool tls_verify = true;
+  std::string ca_file;
+};
+
+// True for 127.0.0.0/8, localhost and [::1] (with or without a port).
+bool IsLoopbackHost(absl::string_view host);
+
+class RegistryClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<RegistryClient>> Create(std::string host,
+                                                                RegistryClientOptions options);
+
+  // "http://127.0.0.1:5000" or "https://registry.example".
+  const std::string& base_url() const { return base_url_; }
+
+  // Sends `request` (its url is a path such as "/v2/library/busybox/tags/list")
+  // and retries once with credentials when challenged. A request with a
+  // streamed body must set rewind_body to be retried.
+  absl::StatusOr<http::ClientResponse> Do(http::ClientRequest request);
+
+  // GET /v2/ with authentication: OK when the registry accepts us.
+  absl::Status Ping();
+
+ private:
+  RegistryClient(std::string base_url, RegistryClientOptions options,
+                 std::unique_ptr<http::Client> client)
+      : base_url_(std::move(base_url)), options_(std::move(options)), client_(std::move(client)) {}
+
+  // Turns a challenge into an Authorization header value.
+  absl::StatusOr<std::string> Answer(absl::string_view challenge);
+
+  std::string base_url_;
+  RegistryClientOptions options_;
+  std::unique_ptr<http::Client> client_;
+  std::mutex mu_;
+  struct Token {
+    std::string value;
+    absl::Time expires;
+  };
+  std::map<std::string, Token> tokens_;  // by "realm service scope"; guarded by mu_
+  std::string last_authorization_;       // reused for requests alike; guarded by mu_
+};
+
+// Parses `Scheme k="v",k2="v2"` into the scheme (lower-cased) and params.
+std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(absl::string_view header);
+
+}  // namespace pier::distribution
