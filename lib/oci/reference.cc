@@ -63,8 +63,7 @@ bool IsValidTag(absl::string_view tag) {
 }
 
 absl::StatusOr<Reference> Reference::Parse(absl::string_view text,
-                                           absl::string_view default_registry,
-                                           bool default_tag) {
+                                           absl::string_view default_registry, bool default_tag) {
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("invalid reference \"", text, "\": ", why));
   };
@@ -81,8 +80,7 @@ absl::StatusOr<Reference> Reference::Parse(absl::string_view text,
   // The tag is after the last ':' that follows the last '/'.
   size_t slash = rest.rfind('/');
   size_t colon = rest.rfind(':');
-  if (colon != absl::string_view::npos &&
-      (slash == absl::string_view::npos || colon > slash)) {
+  if (colon != absl::string_view::npos && (slash == absl::string_view::npos || colon > slash)) {
     ref.tag = std::string(rest.substr(colon + 1));
     rest = rest.substr(0, colon);
     if (!IsValidTag(ref.tag)) return bad(absl::StrCat("invalid tag \"", ref.tag, "\""));

@@ -30,8 +30,11 @@ TEST(ReferenceTest, NormalisesLikeDocker) {
 }
 
 TEST(ReferenceTest, RejectsInvalid) {
-  for (const char* bad : {"", "Busybox", "busybox:", "a//b", "-a", "a:tag with space",
-                          "a@sha256:1234", "reg.io/", "a:" "........", "UPPER/case"}) {
+  for (const char* bad :
+       {"", "Busybox", "busybox:", "a//b", "-a", "a:tag with space", "a@sha256:1234", "reg.io/",
+        "a:"
+        "........",
+        "UPPER/case"}) {
     EXPECT_THAT(Reference::Parse(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
   }
   EXPECT_TRUE(IsValidRepository("a/b-c/d__e.f"));

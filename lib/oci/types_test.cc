@@ -16,11 +16,10 @@ const std::string kD3 = "sha256:" + std::string(64, 'c');
 // field. Pier must keep it byte for byte.
 std::string ForeignManifest() {
   return "{\n   \"schemaVersion\": 2,\n\t\"mediaType\": \"" + std::string(kDockerManifest) +
-         "\",\n \"config\": {\"size\": 7023, \"digest\": \"" + kD1 +
-         "\", \"mediaType\": \"" + kDockerConfig +
-         "\"},\n \"layers\": [ {\"mediaType\": \"" + kDockerLayerGzip +
-         "\", \"size\": 32654, \"digest\": \"" + kD2 + "\"},{\"mediaType\": \"" +
-         kDockerLayerGzip + "\", \"size\": 16724, \"digest\": \"" + kD3 +
+         "\",\n \"config\": {\"size\": 7023, \"digest\": \"" + kD1 + "\", \"mediaType\": \"" +
+         kDockerConfig + "\"},\n \"layers\": [ {\"mediaType\": \"" + kDockerLayerGzip +
+         "\", \"size\": 32654, \"digest\": \"" + kD2 + "\"},{\"mediaType\": \"" + kDockerLayerGzip +
+         "\", \"size\": 16724, \"digest\": \"" + kD3 +
          "\", \"urls\": [\"https://example.org/l\"]} ], \"x-extra\": {\"keep\": true}\n}\n";
 }
 
@@ -68,7 +67,8 @@ TEST(ManifestTest, RejectsMalformed) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("schemaVersion")));
   EXPECT_THAT(Manifest::Parse(R"({"schemaVersion":2})"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("config")));
-  std::string bad_digest = R"({"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:abc","size":1}})";
+  std::string bad_digest =
+      R"({"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:abc","size":1}})";
   EXPECT_THAT(Manifest::Parse(bad_digest),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("config.digest")));
   std::string neg = R"({"schemaVersion":2,"config":{"mediaType":"x","digest":")" + kD1 +
@@ -105,7 +105,8 @@ TEST(ImageConfigTest, ParseEditEmitKeepsUnknownFields) {
   std::string bytes = R"({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z",
     "config":{"Env":["PATH=/bin"],"Cmd":["sh"],"ArgsEscaped":true,"ExposedPorts":{"80/tcp":{}},
     "Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":30000000000,"Retries":3}},
-    "rootfs":{"type":"layers","diff_ids":[")" + kD1 + R"("]},
+    "rootfs":{"type":"layers","diff_ids":[")" +
+                      kD1 + R"("]},
     "history":[{"created_by":"ADD rootfs","created":"2024-01-01T00:00:00Z"},
                {"created_by":"CMD [\"sh\"]","empty_layer":true}],
     "x-vendor":{"a":1}})";
