@@ -8,6 +8,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "lib/common/fs.h"
 #include "lib/common/testing.h"
 #include "lib/oci/digest.h"
 #include "lib/oci/types.h"
@@ -335,6 +336,77 @@ TEST_F(RegistryGrpcTest, ManifestsTagsMountDeleteAndGc) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   Read("team/copy", ld, 0, 0, &s);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// In token mode, gRPC callers present the HTTP token endpoint's tokens as
+// "authorization" metadata, or a client certificate the server verified.
+TEST(RegistryGrpcAuthTest, TokensAndClientCertificates) {
+  TempDir dir;
+  std::string htpasswd = dir.Sub("htpasswd");
+  ASSERT_EQ(std::system(("htpasswd -cbB " + htpasswd + " alice s3cret 2>/dev/null").c_str()), 0);
+  std::string certs = dir.Sub("certs");
+  std::string script = absl::StrCat(
+      "set -e; mkdir -p ", certs, "; cd ", certs, "; exec >/dev/null 2>&1;",
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=ca;",
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1;",
+      "printf 'subjectAltName=IP:127.0.0.1' > san.ext;",
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt "
+      "-days 1 -extfile san.ext;",
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=runtime;",
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt "
+      "-days 1;");
+  ASSERT_EQ(std::system(script.c_str()), 0);
+  DaemonProcess d;
+  ASSERT_OK(d.Start("pier-registry",
+                    {"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--root=" + dir.Sub("r"),
+                     "--auth=token", "--htpasswd=" + htpasswd,
+                     "--tls-cert=" + certs + "/server.crt", "--tls-key=" + certs + "/server.key"},
+                    {"grpc", "http"}));
+  // A token for team/a, from the HTTP token endpoint (over TLS).
+  std::string token_json = dir.Sub("token.json");
+  std::string curl = absl::StrCat(
+      "curl -fsS --cacert ", certs, "/ca.crt -u alice:s3cret 'https://", d.Address("http"),
+      "/token?service=pier-registry&scope=repository:team/a:pull,push' > ", token_json);
+  ASSERT_EQ(std::system(curl.c_str()), 0);
+  ASSERT_OK_AND_ASSIGN(std::string body, ReadFile(token_json));
+  size_t at = body.find("\"token\":\"");
+  ASSERT_NE(at, std::string::npos) << body;
+  std::string token = body.substr(at + 9, body.find('"', at + 9) - at - 9);
+
+  auto stat = [&](const rpc::TlsFiles& tls, const std::string& repo,
+                  const std::string& authorization) {
+    auto channel = rpc::MakeChannel(d.Address(), tls);
+    EXPECT_OK(channel);
+    auto stub = v1::RegistryService::NewStub(*channel);
+    grpc::ClientContext ctx;
+    if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
+    v1::ListTagsRequest req;
+    req.set_repository(repo);
+    v1::ListTagsResponse resp;
+    return stub->ListTags(&ctx, req, &resp).error_code();
+  };
+  rpc::TlsFiles server_only{"", "", certs + "/ca.crt"};
+  // No credentials: refused. A token for team/a: allowed there (the
+  // repository does not exist yet: NOT_FOUND), refused on team/b.
+  EXPECT_EQ(stat(server_only, "team/a", ""), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(stat(server_only, "team/a", "Bearer " + token), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stat(server_only, "team/b", "Bearer " + token), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(stat(server_only, "team/a", "Bearer " + token + "x"),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // A client certificate signed by the CA the server trusts... which this
+  // server was not given (no --tls-client-ca): still refused.
+  rpc::TlsFiles client{certs + "/client.crt", certs + "/client.key", certs + "/ca.crt"};
+  EXPECT_EQ(stat(client, "team/b", ""), grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_OK(d.Stop(SIGTERM, std::chrono::seconds(5)).status());
+  // With --tls-client-ca the verified certificate is the credential.
+  ASSERT_OK(
+      d.Start("pier-registry",
+              {"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--root=" + dir.Sub("r"),
+               "--auth=token", "--htpasswd=" + htpasswd, "--tls-cert=" + certs + "/server.crt",
+               "--tls-key=" + certs + "/server.key", "--tls-client-ca=" + certs + "/ca.crt"},
+              {"grpc", "http"}));
+  EXPECT_EQ(stat(client, "team/b", ""), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stat(server_only, "team/b", ""), grpc::StatusCode::UNAVAILABLE);
 }
 
 }  // namespace
