@@ -221,12 +221,21 @@ TEST_F(RegistryHttpTest, UploadResumesAfterClientDisconnect) {
     EXPECT_FALSE((*client)->Do(req).ok());
   }
   // The server keeps what arrived; the client asks and goes on from there.
-  // The status call waits for the interrupted PATCH to finish on the server
-  // (both take the upload's lock), so it sees everything that arrived.
-  Reply st = Do("GET", post.Header("Location"));
-  ASSERT_EQ(st.status, 204);
-  std::string range = st.Header("Range");
-  uint64_t offset = std::stoull(range.substr(range.find('-') + 1)) + 1;
+  // Every byte the client wrote reached the server's socket before the
+  // connection closed; the server keeps them all. Its handler may still be
+  // running, so ask until it has settled (bounded).
+  Reply st;
+  uint64_t offset = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    st = Do("GET", post.Header("Location"));
+    ASSERT_EQ(st.status, 204);
+    std::string range = st.Header("Range");
+    offset = std::stoull(range.substr(range.find('-') + 1)) + 1;
+    if (offset == (3u << 20)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(offset, 3u << 20) << "the server lost bytes the client sent";
   EXPECT_GT(offset, 0u);
   EXPECT_LE(offset, 3u << 20);
   Reply rest = Do("PATCH", st.Header("Location"), data.substr(offset),
