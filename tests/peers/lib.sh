@@ -67,3 +67,17 @@ make_image() {
   rm -rf "$bundle"
   umoci config --image "$layout:$tag" --config.cmd /bin/sh --config.env PIER=1
 }
+
+# make_certs: a throwaway CA ($WORK/trust/ca.crt, as a cert dir for skopeo and
+# podman) and a server certificate for 127.0.0.1 ($WORK/certs/server.{crt,key}).
+make_certs() {
+  mkdir -p "$WORK/certs" "$WORK/trust"
+  ( cd "$WORK/certs"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 \
+      -subj /CN=pier-peers-ca
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+    printf 'subjectAltName=IP:127.0.0.1' > san.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+      -days 1 -extfile san.ext ) >/dev/null 2>&1
+  cp "$WORK/certs/ca.crt" "$WORK/trust/ca.crt"
+}

@@ -33,15 +33,7 @@ export REGISTRY_AUTH_FILE="$WORK/auth.json"
 stop_registry
 echo "basic auth: ok"
 
-mkdir -p "$WORK/certs"
-( cd "$WORK/certs"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=pier-peers-ca
-  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
-  printf 'subjectAltName=IP:127.0.0.1' > san.ext
-  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
-    -days 1 -extfile san.ext ) >/dev/null 2>&1
-mkdir -p "$WORK/trust"
-cp "$WORK/certs/ca.crt" "$WORK/trust/ca.crt"
+make_certs
 start_registry tls --tls-cert="$WORK/certs/server.crt" --tls-key="$WORK/certs/server.key"
 "${P[@]}" push -q --cert-dir "$WORK/trust" "$img" "$REG_HTTP/peers/podman-tls:v1"
 "${P[@]}" rmi -a -f >/dev/null; [ -z "$("${P[@]}" images -q)" ] || fail "images left before pull"

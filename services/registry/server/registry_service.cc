@@ -34,6 +34,17 @@ absl::StatusOr<std::string> PageStart(const std::string& token, const std::strin
   return token.empty() ? last : token;
 }
 
+// Feeds `data` (which must outlive the source) to the engine in pieces.
+ChunkSource FromBytes(const std::string& data) {
+  auto pos = std::make_shared<size_t>(0);
+  return [&data, pos](char* buf, size_t len) -> absl::StatusOr<size_t> {
+    size_t n = std::min(len, data.size() - *pos);
+    std::memcpy(buf, data.data() + *pos, n);
+    *pos += n;
+    return n;
+  };
+}
+
 size_t PageSize(int32_t requested) {
   if (requested <= 0) return kDefaultPage;
   return static_cast<size_t>(std::min(requested, kMaxPage));
@@ -145,14 +156,8 @@ grpc::Status RegistryService::StartUpload(grpc::ServerContext* ctx,
   if (!up.ok()) return ToGrpcStatus(up.status());
   if (!req->data().empty()) {
     const std::string& data = req->data();
-    size_t pos = 0;
-    absl::StatusOr<UploadInfo> w = registry_->AppendUpload(
-        req->repository(), up->id, 0, [&](char* buf, size_t len) -> absl::StatusOr<size_t> {
-          size_t n = std::min(len, data.size() - pos);
-          std::memcpy(buf, data.data() + pos, n);
-          pos += n;
-          return n;
-        });
+    absl::StatusOr<UploadInfo> w =
+        registry_->AppendUpload(req->repository(), up->id, 0, FromBytes(data));
     if (!w.ok()) return ToGrpcStatus(w.status());
     absl::StatusOr<BlobInfo> b = registry_->CommitUpload(
         req->repository(), up->id, req->digest(),
@@ -191,15 +196,8 @@ grpc::Status RegistryService::WriteUpload(grpc::ServerContext* ctx,
       return ToGrpcStatus(absl::InvalidArgumentError("repository/upload_id changed mid-stream"));
     }
     const std::string& data = msg.data();
-    size_t pos = 0;
     absl::StatusOr<UploadInfo> w =
-        registry_->AppendUpload(repo, id, static_cast<uint64_t>(msg.offset()),
-                                [&](char* buf, size_t len) -> absl::StatusOr<size_t> {
-                                  size_t n = std::min(len, data.size() - pos);
-                                  std::memcpy(buf, data.data() + pos, n);
-                                  pos += n;
-                                  return n;
-                                });
+        registry_->AppendUpload(repo, id, static_cast<uint64_t>(msg.offset()), FromBytes(data));
     if (!w.ok()) return ToGrpcStatus(w.status());
     offset = w->offset;
     have = reader->Read(&msg);
@@ -227,15 +225,8 @@ grpc::Status RegistryService::CommitUpload(grpc::ServerContext* ctx,
   PIER_CHECK_ACCESS(req->repository(), auth::Action::kPush);
   if (!req->data().empty()) {
     const std::string& data = req->data();
-    size_t pos = 0;
     absl::StatusOr<UploadInfo> w =
-        registry_->AppendUpload(req->repository(), req->upload_id(), std::nullopt,
-                                [&](char* buf, size_t len) -> absl::StatusOr<size_t> {
-                                  size_t n = std::min(len, data.size() - pos);
-                                  std::memcpy(buf, data.data() + pos, n);
-                                  pos += n;
-                                  return n;
-                                });
+        registry_->AppendUpload(req->repository(), req->upload_id(), std::nullopt, FromBytes(data));
     if (!w.ok()) return ToGrpcStatus(w.status());
   }
   absl::StatusOr<BlobInfo> b = registry_->CommitUpload(

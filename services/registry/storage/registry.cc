@@ -509,15 +509,9 @@ absl::Status Registry::DeleteTag(absl::string_view repo, absl::string_view tag) 
 
 // --- Listing.
 
-absl::StatusOr<std::vector<std::string>> Registry::ListTags(absl::string_view repo, size_t n,
+absl::StatusOr<std::vector<std::string>> Registry::ScanPage(const std::string& prefix, size_t n,
                                                             absl::string_view last,
                                                             bool* has_more) {
-  RETURN_IF_ERROR(CheckRepo(repo));
-  ASSIGN_OR_RETURN(std::optional<std::string> exists, meta_->Find(RepoKey(repo)));
-  if (!exists) {
-    return RegistryError(ErrorCode::kNameUnknown, absl::StrCat("repository ", repo, " not found"));
-  }
-  std::string prefix = TagPrefix(repo);
   std::vector<std::string> out;
   bool more = false;
   RETURN_IF_ERROR(meta_->Scan(prefix, last.empty() ? "" : prefix + std::string(last),
@@ -533,23 +527,21 @@ absl::StatusOr<std::vector<std::string>> Registry::ListTags(absl::string_view re
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> Registry::ListTags(absl::string_view repo, size_t n,
+                                                            absl::string_view last,
+                                                            bool* has_more) {
+  RETURN_IF_ERROR(CheckRepo(repo));
+  ASSIGN_OR_RETURN(std::optional<std::string> exists, meta_->Find(RepoKey(repo)));
+  if (!exists) {
+    return RegistryError(ErrorCode::kNameUnknown, absl::StrCat("repository ", repo, " not found"));
+  }
+  return ScanPage(TagPrefix(repo), n, last, has_more);
+}
+
 absl::StatusOr<std::vector<std::string>> Registry::ListRepositories(size_t n,
                                                                     absl::string_view last,
                                                                     bool* has_more) {
-  const std::string prefix = "repo/";
-  std::vector<std::string> out;
-  bool more = false;
-  RETURN_IF_ERROR(meta_->Scan(prefix, last.empty() ? "" : prefix + std::string(last),
-                              n == 0 ? 0 : n + 1, [&](absl::string_view k, absl::string_view) {
-                                if (n != 0 && out.size() == n) {
-                                  more = true;
-                                  return false;
-                                }
-                                out.emplace_back(k.substr(prefix.size()));
-                                return true;
-                              }));
-  if (has_more) *has_more = more;
-  return out;
+  return ScanPage("repo/", n, last, has_more);
 }
 
 absl::StatusOr<std::vector<oci::Descriptor>> Registry::ListReferrers(

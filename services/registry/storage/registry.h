@@ -181,6 +181,10 @@ class Registry {
   void DropUpload(const std::string& id);
   absl::StatusOr<ManifestInfo> ResolveManifest(absl::string_view repo, absl::string_view reference);
 
+  // Up to `n` (0 = all) keys under `prefix` after `last`, without the prefix.
+  absl::StatusOr<std::vector<std::string>> ScanPage(const std::string& prefix, size_t n,
+                                                    absl::string_view last, bool* has_more);
+
   content::ContentStore* content_;
   kv::KvStore* meta_;
   RegistryOptions options_;
