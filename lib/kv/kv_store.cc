@@ -68,7 +68,7 @@ class RocksDbStore : public KvStore {
       }
     }
     rocksdb::WriteOptions wo;
-    wo.sync = true;
+    wo.sync = batch.sync();
     return FromRocks(db_->Write(wo, &wb), "write batch");
   }
 

@@ -36,6 +36,11 @@ class Batch {
   }
   void Delete(absl::string_view key) { ops_.push_back({std::string(key), "", true}); }
   bool empty() const { return ops_.empty(); }
+  // A batch is durable when Write returns (fsync of the log), unless
+  // set_sync(false): then it survives a process crash but may be lost with
+  // the machine. For records whose loss is harmless (an upload session).
+  void set_sync(bool sync) { sync_ = sync; }
+  bool sync() const { return sync_; }
 
   struct Op {
     std::string key;
@@ -46,6 +51,7 @@ class Batch {
 
  private:
   std::vector<Op> ops_;
+  bool sync_ = true;
 };
 
 class KvStore {

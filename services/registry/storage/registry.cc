@@ -167,7 +167,11 @@ absl::StatusOr<UploadInfo> Registry::StartUpload(absl::string_view repo) {
   RETURN_IF_ERROR(CheckRepo(repo));
   UploadInfo info{NewUploadId(), std::string(repo), 0, absl::Now()};
   Json j = {{"repo", info.repository}, {"started", absl::ToUnixMicros(info.started_at)}};
-  RETURN_IF_ERROR(meta_->Put(UploadKey(info.id), j.dump()));
+  // A session lost with the machine is only an upload to start again.
+  kv::Batch b;
+  b.Put(UploadKey(info.id), j.dump());
+  b.set_sync(false);
+  RETURN_IF_ERROR(meta_->Write(b));
   return info;
 }
 
