@@ -468,20 +468,22 @@ absl::StatusOr<Info> ContentStore::Put(absl::string_view data,
   }
   absl::StatusOr<content::Info> existing = Info(got);
   if (existing.ok() || !absl::IsNotFound(existing.status())) return existing;
-  // A fresh ref per call, so that concurrent Puts of one blob do not contend.
+  // Small content in one go needs no resumable ingest: write a private
+  // temporary file, fsync it, and move it into place (atomic and durable).
+  // Concurrent Puts of one blob each use their own file; the last rename
+  // replaces identical bytes.
   static std::atomic<uint64_t> counter{0};
-  std::string ref = absl::StrCat("put-", got.hex(), "-", ::getpid(), "-",
-                                 absl::ToUnixNanos(absl::Now()), "-", counter++);
-  ASSIGN_OR_RETURN(std::unique_ptr<ContentWriter> w, OpenWriter(ref, got, data.size()));
+  std::string tmp = absl::StrCat("tmp/put-", got.hex(), "-", ::getpid(), "-", counter++);
+  ASSIGN_OR_RETURN(std::unique_ptr<FileWriter> w, driver_->Writer(tmp, /*append=*/false));
   absl::Status s = w->Write(data);
+  if (s.ok()) s = w->Commit();
+  if (s.ok()) s = driver_->Move(tmp, BlobPath(got));
   if (!s.ok()) {
-    absl::Status aborted = w->Abort();
-    if (!aborted.ok()) {
-      PIER_LOG(WARNING) << "aborting ingest of ref " << ref << ": " << aborted;
-    }
+    (void)w->Cancel();
+    (void)driver_->Delete(tmp);
     return s;
   }
-  return w->Commit();
+  return Info(got);
 }
 
 absl::StatusOr<IngestStatus> ContentStore::IngestStatusAt(const std::string& dir) {
@@ -571,6 +573,14 @@ absl::StatusOr<int> ContentStore::CleanupIngestsBefore(absl::Time cutoff) {
     }
     if (!s.ok() && !absl::IsNotFound(s)) {
       PIER_LOG(WARNING) << "clean up ingest " << dir << ": " << s;
+    }
+  }
+  // Temporary files of Puts that a crash interrupted.
+  absl::StatusOr<std::vector<std::string>> tmps = driver_->List("tmp");
+  if (tmps.ok()) {
+    for (const std::string& tmp : *tmps) {
+      absl::StatusOr<FileInfo> st = driver_->Stat(tmp);
+      if (st.ok() && st->mtime <= cutoff && driver_->Delete(tmp).ok()) ++removed;
     }
   }
   return removed;

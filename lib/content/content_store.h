@@ -11,6 +11,7 @@
 // Layout on the BlobDriver (paths relative to the driver's root):
 //
 //   blobs/sha256/<hex>             committed content, named by its digest
+//   tmp/put-<hex>-<pid>-<n>        a Put in progress (written, fsynced, moved)
 //   ingest/<sha256(ref) hex>/      one directory per in-progress write
 //       ref                        the caller's ref, verbatim
 //       startedat                  when the ingest began (RFC 3339, UTC)

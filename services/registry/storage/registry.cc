@@ -265,7 +265,8 @@ absl::StatusOr<UploadInfo> Registry::AppendUpload(absl::string_view repo, absl::
                          absl::StrCat("upload ", id, " is at offset ", u->writer->Offset(),
                                       ", but the chunk starts at ", *start));
   }
-  constexpr size_t kBuf = 1 << 20;
+  // 256 KiB: the piece is hashed and written while still in cache.
+  constexpr size_t kBuf = 256 << 10;
   std::unique_ptr<char[]> buf(new char[kBuf]);
   while (true) {
     absl::StatusOr<size_t> n = source(buf.get(), kBuf);
