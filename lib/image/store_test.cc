@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -34,6 +35,14 @@ bool Exists(const std::string& path) {
 }
 
 int Sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+// The unpacked root of an image's top layer.
+std::string TopDirOf(ImageStore& store, const Image& image) {
+  auto top = store.Unpack(image);
+  EXPECT_OK(top);
+  if (!top.ok() || !top->has_value()) return "";
+  return *store.snapshotter().Dir(**top);
+}
 
 class ImageStoreTest : public ::testing::Test {
  protected:
@@ -260,6 +269,183 @@ TEST_F(ImageStoreTest, ImportRefusesBadInput) {
   EXPECT_THAT(store_->Import(archive::StringSource(garbage), "garbage"),
               StatusIs(absl::StatusCode::kDataLoss));
   ASSERT_OK_AND_ASSIGN(std::vector<Image> all, store_->List());
+  EXPECT_THAT(all, IsEmpty());
+}
+
+// Runs `cmd` and returns its stdout (exit code in *code).
+std::string Capture(const std::string& cmd, int* code) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) {
+    *code = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  int status = ::pclose(f);
+  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+class SaveLoadTest : public ImageStoreTest {
+ protected:
+  void SetUp() override {
+    ImageStoreTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_OK_AND_ASSIGN(base_, ImportFile(tmp_.Sub("rootfs.tar"), "bb:base"));
+    const std::string dir = tmp_.Sub("step");
+    ASSERT_OK(archive::testing::WriteFile(dir + "/app/hello", "hello"));
+    ASSERT_OK_AND_ASSIGN(auto writer, content_->OpenWriter("step"));
+    ASSERT_OK_AND_ASSIGN(
+        archive::LayerInfo layer,
+        archive::CreateLayerFromDir(dir, [&](absl::string_view c) { return writer->Write(c); }));
+    ASSERT_OK(writer->Commit(layer.size, layer.digest).status());
+    NewImage request;
+    request.base = "bb:base";
+    request.layers = {layer};
+    request.name = "example.com/app:v1";
+    ASSERT_OK_AND_ASSIGN(app_, store_->CreateImage(request));
+  }
+
+  absl::Status SaveTo(const std::vector<std::string>& names, ArchiveFormat format,
+                      const std::string& file) {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return ErrnoStatus(errno, file);
+    return store_->Save(names, format, archive::FdSink(fd.get()));
+  }
+
+  // A second, empty store on the same machine.
+  struct Other {
+    std::unique_ptr<kv::KvStore> kv;
+    std::unique_ptr<content::ContentStore> content;
+    std::unique_ptr<ImageStore> store;
+  };
+  Other NewStore(const std::string& name) {
+    Other o;
+    o.kv = kv::NewMemoryKvStore();
+    o.content = std::make_unique<content::ContentStore>(
+        std::make_unique<content::FilesystemDriver>(tmp_.Sub(name + "-content")));
+    auto store = ImageStore::Open(tmp_.Sub(name + "-images"), o.kv.get(), o.content.get());
+    EXPECT_OK(store);
+    if (store.ok()) o.store = std::move(*store);
+    return o;
+  }
+
+  absl::StatusOr<std::vector<Image>> LoadFrom(ImageStore& store, const std::string& file) {
+    UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoStatus(errno, file);
+    return store.Load(archive::FdSource(fd.get()));
+  }
+
+  Image base_, app_;
+};
+
+TEST_F(SaveLoadTest, OciArchiveRoundTripKeepsEveryDigest) {
+  const std::string file = tmp_.Sub("oci.tar");
+  ASSERT_OK(SaveTo({"bb:base", "example.com/app:v1"}, ArchiveFormat::kOciArchive, file));
+  int code = 0;
+  std::string listing = Capture("tar -tf " + file, &code);
+  EXPECT_THAT(listing, HasSubstr("oci-layout"));
+  EXPECT_THAT(listing, HasSubstr("index.json"));
+  EXPECT_THAT(listing, HasSubstr("blobs/sha256/" + std::string(app_.target.digest.hex())));
+
+  Other other = NewStore("oci");
+  ASSERT_OK_AND_ASSIGN(std::vector<Image> loaded, LoadFrom(*other.store, file));
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded[0].name, "docker.io/library/bb:base");
+  EXPECT_EQ(loaded[0].target.digest, base_.target.digest);
+  EXPECT_EQ(loaded[1].name, "example.com/app:v1");
+  EXPECT_EQ(loaded[1].target.digest, app_.target.digest);
+  EXPECT_EQ(loaded[1].id, app_.id);
+  ASSERT_OK_AND_ASSIGN(std::optional<oci::Digest> top, other.store->Unpack(loaded[1]));
+  EXPECT_EQ(*ReadFile(*other.store->snapshotter().Dir(*top) + "/app/hello"), "hello");
+
+  // skopeo reads it.
+  if (Exists("/usr/bin/skopeo")) {
+    std::string out = Capture("skopeo inspect --raw oci-archive:" + file + ":v1 2>&1", &code);
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_EQ(oci::Digest::Of(out), app_.target.digest) << out;
+  }
+}
+
+TEST_F(SaveLoadTest, DockerArchiveRoundTripKeepsTheImageId) {
+  const std::string file = tmp_.Sub("docker.tar");
+  ASSERT_OK(SaveTo({"example.com/app:v1"}, ArchiveFormat::kDockerArchive, file));
+  ASSERT_OK_AND_ASSIGN(oci::ImageConfig config, store_->GetConfig(app_));
+  int code = 0;
+  std::string listing = Capture("tar -tf " + file, &code);
+  EXPECT_THAT(listing, HasSubstr("manifest.json"));
+  EXPECT_THAT(listing, HasSubstr(absl::StrCat(app_.id.hex(), ".json")));
+  EXPECT_THAT(listing, HasSubstr(absl::StrCat(config.diff_ids[1].hex(), "/layer.tar")));
+
+  Other other = NewStore("docker");
+  ASSERT_OK_AND_ASSIGN(std::vector<Image> loaded, LoadFrom(*other.store, file));
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(loaded[0].name, "example.com/app:v1");
+  EXPECT_EQ(loaded[0].id, app_.id);
+  ASSERT_OK_AND_ASSIGN(oci::Manifest m, other.store->GetManifest(loaded[0]));
+  ASSERT_EQ(m.layers.size(), 2u);
+  // Layers are saved uncompressed: the blob is the diff.
+  EXPECT_EQ(m.layers[1].media_type, oci::kOciLayerTar);
+  EXPECT_EQ(m.layers[1].digest, config.diff_ids[1]);
+  ASSERT_OK_AND_ASSIGN(std::optional<oci::Digest> top, other.store->Unpack(loaded[0]));
+  EXPECT_EQ(*ReadFile(*other.store->snapshotter().Dir(*top) + "/app/hello"), "hello");
+
+  if (Exists("/usr/bin/skopeo")) {
+    std::string out = Capture("skopeo inspect docker-archive:" + file + " 2>&1", &code);
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_THAT(out, HasSubstr(config.diff_ids[1].str()));
+    // What skopeo writes, Pier loads: docker-archive and OCI archives.
+    const std::string theirs = tmp_.Sub("skopeo-docker.tar");
+    out = Capture("skopeo copy -q docker-archive:" + file + " docker-archive:" + theirs +
+                      ":example.com/app:v2 2>&1",
+                  &code);
+    ASSERT_EQ(code, 0) << out;
+    Other third = NewStore("skopeo");
+    ASSERT_OK_AND_ASSIGN(loaded, LoadFrom(*third.store, theirs));
+    ASSERT_EQ(loaded.size(), 1u);
+    EXPECT_EQ(loaded[0].name, "example.com/app:v2");
+    EXPECT_EQ(loaded[0].id, app_.id);
+    const std::string oci_dir = tmp_.Sub("skopeo-oci.tar");
+    out = Capture("skopeo copy -q docker-archive:" + file + " oci-archive:" + oci_dir +
+                      ":example.com/app:v3 2>&1",
+                  &code);
+    ASSERT_EQ(code, 0) << out;
+    ASSERT_OK_AND_ASSIGN(loaded, LoadFrom(*third.store, oci_dir));
+    ASSERT_EQ(loaded.size(), 1u);
+    EXPECT_EQ(loaded[0].name, "example.com/app:v3");
+    EXPECT_EQ(*ReadFile(TopDirOf(*third.store, loaded[0]) + "/app/hello"), "hello");
+  }
+}
+
+TEST_F(SaveLoadTest, BadArchives) {
+  EXPECT_THAT(SaveTo({"nope"}, ArchiveFormat::kOciArchive, tmp_.Sub("x.tar")),
+              StatusIs(absl::StatusCode::kNotFound));
+  Other other = NewStore("bad");
+  const std::string garbage(5000, 'x');
+  EXPECT_THAT(other.store->Load(archive::StringSource(garbage)),
+              StatusIs(absl::StatusCode::kDataLoss));
+  const std::string empty = archive::testing::TarBuilder().File("hello", "x").Finish();
+  EXPECT_THAT(other.store->Load(archive::StringSource(empty)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("neither")));
+  // A blob whose bytes do not match its name.
+  const std::string lie = archive::testing::TarBuilder()
+                              .File("oci-layout", R"({"imageLayoutVersion":"1.0.0"})")
+                              .File("blobs/sha256/" + std::string(oci::Digest::Of("a").hex()), "b")
+                              .Finish();
+  EXPECT_THAT(other.store->Load(archive::StringSource(lie)),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("digest mismatch")));
+  // manifest.json naming a missing layer.
+  const std::string missing =
+      archive::testing::TarBuilder()
+          .File("c.json", "{}")
+          .File("manifest.json",
+                R"([{"Config":"c.json","RepoTags":["x:y"],"Layers":["l/layer.tar"]}])")
+          .Finish();
+  EXPECT_THAT(other.store->Load(archive::StringSource(missing)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("l/layer.tar")));
+  ASSERT_OK_AND_ASSIGN(std::vector<Image> all, other.store->List());
   EXPECT_THAT(all, IsEmpty());
 }
 
