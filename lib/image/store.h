@@ -27,7 +27,13 @@
 // that no remaining image needs (never anything else: a builder may have
 // committed layers it has not yet recorded). A snapshot an active snapshot
 // stacks on (a container's rootfs) is kept, and so is everything of an image
-// the caller's `in_use` predicate claims.
+// the caller's `in_use` predicate claims. There are no leases yet (as
+// containerd has): a Remove that runs while a Pull, Load or CreateImage of
+// an image sharing blobs with the removed one is between fetching and
+// recording may delete a blob that image is about to use; that operation
+// then fails (NotFound) and can be retried. Callers that need more serialise
+// them. Blobs of a pull that failed half-way stay in the content store (a
+// retry reuses them).
 //
 // Ownership: the store borrows `kv` and `content`, which must outlive it,
 // and owns its Snapshotter.
