@@ -170,6 +170,7 @@ absl::StatusOr<ShimState> ShimClient::State() {
   st.pid = j.value("pid", 0);
   st.shim_pid = j.value("shim_pid", 0);
   st.running = j.value("running", false);
+  if (auto t = ParseTimestamp(j.value("started_at", "")); t.ok()) st.started_at = *t;
   if (j.contains("exit")) {
     ASSIGN_OR_RETURN(ExitRecord r, ExitRecordFromJson(j["exit"].dump()));
     st.exit = r;

@@ -14,7 +14,8 @@
 //   'W'          client -> shim, window size {"rows":R,"cols":C} (tty)
 //
 // Requests ({"op": ...}):
-//   state               -> {"ok","pid","shim_pid","running","exit"?}; closes
+//   state               -> {"ok","pid","shim_pid","running","started_at",
+//                           "exit"?}; closes
 //   kill {"signal":N}   -> {"ok"} once sent; NotFound when exited; closes
 //   resize {"rows","cols"} -> {"ok"}; FailedPrecondition without a tty
 //   wait                -> {"ok","exit":{...}} when the container has exited
@@ -92,6 +93,7 @@ struct ShimState {
   pid_t pid = 0;       // the container's init
   pid_t shim_pid = 0;  // the shim itself
   bool running = false;
+  absl::Time started_at = absl::InfinitePast();  // when the init had exec'd
   std::optional<ExitRecord> exit;
 };
 

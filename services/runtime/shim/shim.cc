@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -77,13 +78,16 @@ class Shim {
 
   int Run() {
     absl::Status s = Setup();
-    Report(s);
     if (!s.ok()) {
+      // Everything on disk first: the runtime may remove the directory as
+      // soon as it has the report.
       PIER_LOG(ERROR) << "starting container in " << opts_.dir << ": " << s;
       (void)WriteFileAtomic(JoinPath(opts_.dir, kErrorFile), StatusToJson(s));
       ::unlink(JoinPath(opts_.dir, kSocketFile).c_str());
+      Report(s);
       return 1;
     }
+    Report(s);
     Loop();
     ::unlink(JoinPath(opts_.dir, kSocketFile).c_str());
     return 0;
@@ -138,6 +142,7 @@ class Shim {
     err_.frame = FrameType::kStderr;
 
     ASSIGN_OR_RETURN(init_, executor_.Start(spec));
+    started_at_ = absl::Now();
     out_w.Reset();
     err_w.Reset();
     in_r.Reset();
@@ -158,9 +163,12 @@ class Shim {
 
   void Report(const absl::Status& s) {
     if (opts_.sync_fd < 0) return;
-    std::string msg =
-        s.ok() ? Json{{"ok", true}, {"pid", init_->pid()}, {"shim_pid", ::getpid()}}.dump()
-               : ErrorAnswer(s);
+    std::string msg = s.ok() ? Json{{"ok", true},
+                                    {"pid", init_->pid()},
+                                    {"shim_pid", ::getpid()},
+                                    {"started_at", FormatTimestamp(started_at_)}}
+                                   .dump()
+                             : ErrorAnswer(s);
     (void)WriteAll(opts_.sync_fd, msg, "start report");
     ::close(opts_.sync_fd);
   }
@@ -399,7 +407,8 @@ class Shim {
       Json j{{"ok", true},
              {"pid", init_->pid()},
              {"shim_pid", ::getpid()},
-             {"running", !init_->exit_status().has_value()}};
+             {"running", !init_->exit_status().has_value()},
+             {"started_at", FormatTimestamp(started_at_)}};
       if (exit_) j["exit"] = Json::parse(ExitRecordToJson(*exit_));
       answer(j.dump(), true);
     } else if (op == "kill") {
@@ -485,6 +494,7 @@ class Shim {
   ShimOptions opts_;
   exec::NativeExecutor executor_;
   std::unique_ptr<exec::Process> init_;
+  absl::Time started_at_;
   std::unique_ptr<LogWriter> log_;
   bool log_failed_ = false;
   bool tty_ = false;

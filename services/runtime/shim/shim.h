@@ -8,9 +8,9 @@
 //  1. binds shim.sock, writes shim.pid;
 //  2. starts the container with exec::NativeExecutor, stdout/stderr on pipes
 //     (or the pty master when process.tty), stdin on a pipe when open_stdin;
-//  3. writes init.pid and reports {"ok":true,"pid":N,"shim_pid":M} on
-//     `sync_fd` (or the start error as {"ok":false,"code","message"}, also
-//     written to error.json), then closes it;
+//  3. writes init.pid and reports {"ok":true,"pid":N,"shim_pid":M,
+//     "started_at":RFC3339Nano} on `sync_fd` (or the start error as {"ok":false,"code","message"},
+//     also written to error.json), then closes it;
 //  4. serves the protocol (protocol.h) in a single-threaded poll loop while
 //     copying the output into log.jsonl (log_file.h) and to attached clients;
 //  5. when the init exits: reads the output to EOF (bounded), runs
