@@ -407,6 +407,13 @@ TEST_F(ContainerManagerTest, ContainersOutliveTheManager) {
 
   EXPECT_TRUE(shim::IsShimAlive(before.shim_pid, dir));
   EXPECT_EQ(::kill(before.pid, 0), 0);
+  // The shim ignores SIGTERM/SIGINT/SIGHUP: it still answers afterwards (a
+  // pending signal is handled before the shim runs again).
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ASSERT_EQ(::kill(before.shim_pid, sig), 0);
+  ASSERT_OK_AND_ASSIGN(shim::ShimState state, shim::ShimClient(dir).State());
+  EXPECT_TRUE(state.running);
+  EXPECT_EQ(state.pid, before.pid);
+  EXPECT_EQ(state.shim_pid, before.shim_pid);
   // While no manager watches, one container is killed through its shim.
   {
     shim::ShimClient client(gone_dir);
