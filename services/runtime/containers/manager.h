@@ -1,0 +1,240 @@
+// ContainerManager: the runtime's container lifecycle ("Run"), independent
+// of images: the caller gives an exec::ContainerSpec whose rootfs (or rootfs
+// mounts) is already prepared.
+//
+// Each container has a record in the KvStore ("containers/<id>" -> JSON,
+// "container-names/<name>" -> id) and a state directory
+// `<root>/containers/<id>/` (layout: shim/state_dir.h). Start() spawns one
+// pier-shim per run; the shim is the container's parent and detaches from
+// the runtime, so containers survive the manager (and the daemon) going
+// away. A supervisor thread keeps a `wait` connection to every shim and,
+// when one reports an exit, records it and applies the restart policy with
+// exponential back-off. Recover() re-attaches to the shims of a previous
+// daemon (or records the exits that happened meanwhile).
+//
+// Ownership: the manager borrows the KvStore (it must outlive the manager;
+// RocksDB allows one opener, so a new manager on the same data needs the old
+// one destroyed and its store closed first). Destroying the manager stops
+// the supervisor but leaves containers and shims running.
+// Thread safety: every method may be called from any thread. Lifecycle
+// calls on the same container are serialised; Wait() and Logs(follow) block
+// only the calling thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "lib/common/fs.h"
+#include "lib/exec/executor.h"
+#include "lib/exec/native_executor.h"
+#include "lib/exec/spec.h"
+#include "lib/kv/kv_store.h"
+#include "services/runtime/shim/log_file.h"
+#include "services/runtime/shim/protocol.h"
+
+namespace pier::runtime {
+
+// Docker's restart policies: "no", "always", "on-failure[:N]",
+// "unless-stopped". Stop() (and Remove()) suppress restarts until the next
+// Start(); a Kill() does not.
+struct RestartPolicy {
+  enum class Kind { kNo, kAlways, kOnFailure, kUnlessStopped };
+  Kind kind = Kind::kNo;
+  int max_retries = 0;  // on-failure: give up after this many restarts (0: never)
+
+  // InvalidArgument for anything else (naming it).
+  static absl::StatusOr<RestartPolicy> Parse(absl::string_view text);
+  std::string ToString() const;
+};
+
+enum class ContainerState {
+  kCreated,     // recorded, never started (or its start failed)
+  kRunning,     // a shim and the container's init are alive
+  kRestarting,  // exited; a restart is scheduled (back-off)
+  kExited,      // exited (or stopped); exit status recorded
+};
+absl::string_view ContainerStateName(ContainerState state);
+
+struct CreateOptions {
+  std::string name;          // unique on the node; empty: "pier_" + the id's first 12 chars
+  std::string image;         // the image reference, recorded only
+  exec::ContainerSpec spec;  // spec.id is replaced by the container id
+  RestartPolicy restart;
+  int stop_signal = 0;                              // 0: SIGTERM
+  absl::Duration stop_timeout = absl::Seconds(10);  // Stop()'s default
+  bool open_stdin = false;                          // keep stdin open for Attach(stdin) (non-tty)
+};
+
+// A container as List() and Inspect() report it.
+struct ContainerInfo {
+  std::string id;
+  std::string name;
+  std::string image;
+  ContainerState state = ContainerState::kCreated;
+  pid_t pid = 0;          // the init's host pid while running
+  pid_t shim_pid = 0;     // the shim of the current (or last) run
+  exec::ExitStatus exit;  // of the last run (when it has exited)
+  std::string error;      // the last start error ("" when it started)
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time started_at = absl::InfinitePast();
+  absl::Time finished_at = absl::InfinitePast();
+  RestartPolicy restart;
+  int restart_count = 0;
+  bool manually_stopped = false;
+  int stop_signal = 0;
+  absl::Duration stop_timeout = absl::Seconds(10);
+  bool open_stdin = false;
+  exec::ContainerSpec spec;
+};
+
+struct LogsOptions {
+  bool follow = false;  // keep streaming until the container stops or `cancelled`
+  int64_t tail = -1;    // only the last N entries (of the existing ones); -1: all
+  absl::Time since = absl::InfinitePast();  // entries at or after this time
+  bool timestamps = false;                  // prefix each entry's data with its time and a space
+  bool stdout = true;
+  bool stderr = true;
+  // Polled at least every 100 ms while following; true ends Logs() with OK.
+  std::function<bool()> cancelled;
+};
+
+struct ManagerOptions {
+  std::string root;           // state directories under <root>/containers
+  kv::KvStore* kv = nullptr;  // borrowed, must outlive the manager
+  std::string shim_path;      // empty: pier-shim beside /proc/self/exe
+  absl::Duration start_timeout = absl::Seconds(30);
+  absl::Duration restart_backoff_initial = absl::Milliseconds(100);
+  absl::Duration restart_backoff_max = absl::Minutes(1);
+  int64_t log_max_size = 10 << 20;  // per log file
+  int log_max_files = 3;
+};
+
+class ContainerManager {
+ public:
+  // Loads the records and starts the supervisor. Call Recover() next to
+  // re-attach to running containers. InvalidArgument without root or kv;
+  // the KvStore's or file system's error otherwise.
+  static absl::StatusOr<std::unique_ptr<ContainerManager>> Open(ManagerOptions options);
+  ~ContainerManager();
+  ContainerManager(const ContainerManager&) = delete;
+  ContainerManager& operator=(const ContainerManager&) = delete;
+
+  // Re-attaches to every shim still alive (checked by /proc/<pid>/cmdline),
+  // records the exits that happened while no manager watched (exit.json),
+  // and applies restart policies to them. A container whose shim is gone
+  // without an exit.json is marked exited with an error and what is left of
+  // its cgroup is killed. The first KvStore error, if any.
+  absl::Status Recover();
+
+  // Records a new container (state created) and writes its state directory
+  // with spec.json. Returns the id. AlreadyExists when the name is taken;
+  // InvalidArgument for a bad name or a spec without args or rootfs.
+  absl::StatusOr<std::string> Create(const CreateOptions& options);
+
+  // Starts the container through a new pier-shim and returns once the init
+  // has exec'd. OK when already running. NotFound for an unknown id; the
+  // executor's error as-is (e.g. NotFound "exec /bin/nope: No such file or
+  // directory"), also recorded in ContainerInfo::error; DeadlineExceeded
+  // when the shim does not report within start_timeout.
+  absl::Status Start(absl::string_view id);
+
+  // Sends the stop signal, waits up to `timeout` (default: the container's
+  // stop_timeout), then SIGKILL, and waits for the exit. Suppresses restarts.
+  // OK when not running. NotFound for an unknown id; DeadlineExceeded when
+  // even SIGKILL did not end it within 30 s.
+  absl::Status Stop(absl::string_view id, std::optional<absl::Duration> timeout = std::nullopt);
+
+  // Sends `signal` to the init. FailedPrecondition when not running.
+  absl::Status Kill(absl::string_view id, int signal);
+
+  // Blocks until the current run exits (the next exit when running or
+  // restarting) and returns its status; at once when exited.
+  // FailedPrecondition when never started; NotFound when removed meanwhile;
+  // DeadlineExceeded after `timeout`.
+  absl::StatusOr<exec::ExitStatus> Wait(absl::string_view id,
+                                        absl::Duration timeout = absl::InfiniteDuration());
+
+  // Deletes the record and the state directory. FailedPrecondition when
+  // running (or restarting) and not `force`; with `force` it is SIGKILLed
+  // first.
+  absl::Status Remove(absl::string_view id, bool force);
+
+  // By id or name. NotFound when unknown.
+  absl::StatusOr<ContainerInfo> Inspect(absl::string_view id_or_name);
+  std::vector<ContainerInfo> List();
+
+  // Calls `sink` for each log entry in time order (stopping when it returns
+  // false). NotFound for an unknown id; file errors otherwise.
+  absl::Status Logs(absl::string_view id, const LogsOptions& options,
+                    const std::function<bool(const shim::LogEntry&)>& sink);
+
+  // Starts `process` in the running container (its namespaces, cgroup and
+  // security settings) with `stdio`; the caller waits for and cleans up the
+  // returned process. FailedPrecondition when not running; the executor's
+  // error otherwise.
+  absl::StatusOr<std::unique_ptr<exec::Process>> Exec(absl::string_view id,
+                                                      const exec::ProcessSpec& process,
+                                                      const exec::Stdio& stdio);
+
+  // Streams the container's output (and stdin when `stdin`) through its
+  // shim. FailedPrecondition when not running.
+  absl::StatusOr<std::unique_ptr<shim::AttachStream>> Attach(absl::string_view id, bool stdin);
+  // Resizes the container's tty. FailedPrecondition when not running or
+  // without a tty.
+  absl::Status Resize(absl::string_view id, uint16_t rows, uint16_t cols);
+
+  // <root>/containers/<id>
+  std::string StateDir(absl::string_view id) const;
+
+ private:
+  struct Entry {
+    ContainerInfo info;
+    std::shared_ptr<std::mutex> op_mu = std::make_shared<std::mutex>();
+    uint64_t exits = 0;  // bumped on every recorded exit (Wait's generation)
+    int backoff_step = 0;
+  };
+
+  explicit ContainerManager(ManagerOptions options);
+  absl::Status Load();
+  absl::Status PersistLocked(const Entry& e);
+  absl::StatusOr<std::string> ResolveLocked(absl::string_view id_or_name) const;
+  absl::Status StartLocked(const std::string& id);  // op_mu held, mu_ not
+  absl::StatusOr<shim::ShimState> SpawnShim(const std::string& id, const ContainerInfo& info);
+  void AddWatch(const std::string& id, UniqueFd fd);
+  void HandleExit(const std::string& id, absl::StatusOr<shim::ExitRecord> exit);
+  void Restart(const std::string& id);
+  void Supervise();
+  void Wake();
+  bool WaitExitLocked(std::unique_lock<std::mutex>& lock, const std::string& id, uint64_t gen,
+                      absl::Time deadline);
+  std::shared_ptr<std::mutex> OpMutex(const std::string& id);
+
+  ManagerOptions opts_;
+  exec::NativeExecutor executor_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // signalled on every exit and removal
+  std::map<std::string, Entry> entries_;
+  std::map<std::string, UniqueFd> watches_;     // id -> `wait` connection to its shim
+  std::map<std::string, absl::Time> restarts_;  // id -> when to restart
+  bool stopping_ = false;
+
+  UniqueFd wake_fd_;  // eventfd that interrupts the supervisor's poll
+  std::thread supervisor_;
+};
+
+}  // namespace pier::runtime

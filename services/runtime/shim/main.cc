@@ -1,0 +1,83 @@
+// pier-shim: the per-container monitor started by pier-runtime. Wiring only:
+// flags, detaching from the runtime (double fork + setsid), signals; the
+// work is in shim.h.
+//
+//   pier-shim --dir=<root>/containers/<id> [--sync-fd=3] [--stdin]
+//             [--log-max-size=BYTES] [--log-max-files=N]
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "lib/common/flags.h"
+#include "lib/common/log.h"
+#include "services/runtime/shim/shim.h"
+
+namespace {
+
+// Detaches from the parent (the runtime): the first child starts a new
+// session, the second is re-parented to init (or the nearest subreaper) and
+// can never reacquire a controlling terminal. Only the grandchild returns.
+void Daemonize() {
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("pier-shim: fork");
+    ::_exit(1);
+  }
+  if (pid > 0) ::_exit(0);
+  if (::setsid() < 0) {
+    std::perror("pier-shim: setsid");
+    ::_exit(1);
+  }
+  pid = ::fork();
+  if (pid < 0) {
+    std::perror("pier-shim: fork");
+    ::_exit(1);
+  }
+  if (pid > 0) ::_exit(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pier::runtime::shim::ShimOptions options;
+  int64_t sync_fd = -1;
+  bool foreground = false;
+  int64_t log_max_files = options.log_max_files;
+  int64_t log_max_size = options.log_max_size;
+  pier::FlagSet flags("pier-shim", "--dir=STATE_DIR [flags]");
+  flags.String("dir", "", &options.dir, "the container's state directory (holds spec.json)");
+  flags.Int("sync-fd", "", &sync_fd, "descriptor that receives the start report, then EOF");
+  flags.Bool("stdin", "", &options.open_stdin, "keep the container's stdin open for attach");
+  flags.Int("log-max-size", "", &log_max_size, "bytes per log file before rotation (0: never)");
+  flags.Int("log-max-files", "", &log_max_files, "log files kept, the current one included");
+  flags.Bool("foreground", "", &foreground, "do not detach (debugging)");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = flags.Parse(args);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s\n%s", std::string(parsed.status().message()).c_str(),
+                 flags.Usage().c_str());
+    return 2;
+  }
+  if (options.dir.empty() || options.dir[0] != '/') {
+    std::fprintf(stderr, "pier-shim: --dir must be an absolute path\n");
+    return 2;
+  }
+  options.sync_fd = static_cast<int>(sync_fd);
+  options.log_max_size = log_max_size;
+  options.log_max_files = static_cast<int>(log_max_files);
+
+  // Only the runtime's `kill` request signals the container; the shim itself
+  // survives terminal hangups and stray SIGTERM/SIGINT.
+  ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::umask(022);
+  if (!foreground) Daemonize();
+  return pier::runtime::shim::RunShim(options);
+}
