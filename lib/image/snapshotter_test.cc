@@ -76,7 +76,7 @@ bool Exists(const std::string& path) {
 class SnapshotterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (mknod, trusted.* xattrs)";
+    if (::geteuid() != 0) FAIL() << "required: needs root (mknod, trusted.* xattrs)";
     kv_ = kv::NewMemoryKvStore();
     Open();
     // Layer 1: a/file1, a/keep, dir/x.

@@ -47,8 +47,8 @@ std::string TopDirOf(ImageStore& store, const Image& image) {
 class ImageStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (owners, devices, overlay xattrs)";
-    if (!Exists("/bin/busybox")) GTEST_SKIP() << "needs busybox-static";
+    if (::geteuid() != 0) FAIL() << "required: needs root (owners, devices, overlay xattrs)";
+    if (!Exists("/bin/busybox")) FAIL() << "required: needs busybox-static";
     kv_ = kv::NewMemoryKvStore();
     content_ = std::make_unique<content::ContentStore>(
         std::make_unique<content::FilesystemDriver>(tmp_.Sub("content")));
