@@ -35,10 +35,28 @@ struct Verb {
 // Prints "pier: <message>" to stderr and returns `code`.
 int Fail(const absl::Status& status, int code = 1);
 
+int Commit(const Globals& globals, const std::vector<std::string>& args);
+int Create(const Globals& globals, const std::vector<std::string>& args);
+int Images(const Globals& globals, const std::vector<std::string>& args);
+int Import(const Globals& globals, const std::vector<std::string>& args);
+int Kill(const Globals& globals, const std::vector<std::string>& args);
+int Load(const Globals& globals, const std::vector<std::string>& args);
 int Login(const Globals& globals, const std::vector<std::string>& args);
 int Logout(const Globals& globals, const std::vector<std::string>& args);
+int Logs(const Globals& globals, const std::vector<std::string>& args);
+int Ps(const Globals& globals, const std::vector<std::string>& args);
+int Pull(const Globals& globals, const std::vector<std::string>& args);
+int Push(const Globals& globals, const std::vector<std::string>& args);
 int Registry(const Globals& globals, const std::vector<std::string>& args);
+int Rm(const Globals& globals, const std::vector<std::string>& args);
+int Rmi(const Globals& globals, const std::vector<std::string>& args);
+int Run(const Globals& globals, const std::vector<std::string>& args);
+int Save(const Globals& globals, const std::vector<std::string>& args);
+int Start(const Globals& globals, const std::vector<std::string>& args);
 int Status(const Globals& globals, const std::vector<std::string>& args);
+int Stop(const Globals& globals, const std::vector<std::string>& args);
+int Tag(const Globals& globals, const std::vector<std::string>& args);
 int Version(const Globals& globals, const std::vector<std::string>& args);
+int Wait(const Globals& globals, const std::vector<std::string>& args);
 
 }  // namespace pier::cli

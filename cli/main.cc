@@ -12,11 +12,29 @@ namespace pier::cli {
 namespace {
 
 constexpr Verb kVerbs[] = {
+    {"commit", "Create an image from a container's changes", Commit},
+    {"create", "Create a container", Create},
+    {"images", "List images", Images},
+    {"import", "Import a root filesystem tarball as an image", Import},
+    {"kill", "Send a signal to running containers", Kill},
+    {"load", "Load images from a tarball", Load},
     {"login", "Log in to a registry", Login},
     {"logout", "Log out from a registry", Logout},
+    {"logs", "Fetch a container's logs", Logs},
+    {"ps", "List containers", Ps},
+    {"pull", "Pull an image from a registry", Pull},
+    {"push", "Push an image to a registry", Push},
     {"registry", "Administer pier-registry (ls, tags, gc)", Registry},
+    {"rm", "Remove containers", Rm},
+    {"rmi", "Remove images", Rmi},
+    {"run", "Create and start a container", Run},
+    {"save", "Save images to a tarball", Save},
+    {"start", "Start created or stopped containers", Start},
     {"status", "Show whether each Pier service is serving", Status},
+    {"stop", "Stop running containers (SIGTERM, then SIGKILL)", Stop},
+    {"tag", "Give an image another name", Tag},
     {"version", "Show the Pier version", Version},
+    {"wait", "Wait for containers to exit and print their exit codes", Wait},
 };
 
 std::string Env(const char* name, const char* fallback) {

@@ -89,7 +89,7 @@ absl::StatusOr<std::vector<std::string>> FlagSet::Parse(const std::vector<std::s
       positional.insert(positional.end(), args.begin() + i + 1, args.end());
       break;
     }
-    if (arg == "--help" || arg == "-h") {
+    if (arg == "--help" || (arg == "-h" && FindShort('h') == nullptr)) {
       return absl::CancelledError(kHelpRequested);
     }
     if (arg.size() > 2 && arg[0] == '-' && arg[1] == '-') {

@@ -3,7 +3,8 @@
 // Flags use docker's spelling: `--name=value`, `--name value`, `--bool`,
 // `--bool=false`, a one-letter alias (`-p 80:80`, `-p80:80`), grouped one-letter
 // booleans (`-it`), repeatable list flags (`-e A=1 -e B=2`), and `--` to end
-// flags. `--help`/`-h` is answered by Parse() with kHelpRequested.
+// flags. `--help` (and `-h`, unless a flag claims it, as `pier run -h` does
+// for --hostname) is answered by Parse() with kHelpRequested.
 //
 // Daemons also read `--config=FILE`: lines of `name = value` (values may be
 // quoted, `#` starts a comment). A value from the file applies only when the

@@ -1,0 +1,36 @@
+// `pier pull IMAGE`: pier-runtime pulls an image from its registry.
+#include <grpcpp/grpcpp.h>
+
+#include <iostream>
+
+#include "cli/runtime_client.h"
+
+namespace pier::cli {
+
+int Pull(const Globals& g, const std::vector<std::string>& args) {
+  bool quiet = false;
+  FlagSet flags("pier pull", "[flags] IMAGE");
+  flags.Bool("quiet", "q", &quiet, "print only the image id");
+  std::vector<std::string> pos;
+  if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
+  if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier pull needs one IMAGE"), 2);
+  auto stub = ImageStub(g);
+  if (!stub.ok()) return Fail(stub.status());
+  grpc::ClientContext ctx;
+  rt::PullImageRequest req;
+  req.set_reference(pos[0]);
+  SetAuth(pos[0], req.mutable_auth());
+  auto reader = (*stub)->PullImage(&ctx, req);
+  rt::PullImageResponse resp;
+  std::string id;
+  while (reader->Read(&resp)) {
+    if (resp.has_progress() && !quiet) PrintProgress(resp.progress());
+    if (resp.has_image()) id = resp.image().id();
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FailRpc(s);
+  std::cout << (quiet ? id : "Pulled " + pos[0] + " (" + id + ")") << "\n";
+  return 0;
+}
+
+}  // namespace pier::cli
