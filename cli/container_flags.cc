@@ -15,10 +15,20 @@ absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
   if (!t.empty() && t.back() == 'b') t.pop_back();
   if (!t.empty()) {
     switch (t.back()) {
-      case 'k': mult = 1LL << 10; t.pop_back(); break;
-      case 'm': mult = 1LL << 20; t.pop_back(); break;
-      case 'g': mult = 1LL << 30; t.pop_back(); break;
-      default: break;
+      case 'k':
+        mult = 1LL << 10;
+        t.pop_back();
+        break;
+      case 'm':
+        mult = 1LL << 20;
+        t.pop_back();
+        break;
+      case 'g':
+        mult = 1LL << 30;
+        t.pop_back();
+        break;
+      default:
+        break;
     }
   }
   int64_t v = 0;
@@ -180,16 +190,18 @@ absl::Status ContainerFlags::ToSpec(const std::vector<std::string>& pos,
     if (parts.size() == 1) {
       ok = absl::SimpleAtoi(parts[0], &ctr);
     } else if (parts.size() == 2) {
-      ok = absl::SimpleAtoi(parts[1], &ctr) && (parts[0].empty() || absl::SimpleAtoi(parts[0], &host));
+      ok = absl::SimpleAtoi(parts[1], &ctr) &&
+           (parts[0].empty() || absl::SimpleAtoi(parts[0], &host));
     } else if (parts.size() == 3) {
       ip = parts[0];
-      ok = absl::SimpleAtoi(parts[2], &ctr) && (parts[1].empty() || absl::SimpleAtoi(parts[1], &host));
+      ok = absl::SimpleAtoi(parts[2], &ctr) &&
+           (parts[1].empty() || absl::SimpleAtoi(parts[1], &host));
     } else {
       ok = false;
     }
     if (!ok || ctr == 0 || ctr > 65535 || host > 65535 || (proto != "tcp" && proto != "udp")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("invalid --publish \"", p, "\": expected [ip:]hostPort:containerPort[/udp]"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid --publish \"", p, "\": expected [ip:]hostPort:containerPort[/udp]"));
     }
     rt::PortBinding* b = spec->add_ports();
     b->set_host_ip(ip);

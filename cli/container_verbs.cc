@@ -166,8 +166,8 @@ int Ps(const Globals& g, const std::vector<std::string>& args) {
   grpc::Status s = (*stub)->ListContainers(&ctx, req, &resp);
   if (!s.ok()) return FailRpc(s);
   if (!quiet && format.empty()) {
-    std::printf("%-14s %-28s %-24s %-18s %-22s %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
-                "CREATED", "STATUS", "NAMES");
+    std::printf("%-14s %-28s %-24s %-18s %-22s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
+                "STATUS", "NAMES");
   }
   for (const rt::ContainerSummary& c : resp.containers()) {
     std::string id = c.id().substr(0, 12);

@@ -20,8 +20,8 @@ int Import(const Globals& g, const std::vector<std::string>& args) {
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
   if (pos.empty() || pos.size() > 2) {
-    return Fail(absl::InvalidArgumentError("pier import needs FILE (or -) and an optional REFERENCE"),
-                2);
+    return Fail(
+        absl::InvalidArgumentError("pier import needs FILE (or -) and an optional REFERENCE"), 2);
   }
   UniqueFd fd(pos[0] == "-" ? ::dup(STDIN_FILENO) : ::open(pos[0].c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Fail(absl::NotFoundError("cannot open " + pos[0]));

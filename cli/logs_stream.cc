@@ -24,7 +24,8 @@ grpc::Status StreamLogs(rt::ContainerService::Stub& stub, const std::string& id,
     for (const rt::LogEntry& e : resp.entries()) {
       int fd = e.stream() == common::v1::OUTPUT_STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO;
       if (options.timestamps) {
-        absl::Time t = absl::FromUnixSeconds(e.time().seconds()) + absl::Nanoseconds(e.time().nanos());
+        absl::Time t =
+            absl::FromUnixSeconds(e.time().seconds()) + absl::Nanoseconds(e.time().nanos());
         std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ ", t, absl::UTCTimeZone());
         (void)WriteAll(fd, ts, "stdout");
       }

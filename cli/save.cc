@@ -21,8 +21,8 @@ int Save(const Globals& g, const std::vector<std::string>& args) {
     return Fail(absl::InvalidArgumentError("--format must be docker or oci"), 2);
   }
   if (output.empty() && ::isatty(STDOUT_FILENO)) {
-    return Fail(absl::InvalidArgumentError("refusing to write a tarball to a terminal: use -o FILE"),
-                2);
+    return Fail(
+        absl::InvalidArgumentError("refusing to write a tarball to a terminal: use -o FILE"), 2);
   }
   auto stub = ImageStub(g);
   if (!stub.ok()) return Fail(stub.status());

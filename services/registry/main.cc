@@ -37,6 +37,7 @@ struct Flags {
   int64_t token_ttl_s = 300;
   bool anonymous_pull = false;
   bool access_log = true;
+  bool sendfile = true;
 };
 
 struct State {
@@ -76,6 +77,8 @@ int main(int argc, char** argv) {
     flags.Int("token-ttl", "", &f.token_ttl_s, "token lifetime in seconds (default 300)");
     flags.Bool("anonymous-pull", "", &f.anonymous_pull, "let clients without credentials pull");
     flags.Bool("access-log", "", &f.access_log, "log one line per HTTP request (default true)");
+    flags.Bool("sendfile", "", &f.sendfile,
+               "send blobs with sendfile(2) (default true); false copies through a buffer");
   };
   spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
     const std::string& root = ctx.options().root;
@@ -152,6 +155,7 @@ int main(int argc, char** argv) {
     state.api = std::make_unique<pier::registry::DistributionApi>(
         state.registry.get(), state.metrics.get(),
         pier::registry::MakeHttpAuthorizer(state.http_authorizer.get()));
+    state.api->set_use_sendfile(f.sendfile);
     state.api_ready.store(state.api.get());
     ctx.Announce("http", state.http->address());
     ctx.OnStop([&state] { state.http->Stop(); });

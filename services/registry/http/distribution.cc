@@ -356,7 +356,9 @@ void DistributionApi::Blob(http::Request& req, http::ResponseWriter& w, const st
     (void)w.Finish();
     return;
   }
-  if (std::optional<std::string> local = registry_->LocalBlobPath(info->digest)) {
+  std::optional<std::string> local;
+  if (use_sendfile_) local = registry_->LocalBlobPath(info->digest);
+  if (local) {
     UniqueFd fd(::open(local->c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.valid()) {
       if (w.SendFile(fd.get(), start, length).ok()) CountSent(length);

@@ -55,6 +55,9 @@ class DistributionApi {
   DistributionApi(Registry* registry, Metrics* metrics, AuthorizeFn authorize = nullptr)
       : registry_(registry), metrics_(metrics), authorize_(std::move(authorize)) {}
 
+  // Blob bodies with sendfile(2) (true) or read+write through a buffer.
+  void set_use_sendfile(bool use) { use_sendfile_ = use; }
+
   void Handle(http::Request& req, http::ResponseWriter& w);
 
  private:
@@ -74,6 +77,7 @@ class DistributionApi {
   Registry* registry_;
   Metrics* metrics_;
   AuthorizeFn authorize_;
+  bool use_sendfile_ = true;
 };
 
 // Writes an OCI error body {"errors":[{"code","message"}]} with the HTTP
