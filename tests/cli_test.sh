@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The pier CLI against real daemons: pier-registry (HTTP) and pier-runtime
+# (unix socket), both on free loopback addresses under a temporary root.
+# Walks import, run (foreground exit code, -d, -e, --name, --rm), ps, logs,
+# stop, rm, commit, tag, push, rmi, pull, save, load, and the errors users
+# meet first.
+set -euo pipefail
+BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
+WORK=$(mktemp -d /tmp/pier-cli-XXXXXX)
+PIDS=()
+cleanup() {
+  if [ -n "${PIER_RUNTIME:-}" ]; then
+    for c in $("$BIN/pier" ps -a -q 2>/dev/null); do "$BIN/pier" rm -f "$c" >/dev/null 2>&1 || true; done
+  fi
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pier() { "$BIN/pier" "$@"; }
+
+wait_for() {  # FILE PATTERN PID
+  for _ in $(seq 1 300); do
+    grep -q "$2" "$1" && return 0
+    kill -0 "$3" 2>/dev/null || { cat "$1" "$1.err" >&2; fail "daemon exited"; }
+    sleep 0.05
+  done
+  fail "timed out waiting for $2"
+}
+
+"$BIN/pier-registry" --listen=127.0.0.1:0 --http-listen=127.0.0.1:0 --root="$WORK/registry" \
+  >"$WORK/registry.out" 2>"$WORK/registry.out.err" &
+PIDS+=($!)
+wait_for "$WORK/registry.out" "http listening on" "${PIDS[-1]}"
+REG=$(grep -o "http listening on .*" "$WORK/registry.out" | cut -d' ' -f4)
+
+"$BIN/pier-runtime" --listen="unix://$WORK/runtime.sock" --root="$WORK/runtime" \
+  >"$WORK/runtime.out" 2>"$WORK/runtime.out.err" &
+PIDS+=($!)
+wait_for "$WORK/runtime.out" "grpc listening on" "${PIDS[-1]}"
+export PIER_RUNTIME="unix://$WORK/runtime.sock"
+
+# A base image from Debian's busybox-static.
+mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/tmp"
+cp /bin/busybox "$WORK/rootfs/bin/busybox"
+for a in sh echo cat ls sleep env hostname ps touch id; do ln -s busybox "$WORK/rootfs/bin/$a"; done
+tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
+id=$(pier import -c 'CMD ["sh"]' -c 'ENV GREETING=hello' "$WORK/rootfs.tar" localhost/busybox:latest)
+[ -n "$id" ] || fail "import printed no id"
+pier images | grep -q "localhost/busybox" || fail "imported image not listed"
+
+# Foreground run: output, exit code, environment from image and -e.
+set +e
+out=$(pier run --rm -e WHO=pier localhost/busybox:latest sh -c 'echo "$GREETING $WHO"; exit 3')
+rc=$?
+set -e
+[ "$rc" = 3 ] || fail "pier run exit code $rc, expected 3"
+[ "$out" = "hello pier" ] || fail "pier run output: $out"
+
+# Detached, named; ps, logs, stop, rm.
+cid=$(pier run -d --name web localhost/busybox:latest sh -c 'echo started; exec sleep 1000')
+pier ps | grep -q " web$" || fail "ps does not list web"
+for _ in $(seq 1 100); do pier logs web | grep -q started && break; sleep 0.05; done
+pier logs web | grep -q started || fail "logs: $(pier logs web)"
+set +e
+pier run -d --name web localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -qi "web" "$WORK/err" || fail "name clash not refused: $(cat "$WORK/err")"
+pier rm web >/dev/null 2>&1 && fail "rm of a running container without -f succeeded"
+pier stop -t 1 web >/dev/null
+pier ps -a | grep " web$" | grep -qi "exited" || fail "web not exited after stop: $(pier ps -a)"
+pier rm web >/dev/null
+pier ps -a | grep -q " web$" && fail "web still listed after rm"
+
+# Commit, tag, push, remove, pull, save, load.
+pier run --name maker localhost/busybox:latest sh -c 'echo made > /tmp/artifact' >/dev/null
+pier commit maker localhost/made:v1 >/dev/null
+pier rm maker >/dev/null
+out=$(pier run --rm localhost/made:v1 cat /tmp/artifact)
+[ "$out" = made ] || fail "committed image lost the file: $out"
+pier tag localhost/made:v1 "$REG/demo/made:v1"
+pier push -q "$REG/demo/made:v1" >/dev/null
+pier rmi "$REG/demo/made:v1" localhost/made:v1 >/dev/null
+pier pull -q "$REG/demo/made:v1" >/dev/null
+out=$(pier run --rm "$REG/demo/made:v1" cat /tmp/artifact)
+[ "$out" = made ] || fail "pulled image lost the file: $out"
+pier save -o "$WORK/made.tar" "$REG/demo/made:v1"
+pier rmi "$REG/demo/made:v1" >/dev/null
+pier load -i "$WORK/made.tar" | grep -q "demo/made:v1" || fail "load did not report the image"
+out=$(pier run --rm "$REG/demo/made:v1" cat /tmp/artifact)
+[ "$out" = made ] || fail "loaded image lost the file: $out"
+
+# Errors users meet first.
+set +e
+pier run --rm localhost/nope:latest true >/dev/null 2>"$WORK/err"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "nope" "$WORK/err" || fail "unknown image: rc=$rc $(cat "$WORK/err")"
+set +e
+pier run --rm -v /does/not/exist:/data localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "/does/not/exist" "$WORK/err" || fail "missing volume: rc=$rc $(cat "$WORK/err")"
+echo "cli: 1 passed, 0 failed"
