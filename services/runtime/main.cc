@@ -89,9 +89,9 @@ int main(int argc, char** argv) {
         std::make_unique<pier::content::FilesystemDriver>(root + "/content"));
     pier::image::ImageStoreOptions image_options;
     image_options.default_registry = f.default_registry;
-    ASSIGN_OR_RETURN(state.images, pier::image::ImageStore::Open(root + "/images", state.meta.get(),
-                                                                 state.content.get(),
-                                                                 image_options));
+    ASSIGN_OR_RETURN(state.images,
+                     pier::image::ImageStore::Open(root + "/images", state.meta.get(),
+                                                   state.content.get(), image_options));
     pier::runtime::ManagerOptions manager_options;
     manager_options.root = root;
     manager_options.kv = state.meta.get();

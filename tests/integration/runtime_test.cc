@@ -42,8 +42,8 @@ absl::StatusOr<std::string> BusyboxTar(const std::string& dir) {
   RETURN_IF_ERROR(MakeDirs(dir + "/tmp"));
   ASSIGN_OR_RETURN(std::string busybox, ReadFile(kBusybox));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/bin/busybox", busybox, 0755));
-  for (const char* applet : {"sh", "echo", "cat", "ls", "sleep", "hostname", "id", "env", "ps",
-                             "touch", "true"}) {
+  for (const char* applet :
+       {"sh", "echo", "cat", "ls", "sleep", "hostname", "id", "env", "ps", "touch", "true"}) {
     std::string link = dir + "/bin/" + applet;
     if (::symlink("busybox", link.c_str()) != 0) return ErrnoStatus(errno, link);
   }
@@ -112,8 +112,8 @@ class RuntimeTest : public ::testing::Test {
 
   void StartRuntime() {
     socket_ = dir_.Sub("runtime.sock");
-    ASSERT_OK(runtime_.Start("pier-runtime", {"--listen=unix://" + socket_,
-                                              "--root=" + dir_.Sub("root")}));
+    ASSERT_OK(runtime_.Start("pier-runtime",
+                             {"--listen=unix://" + socket_, "--root=" + dir_.Sub("root")}));
     auto channel = grpc::CreateChannel("unix://" + socket_, grpc::InsecureChannelCredentials());
     images_ = v1::ImageService::NewStub(channel);
     containers_ = v1::ContainerService::NewStub(channel);
@@ -338,9 +338,10 @@ TEST_F(RuntimeTest, CommitAndExport) {
 
 TEST_F(RuntimeTest, PushRemovePullSaveLoad) {
   DaemonProcess registry;
-  ASSERT_OK(registry.Start("pier-registry", {"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
-                                             "--root=" + dir_.Sub("registry")},
-                           {"grpc", "http"}));
+  ASSERT_OK(registry.Start(
+      "pier-registry",
+      {"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--root=" + dir_.Sub("registry")},
+      {"grpc", "http"}));
   const std::string remote = registry.Address("http") + "/test/busybox:1";
   {
     grpc::ClientContext c;

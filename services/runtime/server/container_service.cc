@@ -91,8 +91,8 @@ absl::Status ParseUser(const std::string& user, exec::ProcessSpec* p) {
   uint32_t uid = 0, gid = 0;
   if (!absl::SimpleAtoi(parts[0], &uid) ||
       (parts.size() == 2 && !absl::SimpleAtoi(parts[1], &gid))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "user \"", user, "\": only numeric uid[:gid] (or root) is supported for now"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("user \"", user, "\": only numeric uid[:gid] (or root) is supported for now"));
   }
   p->uid = uid;
   p->gid = parts.size() == 2 ? gid : uid;
@@ -339,7 +339,8 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
         em.source = "tmpfs";
         em.options = {"nosuid", "nodev",
                       absl::StrFormat("mode=%o", m.tmpfs_mode() ? m.tmpfs_mode() : 01777u)};
-        if (m.tmpfs_size_bytes() > 0) em.options.push_back(absl::StrCat("size=", m.tmpfs_size_bytes()));
+        if (m.tmpfs_size_bytes() > 0)
+          em.options.push_back(absl::StrCat("size=", m.tmpfs_size_bytes()));
         if (m.read_only()) em.options.push_back("ro");
         break;
       }
@@ -526,7 +527,8 @@ grpc::Status ContainerServiceImpl::StopContainer(grpc::ServerContext*,
   auto id = Resolve(request->id());
   if (!id.ok()) return ToGrpcStatus(id.status());
   std::optional<absl::Duration> timeout;
-  if (request->has_timeout_seconds()) timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
+  if (request->has_timeout_seconds())
+    timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
   return ToGrpcStatus(ctx_->containers->Stop(*id, timeout));
 }
 
@@ -536,7 +538,8 @@ grpc::Status ContainerServiceImpl::RestartContainer(grpc::ServerContext*,
   auto id = Resolve(request->id());
   if (!id.ok()) return ToGrpcStatus(id.status());
   std::optional<absl::Duration> timeout;
-  if (request->has_timeout_seconds()) timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
+  if (request->has_timeout_seconds())
+    timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
   absl::Status s = ctx_->containers->Stop(*id, timeout);
   if (!s.ok()) return ToGrpcStatus(s);
   return ToGrpcStatus(ctx_->containers->Start(*id));
@@ -716,21 +719,20 @@ grpc::Status ContainerServiceImpl::ContainerLogs(
       request->has_until() ? FromTimestamp(request->until()) : absl::InfiniteFuture();
   bool past_until = false;
   opts.cancelled = [&] { return context->IsCancelled() || past_until; };
-  absl::Status s =
-      ctx_->containers->Logs(*id, opts, [&](const shim::LogEntry& e) {
-        if (e.time >= until) {
-          past_until = true;
-          return false;
-        }
-        v1::ContainerLogsResponse r;
-        v1::LogEntry* out = r.add_entries();
-        out->set_stream(e.stream == "stderr" ? common::v1::OUTPUT_STREAM_STDERR
-                                             : common::v1::OUTPUT_STREAM_STDOUT);
-        if (request->timestamps()) ToTimestamp(e.time, out->mutable_time());
-        out->set_data(e.data);
-        out->set_partial(e.partial);
-        return writer->Write(r);
-      });
+  absl::Status s = ctx_->containers->Logs(*id, opts, [&](const shim::LogEntry& e) {
+    if (e.time >= until) {
+      past_until = true;
+      return false;
+    }
+    v1::ContainerLogsResponse r;
+    v1::LogEntry* out = r.add_entries();
+    out->set_stream(e.stream == "stderr" ? common::v1::OUTPUT_STREAM_STDERR
+                                         : common::v1::OUTPUT_STREAM_STDOUT);
+    if (request->timestamps()) ToTimestamp(e.time, out->mutable_time());
+    out->set_data(e.data);
+    out->set_partial(e.partial);
+    return writer->Write(r);
+  });
   if (context->IsCancelled()) return grpc::Status::OK;
   return ToGrpcStatus(s);
 }
@@ -747,8 +749,7 @@ grpc::Status ContainerServiceImpl::ResizeTty(grpc::ServerContext*,
   }
   auto id = Resolve(request->container_id());
   if (!id.ok()) return ToGrpcStatus(id.status());
-  return ToGrpcStatus(ctx_->containers->Resize(*id,
-                                               static_cast<uint16_t>(request->size().height()),
+  return ToGrpcStatus(ctx_->containers->Resize(*id, static_cast<uint16_t>(request->size().height()),
                                                static_cast<uint16_t>(request->size().width())));
 }
 
@@ -949,8 +950,7 @@ grpc::Status SystemServiceImpl::Info(grpc::ServerContext*, const v1::InfoRequest
     std::vector<std::string> ids;
     for (const auto& i : *images) ids.push_back(i.id.str());
     std::sort(ids.begin(), ids.end());
-    response->set_images(
-        static_cast<int32_t>(std::unique(ids.begin(), ids.end()) - ids.begin()));
+    response->set_images(static_cast<int32_t>(std::unique(ids.begin(), ids.end()) - ids.begin()));
   }
   response->set_root_dir(ctx_->root);
   response->set_storage_driver("overlayfs");

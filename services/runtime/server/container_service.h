@@ -40,14 +40,12 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
                               v1::StartContainerResponse* response) override;
   grpc::Status RunContainer(grpc::ServerContext* context, const v1::RunContainerRequest* request,
                             v1::RunContainerResponse* response) override;
-  grpc::Status StopContainer(grpc::ServerContext* context,
-                             const v1::StopContainerRequest* request,
+  grpc::Status StopContainer(grpc::ServerContext* context, const v1::StopContainerRequest* request,
                              v1::StopContainerResponse* response) override;
   grpc::Status RestartContainer(grpc::ServerContext* context,
                                 const v1::RestartContainerRequest* request,
                                 v1::RestartContainerResponse* response) override;
-  grpc::Status KillContainer(grpc::ServerContext* context,
-                             const v1::KillContainerRequest* request,
+  grpc::Status KillContainer(grpc::ServerContext* context, const v1::KillContainerRequest* request,
                              v1::KillContainerResponse* response) override;
   grpc::Status RemoveContainer(grpc::ServerContext* context,
                                const v1::RemoveContainerRequest* request,
@@ -58,11 +56,9 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   grpc::Status InspectContainer(grpc::ServerContext* context,
                                 const v1::InspectContainerRequest* request,
                                 v1::InspectContainerResponse* response) override;
-  grpc::Status WaitContainer(grpc::ServerContext* context,
-                             const v1::WaitContainerRequest* request,
+  grpc::Status WaitContainer(grpc::ServerContext* context, const v1::WaitContainerRequest* request,
                              v1::WaitContainerResponse* response) override;
-  grpc::Status ContainerLogs(grpc::ServerContext* context,
-                             const v1::ContainerLogsRequest* request,
+  grpc::Status ContainerLogs(grpc::ServerContext* context, const v1::ContainerLogsRequest* request,
                              grpc::ServerWriter<v1::ContainerLogsResponse>* writer) override;
   grpc::Status ResizeTty(grpc::ServerContext* context, const v1::ResizeTtyRequest* request,
                          v1::ResizeTtyResponse* response) override;

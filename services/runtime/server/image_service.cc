@@ -148,7 +148,8 @@ absl::Status ImageServiceImpl::Summarize(const image::Image& img,
         if (ref.ok()) {
           std::string d = absl::StrCat(ref->Name(), "@", other.repo_digest->str());
           auto& digests = *out->mutable_repo_digests();
-          if (std::find(digests.begin(), digests.end(), d) == digests.end()) out->add_repo_digests(d);
+          if (std::find(digests.begin(), digests.end(), d) == digests.end())
+            out->add_repo_digests(d);
         }
       }
     }
@@ -319,10 +320,9 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext*,
   const RuntimeContext* ctx = ctx_;
   // no_prune: claim the image as in use so its content stays.
   const bool keep = request->no_prune();
-  auto result = ctx_->images->Remove(request->image(), request->force(),
-                                     [ctx, keep](const oci::Digest& id) {
-                                       return keep || ctx->ImageInUse(id.str(), false);
-                                     });
+  auto result = ctx_->images->Remove(
+      request->image(), request->force(),
+      [ctx, keep](const oci::Digest& id) { return keep || ctx->ImageInUse(id.str(), false); });
   if (!result.ok()) return ToGrpcStatus(result.status());
   for (const auto& u : result->untagged) response->add_untagged(u);
   for (const auto& d : result->deleted) response->add_deleted(d.str());
@@ -345,12 +345,12 @@ grpc::Status ImageServiceImpl::PushImage(grpc::ServerContext*, const v1::PushIma
   auto options = ctx_->RegistryOptionsFor(request->reference(),
                                           request->has_auth() ? &request->auth() : nullptr);
   if (!options.ok()) return ToGrpcStatus(options.status());
-  auto pushed = ctx_->images->Push(request->reference(), "", *options,
-                                   [&](const image::Progress& p) {
-                                     v1::PushImageResponse r;
-                                     *r.mutable_progress() = ToProgress(p);
-                                     writer->Write(r);
-                                   });
+  auto pushed =
+      ctx_->images->Push(request->reference(), "", *options, [&](const image::Progress& p) {
+        v1::PushImageResponse r;
+        *r.mutable_progress() = ToProgress(p);
+        writer->Write(r);
+      });
   if (!pushed.ok()) return ToGrpcStatus(pushed.status());
   v1::PushImageResponse r;
   r.mutable_result()->set_reference(*normalized);

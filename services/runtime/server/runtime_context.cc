@@ -96,8 +96,8 @@ absl::StatusOr<distribution::RegistryClientOptions> RuntimeContext::RegistryOpti
   options.insecure = std::any_of(insecure.begin(), insecure.end(), [&](const std::string& h) {
     return SameRegistry(h, ref.registry);
   });
-  if (auth != nullptr && (auth->server_address().empty() ||
-                          SameRegistry(auth->server_address(), ref.registry))) {
+  if (auth != nullptr &&
+      (auth->server_address().empty() || SameRegistry(auth->server_address(), ref.registry))) {
     if (!auth->username().empty() || !auth->password().empty()) {
       options.credentials = distribution::Credentials{auth->username(), auth->password()};
       return options;
@@ -126,9 +126,8 @@ absl::Status ApplyChanges(const std::vector<std::string>& changes, oci::Containe
     absl::string_view line = absl::StripAsciiWhitespace(change);
     size_t sp = line.find_first_of(" \t");
     std::string op = absl::AsciiStrToUpper(line.substr(0, sp));
-    std::string arg(sp == absl::string_view::npos
-                        ? ""
-                        : absl::StripAsciiWhitespace(line.substr(sp)));
+    std::string arg(sp == absl::string_view::npos ? ""
+                                                  : absl::StripAsciiWhitespace(line.substr(sp)));
     auto bad = [&](absl::string_view why) {
       return absl::InvalidArgumentError(absl::StrCat("change \"", change, "\": ", why));
     };
@@ -176,8 +175,7 @@ absl::Status ApplyChanges(const std::vector<std::string>& changes, oci::Containe
         paths = absl::StrSplit(arg, ' ', absl::SkipEmpty());
       }
       for (const std::string& p : paths) {
-        if (std::find(config->volumes.begin(), config->volumes.end(), p) ==
-            config->volumes.end()) {
+        if (std::find(config->volumes.begin(), config->volumes.end(), p) == config->volumes.end()) {
           config->volumes.push_back(p);
         }
       }
@@ -191,14 +189,14 @@ absl::Status ApplyChanges(const std::vector<std::string>& changes, oci::Containe
 
 absl::StatusOr<int> ParseSignal(absl::string_view text) {
   static const std::map<std::string, int> kSignals = {
-      {"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP},   {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL},   {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE},   {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
-      {"CONT", SIGCONT},   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
-      {"TTOU", SIGTTOU},   {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+      {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},
+      {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"BUS", SIGBUS},     {"FPE", SIGFPE},
+      {"KILL", SIGKILL},     {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2},
+      {"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
+      {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+      {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
       {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-      {"PWR", SIGPWR},     {"SYS", SIGSYS}};
+      {"PWR", SIGPWR},       {"SYS", SIGSYS}};
   int n = 0;
   if (absl::SimpleAtoi(text, &n)) {
     if (n > 0 && n < 65) return n;

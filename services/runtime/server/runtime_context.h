@@ -26,11 +26,11 @@
 namespace pier::runtime {
 
 struct RuntimeContext {
-  std::string root;                      // --root
-  std::string default_registry;          // --default-registry
-  std::vector<std::string> insecure;     // --insecure-registry hosts
-  std::string credentials_path;          // --credentials; "" for none
-  image::ImageStore* images = nullptr;   // borrowed
+  std::string root;                     // --root
+  std::string default_registry;         // --default-registry
+  std::vector<std::string> insecure;    // --insecure-registry hosts
+  std::string credentials_path;         // --credentials; "" for none
+  image::ImageStore* images = nullptr;  // borrowed
   ContainerManager* containers = nullptr;
   kv::KvStore* kv = nullptr;
 
