@@ -1,11 +1,128 @@
 // pier-runtime: the Run service, one per node. Wiring only; see
 // docs/architecture.md.
+//
+// Data under --root:
+//   meta/        RocksDB: one KvStore shared by the image store ("image/"),
+//                its snapshotter ("snap/"), the container manager
+//                ("containers/", "container-names/") and the container
+//                service's records ("svc/container/")
+//   content/     blobs (manifests, configs, layers)
+//   images/      the snapshotter (committed layers, active snapshots)
+//   containers/  per-container state directories (spec, logs, shim socket)
+//   rootfs/      mount points of containers' root file systems
+//   tmp/         scratch (exports)
+//
+// Pulls and pushes always go over the OCI distribution HTTP API, also to a
+// pier-registry (which serves that API beside its gRPC one); loopback
+// registries are plain http, --insecure-registry hosts too.
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/common/fs.h"
+#include "lib/common/log.h"
+#include "lib/common/status.h"
+#include "lib/content/filesystem_driver.h"
+#include "lib/image/store.h"
+#include "lib/kv/kv_store.h"
 #include "lib/rpc/daemon.h"
+#include "services/runtime/containers/manager.h"
+#include "services/runtime/server/container_service.h"
+#include "services/runtime/server/image_service.h"
+#include "services/runtime/server/runtime_context.h"
+
+namespace {
+
+struct Flags {
+  std::string default_registry = "docker.io";
+  std::vector<std::string> insecure;
+  std::string shim;
+  std::string credentials;
+};
+
+struct State {
+  std::unique_ptr<pier::kv::KvStore> meta;
+  std::unique_ptr<pier::content::ContentStore> content;
+  std::unique_ptr<pier::image::ImageStore> images;
+  std::unique_ptr<pier::runtime::ContainerManager> containers;
+  pier::runtime::RuntimeContext ctx;
+  std::unique_ptr<pier::runtime::ImageServiceImpl> image_service;
+  std::unique_ptr<pier::runtime::ContainerServiceImpl> container_service;
+  std::unique_ptr<pier::runtime::SystemServiceImpl> system_service;
+};
+
+std::string ShimBesideSelf() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "pier-shim";
+  return pier::JoinPath(pier::Dirname(std::string(buf, static_cast<size_t>(n))), "pier-shim");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  Flags f;
+  State state;
   pier::rpc::DaemonSpec spec;
   spec.name = "pier-runtime";
   spec.default_listen = "unix:///run/pier/runtime.sock";
   spec.default_root = "/var/lib/pier/runtime";
+  spec.add_flags = [&](pier::FlagSet& flags) {
+    flags.String("default-registry", "", &f.default_registry,
+                 "registry of short image names (default docker.io)");
+    flags.StringList("insecure-registry", "", &f.insecure,
+                     "registry host[:port] to reach over plain http (repeatable; loopback "
+                     "registries always are)");
+    flags.String("shim", "", &f.shim, "path of pier-shim (default: beside pier-runtime)");
+    flags.String("credentials", "", &f.credentials,
+                 "registry credentials file as `pier login` writes it (default: none)");
+  };
+  spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
+    const std::string& root = ctx.options().root;
+    for (const char* sub : {"/content", "/images", "/containers", "/rootfs", "/tmp"}) {
+      RETURN_IF_ERROR(pier::MakeDirs(root + sub, 0700));
+    }
+    ASSIGN_OR_RETURN(state.meta, pier::kv::OpenRocksDb(root + "/meta"));
+    state.content = std::make_unique<pier::content::ContentStore>(
+        std::make_unique<pier::content::FilesystemDriver>(root + "/content"));
+    pier::image::ImageStoreOptions image_options;
+    image_options.default_registry = f.default_registry;
+    ASSIGN_OR_RETURN(state.images,
+                     pier::image::ImageStore::Open(root + "/images", state.meta.get(),
+                                                   state.content.get(), image_options));
+    pier::runtime::ManagerOptions manager_options;
+    manager_options.root = root;
+    manager_options.kv = state.meta.get();
+    manager_options.shim_path = f.shim.empty() ? ShimBesideSelf() : f.shim;
+    ASSIGN_OR_RETURN(state.containers, pier::runtime::ContainerManager::Open(manager_options));
+    absl::Status recovered = state.containers->Recover();
+    if (!recovered.ok()) {
+      PIER_LOG(WARNING) << "recovering containers: " << recovered;
+    }
+
+    state.ctx.root = root;
+    state.ctx.default_registry = f.default_registry;
+    state.ctx.insecure = f.insecure;
+    state.ctx.credentials_path = f.credentials;
+    state.ctx.images = state.images.get();
+    state.ctx.containers = state.containers.get();
+    state.ctx.kv = state.meta.get();
+    state.image_service = std::make_unique<pier::runtime::ImageServiceImpl>(&state.ctx);
+    state.container_service = std::make_unique<pier::runtime::ContainerServiceImpl>(&state.ctx);
+    state.system_service = std::make_unique<pier::runtime::SystemServiceImpl>(&state.ctx);
+    ctx.RegisterService(state.image_service.get());
+    ctx.RegisterService(state.container_service.get());
+    ctx.RegisterService(state.system_service.get());
+    // The manager goes first at shutdown (containers keep running), then the
+    // stores it and the services borrow.
+    ctx.OnStop([&state] {
+      state.containers.reset();
+      state.images.reset();
+      state.meta.reset();
+    });
+    return absl::OkStatus();
+  };
   return pier::rpc::RunDaemon(spec, argc, argv);
 }

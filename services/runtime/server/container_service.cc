@@ -1,0 +1,984 @@
+#include "services/runtime/server/container_service.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "lib/archive/layer_writer.h"
+#include "lib/common/fs.h"
+#include "lib/common/log.h"
+#include "lib/common/status.h"
+#include "lib/exec/capabilities.h"
+#include "lib/rpc/status.h"
+
+namespace pier::runtime {
+namespace {
+
+using rpc::ToGrpcStatus;
+
+constexpr char kRecordPrefix[] = "svc/container/";
+constexpr size_t kChunk = 1 << 20;
+
+absl::StatusOr<std::string> RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, "open /dev/urandom");
+  ASSIGN_OR_RETURN(size_t n, ReadFull(fd.get(), raw.data(), raw.size(), "/dev/urandom"));
+  if (n != bytes) return absl::InternalError("short read from /dev/urandom");
+  return absl::BytesToHexString(raw);
+}
+
+std::string CapName(absl::string_view name) {
+  std::string n = absl::AsciiStrToUpper(name);
+  if (!absl::StartsWith(n, "CAP_")) n = "CAP_" + n;
+  return n;
+}
+
+std::vector<std::string> AllCapabilities() {
+  std::vector<std::string> out;
+  for (int c = 0; c <= exec::LastCapability(); ++c) out.push_back(exec::CapabilityName(c));
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> Capabilities(const v1::ContainerSpec& spec) {
+  std::vector<std::string> caps = exec::DefaultCapabilities();
+  for (const std::string& d : spec.cap_drop()) {
+    std::string n = CapName(d);
+    if (n == "CAP_ALL") {
+      caps.clear();
+      continue;
+    }
+    if (!exec::CapabilityFromName(n).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown capability \"", d, "\""));
+    }
+    caps.erase(std::remove(caps.begin(), caps.end(), n), caps.end());
+  }
+  for (const std::string& a : spec.cap_add()) {
+    std::string n = CapName(a);
+    if (n == "CAP_ALL") {
+      caps = AllCapabilities();
+      continue;
+    }
+    if (!exec::CapabilityFromName(n).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown capability \"", a, "\""));
+    }
+    if (std::find(caps.begin(), caps.end(), n) == caps.end()) caps.push_back(n);
+  }
+  return caps;
+}
+
+// "uid", "uid:gid", "root". Names other than root would need the image's
+// /etc/passwd, which is not read yet.
+absl::Status ParseUser(const std::string& user, exec::ProcessSpec* p) {
+  if (user.empty() || user == "root" || user == "root:root") return absl::OkStatus();
+  std::vector<std::string> parts = absl::StrSplit(user, absl::MaxSplits(':', 1));
+  uint32_t uid = 0, gid = 0;
+  if (!absl::SimpleAtoi(parts[0], &uid) ||
+      (parts.size() == 2 && !absl::SimpleAtoi(parts[1], &gid))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("user \"", user, "\": only numeric uid[:gid] (or root) is supported for now"));
+  }
+  p->uid = uid;
+  p->gid = parts.size() == 2 ? gid : uid;
+  return absl::OkStatus();
+}
+
+void MergeEnv(std::vector<std::string>* env, const std::string& entry) {
+  std::string key = entry.substr(0, entry.find('='));
+  for (std::string& e : *env) {
+    if (e.substr(0, e.find('=')) == key) {
+      e = entry;
+      return;
+    }
+  }
+  env->push_back(entry);
+}
+
+v1::ContainerStatus ToStatus(ContainerState s) {
+  switch (s) {
+    case ContainerState::kCreated:
+      return v1::CONTAINER_STATUS_CREATED;
+    case ContainerState::kRunning:
+      return v1::CONTAINER_STATUS_RUNNING;
+    case ContainerState::kRestarting:
+      return v1::CONTAINER_STATUS_RESTARTING;
+    case ContainerState::kExited:
+      return v1::CONTAINER_STATUS_EXITED;
+  }
+  return v1::CONTAINER_STATUS_UNSPECIFIED;
+}
+
+std::string StatusText(const ContainerInfo& c) {
+  absl::Duration d;
+  switch (c.state) {
+    case ContainerState::kCreated:
+      return "Created";
+    case ContainerState::kRunning:
+      d = absl::Now() - c.started_at;
+      return absl::StrCat("Up ", absl::FormatDuration(absl::Trunc(d, absl::Seconds(1))));
+    case ContainerState::kRestarting:
+      return absl::StrCat("Restarting (", c.exit.ExitCode(), ")");
+    case ContainerState::kExited:
+      d = absl::Now() - c.finished_at;
+      return absl::StrCat("Exited (", c.exit.ExitCode(), ") ",
+                          absl::FormatDuration(absl::Trunc(d, absl::Seconds(1))), " ago");
+  }
+  return "";
+}
+
+std::string RootfsKey(const v1::Container& record) {
+  const std::string& p = record.rootfs_path();
+  return p.substr(p.rfind('/') + 1);
+}
+
+void FillState(const ContainerInfo& c, v1::ContainerState* s) {
+  s->set_status(ToStatus(c.state));
+  s->set_pid(c.state == ContainerState::kRunning ? c.pid : 0);
+  s->set_exit_code(c.state == ContainerState::kExited || c.state == ContainerState::kRestarting
+                       ? c.exit.ExitCode()
+                       : 0);
+  s->set_error(c.error);
+  ToTimestamp(c.started_at, s->mutable_started_at());
+  ToTimestamp(c.finished_at, s->mutable_finished_at());
+  s->set_oom_killed(c.exit.oom_killed);
+  s->set_restart_count(c.restart_count);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ContainerServiceImpl::Resolve(absl::string_view id_or_name) const {
+  if (id_or_name.empty()) return absl::InvalidArgumentError("no container id or name given");
+  std::vector<ContainerInfo> all = ctx_->containers->List();
+  for (const ContainerInfo& c : all) {
+    if (c.id == id_or_name) return c.id;
+  }
+  for (const ContainerInfo& c : all) {
+    if (c.name == id_or_name) return c.id;
+  }
+  std::vector<std::string> matches;
+  for (const ContainerInfo& c : all) {
+    if (absl::StartsWith(c.id, id_or_name)) matches.push_back(c.id);
+  }
+  if (matches.size() == 1) return matches[0];
+  if (matches.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("container id prefix \"", id_or_name, "\" is ambiguous"));
+  }
+  return absl::NotFoundError(absl::StrCat("no such container: ", id_or_name));
+}
+
+absl::StatusOr<v1::Container> ContainerServiceImpl::Record(const std::string& id) const {
+  ASSIGN_OR_RETURN(std::optional<std::string> raw, ctx_->kv->Find(kRecordPrefix + id));
+  v1::Container c;
+  if (!raw || !c.ParseFromString(*raw)) {
+    return absl::NotFoundError(absl::StrCat("container ", id, " has no runtime record"));
+  }
+  return c;
+}
+
+absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec& spec,
+                                                         std::string* name,
+                                                         std::vector<std::string>* warnings) {
+  if (spec.image().empty()) return absl::InvalidArgumentError("container spec has no image");
+  absl::StatusOr<image::Image> img = ctx_->images->Get(spec.image());
+  if (absl::IsNotFound(img.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("image ", spec.image(), " not found locally; pull it first"));
+  }
+  if (!img.ok()) return img.status();
+  ASSIGN_OR_RETURN(oci::ImageConfig config, ctx_->images->GetConfig(*img));
+  const oci::ContainerConfig& ic = config.config;
+
+  CreateOptions opts;
+  opts.name = spec.name();
+  opts.image = img->id.str();
+  exec::ContainerSpec& es = opts.spec;
+  exec::ProcessSpec& p = es.process;
+
+  // Entrypoint and command, as docker merges them.
+  std::vector<std::string> args;
+  if (spec.has_entrypoint()) {
+    args.assign(spec.entrypoint().values().begin(), spec.entrypoint().values().end());
+  } else if (ic.entrypoint) {
+    args = *ic.entrypoint;
+  }
+  if (spec.has_cmd()) {
+    args.insert(args.end(), spec.cmd().values().begin(), spec.cmd().values().end());
+  } else if (!spec.has_entrypoint() && ic.cmd) {
+    args.insert(args.end(), ic.cmd->begin(), ic.cmd->end());
+  }
+  if (args.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no command specified for image ", spec.image()));
+  }
+  p.args = args;
+  p.env = ic.env;
+  for (const std::string& e : spec.env()) {
+    if (e.find('=') == std::string::npos || e[0] == '=') {
+      return absl::InvalidArgumentError(absl::StrCat("env \"", e, "\" is not KEY=VALUE"));
+    }
+    MergeEnv(&p.env, e);
+  }
+  p.cwd = !spec.working_dir().empty() ? spec.working_dir()
+                                      : (!ic.working_dir.empty() ? ic.working_dir : "/");
+  if (p.cwd[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("working directory \"", p.cwd, "\" is not absolute"));
+  }
+  const std::string user = !spec.user().empty() ? spec.user() : ic.user;
+  RETURN_IF_ERROR(ParseUser(user, &p));
+  p.tty = spec.tty();
+  opts.open_stdin = spec.open_stdin();
+
+  // Namespaces.
+  const std::string& net = spec.network_mode();
+  if (net.empty() || net == "bridge") {
+    warnings->push_back(
+        "network mode bridge is not implemented yet; the container gets its own network "
+        "namespace with loopback only (as \"none\")");
+  } else if (net == "host") {
+    es.namespaces.net.mode = exec::NamespaceMode::kHost;
+    es.namespaces.uts.mode = exec::NamespaceMode::kHost;
+  } else if (net == "none") {
+  } else if (absl::StartsWith(net, "container:")) {
+    return absl::UnimplementedError("network mode container:<id> is not supported yet");
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown network mode \"", net, "\""));
+  }
+  if (spec.pid_mode() == "host") {
+    es.namespaces.pid.mode = exec::NamespaceMode::kHost;
+  } else if (!spec.pid_mode().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown pid mode \"", spec.pid_mode(), "\""));
+  }
+  if (!spec.ports().empty() || spec.publish_all()) {
+    return absl::UnimplementedError("published ports need bridge networking (not yet supported)");
+  }
+  es.hostname = spec.hostname();
+  es.privileged = spec.privileged();
+  if (spec.privileged()) {
+    p.capabilities = AllCapabilities();
+  } else {
+    ASSIGN_OR_RETURN(p.capabilities, Capabilities(spec));
+  }
+  for (const std::string& opt : spec.security_opt()) {
+    if (opt == "no-new-privileges" || opt == "no-new-privileges:true") {
+      p.no_new_privileges = true;
+    } else if (opt == "seccomp=unconfined" || opt == "seccomp:unconfined") {
+      es.seccomp = exec::SeccompMode::kUnconfined;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unsupported security option \"", opt, "\""));
+    }
+  }
+  es.readonly_rootfs = spec.read_only_rootfs();
+
+  // Resources.
+  const v1::Resources& r = spec.resources();
+  if (r.memory_bytes() != 0 && r.memory_bytes() < (6 << 20)) {
+    return absl::InvalidArgumentError("memory limit below the minimum of 6 MiB");
+  }
+  if (r.memory_bytes() < 0 || r.nano_cpus() < 0 || r.pids_limit() < 0 || r.cpu_shares() < 0) {
+    return absl::InvalidArgumentError("negative resource limit");
+  }
+  es.cgroup.memory_bytes = r.memory_bytes();
+  es.cgroup.memory_swap = r.memory_swap_bytes();
+  es.cgroup.nano_cpus = r.nano_cpus();
+  es.cgroup.cpu_shares = static_cast<uint64_t>(r.cpu_shares());
+  es.cgroup.pids_limit = r.pids_limit();
+  es.cgroup.cpuset_cpus = r.cpuset_cpus();
+
+  // Mounts.
+  for (const v1::Mount& m : spec.mounts()) {
+    if (m.target().empty() || m.target()[0] != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mount target \"", m.target(), "\" is not an absolute path"));
+    }
+    exec::Mount em;
+    em.target = m.target();
+    switch (m.type()) {
+      case v1::Mount::TYPE_BIND: {
+        if (m.source().empty() || m.source()[0] != '/') {
+          return absl::InvalidArgumentError(
+              absl::StrCat("bind mount source \"", m.source(), "\" is not an absolute path"));
+        }
+        struct stat st;
+        if (::stat(m.source().c_str(), &st) != 0) {
+          if (errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("stat ", m.source()));
+          if (!m.create_host_path()) {
+            return absl::FailedPreconditionError(
+                absl::StrCat("bind mount source path does not exist: ", m.source()));
+          }
+          RETURN_IF_ERROR(MakeDirs(m.source(), 0755));
+        }
+        em.type = "bind";
+        em.source = m.source();
+        em.options = {"rbind", m.propagation().empty() ? "rprivate" : m.propagation()};
+        if (m.read_only()) em.options.push_back("ro");
+        break;
+      }
+      case v1::Mount::TYPE_TMPFS: {
+        if (!m.source().empty()) {
+          return absl::InvalidArgumentError("tmpfs mount with a source");
+        }
+        em.type = "tmpfs";
+        em.source = "tmpfs";
+        em.options = {"nosuid", "nodev",
+                      absl::StrFormat("mode=%o", m.tmpfs_mode() ? m.tmpfs_mode() : 01777u)};
+        if (m.tmpfs_size_bytes() > 0)
+          em.options.push_back(absl::StrCat("size=", m.tmpfs_size_bytes()));
+        if (m.read_only()) em.options.push_back("ro");
+        break;
+      }
+      case v1::Mount::TYPE_VOLUME:
+        return absl::UnimplementedError("volume mounts are not supported yet");
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat("mount at ", m.target(), " has no valid type"));
+    }
+    es.mounts.push_back(std::move(em));
+  }
+
+  // Lifecycle.
+  std::string policy = "no";
+  switch (spec.restart_policy().name()) {
+    case v1::RestartPolicy::NAME_UNSPECIFIED:
+    case v1::RestartPolicy::NAME_NO:
+      break;
+    case v1::RestartPolicy::NAME_ALWAYS:
+      policy = "always";
+      break;
+    case v1::RestartPolicy::NAME_ON_FAILURE:
+      policy = spec.restart_policy().max_retries() > 0
+                   ? absl::StrCat("on-failure:", spec.restart_policy().max_retries())
+                   : "on-failure";
+      break;
+    case v1::RestartPolicy::NAME_UNLESS_STOPPED:
+      policy = "unless-stopped";
+      break;
+    default:
+      return absl::InvalidArgumentError("unknown restart policy");
+  }
+  ASSIGN_OR_RETURN(opts.restart, RestartPolicy::Parse(policy));
+  if (spec.auto_remove()) {
+    if (policy != "no") {
+      return absl::InvalidArgumentError("auto_remove conflicts with a restart policy");
+    }
+    return absl::UnimplementedError("auto_remove is not supported yet");
+  }
+  const std::string stop_signal = !spec.stop_signal().empty() ? spec.stop_signal() : ic.stop_signal;
+  if (!stop_signal.empty()) {
+    ASSIGN_OR_RETURN(opts.stop_signal, ParseSignal(stop_signal));
+  }
+  if (spec.has_stop_timeout_seconds()) {
+    if (spec.stop_timeout_seconds() < 0) return absl::InvalidArgumentError("negative stop timeout");
+    opts.stop_timeout = absl::Seconds(spec.stop_timeout_seconds());
+  }
+  if (!spec.name().empty()) {
+    // Fail before creating a snapshot.
+    for (const ContainerInfo& c : ctx_->containers->List()) {
+      if (c.name == spec.name()) {
+        return absl::AlreadyExistsError(absl::StrCat("container name \"", spec.name(),
+                                                     "\" is already in use by container ", c.id));
+      }
+    }
+  }
+
+  // Root file system: an active snapshot over the image's layers.
+  ASSIGN_OR_RETURN(std::optional<oci::Digest> parent, ctx_->images->Unpack(*img));
+  ASSIGN_OR_RETURN(std::string key, RandomHex(32));
+  ASSIGN_OR_RETURN(es.rootfs_mounts, ctx_->images->snapshotter().Prepare(key, parent));
+  es.rootfs = JoinPath(ctx_->root, "rootfs/" + key);
+  auto cleanup = [&] {
+    (void)ctx_->images->snapshotter().RemoveActive(key);
+    (void)RemoveAll(es.rootfs);
+  };
+  absl::Status s = MakeDirs(es.rootfs, 0755);
+  if (!s.ok()) {
+    cleanup();
+    return s;
+  }
+  absl::StatusOr<std::string> id = ctx_->containers->Create(opts);
+  if (!id.ok()) {
+    cleanup();
+    return id.status();
+  }
+  absl::StatusOr<ContainerInfo> info = ctx_->containers->Inspect(*id);
+  v1::Container record;
+  record.set_id(*id);
+  record.set_name(info.ok() ? info->name : spec.name());
+  ToTimestamp(info.ok() ? info->created_at : absl::Now(), record.mutable_created_at());
+  record.set_image(spec.image());
+  record.set_image_id(img->id.str());
+  *record.mutable_spec() = spec;
+  record.mutable_spec()->set_name(record.name());
+  v1::ProcessConfig* pc = record.mutable_config();
+  for (const auto& a : p.args) pc->add_args(a);
+  for (const auto& e : p.env) pc->add_env(e);
+  pc->set_working_dir(p.cwd);
+  pc->set_user(user);
+  pc->set_tty(p.tty);
+  record.mutable_network()->set_network_mode(net.empty() ? "bridge" : net);
+  for (const v1::Mount& m : spec.mounts()) {
+    v1::MountPoint* mp = record.add_mounts();
+    mp->set_type(m.type());
+    mp->set_source(m.source());
+    mp->set_target(m.target());
+    mp->set_read_only(m.read_only());
+    if (m.type() == v1::Mount::TYPE_BIND) {
+      mp->set_propagation(m.propagation().empty() ? "rprivate" : m.propagation());
+    }
+  }
+  record.set_log_path(JoinPath(ctx_->containers->StateDir(*id), "log.jsonl"));
+  record.set_rootfs_path(es.rootfs);
+  s = ctx_->kv->Put(kRecordPrefix + *id, record.SerializeAsString());
+  if (!s.ok()) {
+    (void)ctx_->containers->Remove(*id, true);
+    cleanup();
+    return s;
+  }
+  *name = record.name();
+  PIER_LOG(INFO) << "created container " << *id << " (" << *name << ") from " << spec.image();
+  return *id;
+}
+
+absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force) {
+  absl::StatusOr<v1::Container> record = Record(id);
+  RETURN_IF_ERROR(ctx_->containers->Remove(id, force));
+  if (record.ok()) {
+    absl::Status s = ctx_->images->snapshotter().RemoveActive(RootfsKey(*record));
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      PIER_LOG(WARNING) << "container " << id << ": removing its snapshot: " << s;
+    }
+    (void)RemoveAll(record->rootfs_path());
+  }
+  return ctx_->kv->Delete(kRecordPrefix + id);
+}
+
+grpc::Status ContainerServiceImpl::CreateContainer(grpc::ServerContext*,
+                                                   const v1::CreateContainerRequest* request,
+                                                   v1::CreateContainerResponse* response) {
+  std::string name;
+  std::vector<std::string> warnings;
+  auto id = Create(request->spec(), &name, &warnings);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  response->set_id(*id);
+  response->set_name(name);
+  for (auto& w : warnings) response->add_warnings(w);
+  return grpc::Status::OK;
+}
+
+grpc::Status ContainerServiceImpl::StartContainer(grpc::ServerContext*,
+                                                  const v1::StartContainerRequest* request,
+                                                  v1::StartContainerResponse*) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  absl::Status s = ctx_->containers->Start(*id);
+  if (absl::IsNotFound(s) || absl::IsPermissionDenied(s)) {
+    // The executable could not be run: the container is left exited.
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("container ", *id, ": ", s.message()));
+  }
+  return ToGrpcStatus(s);
+}
+
+grpc::Status ContainerServiceImpl::RunContainer(grpc::ServerContext*,
+                                                const v1::RunContainerRequest* request,
+                                                v1::RunContainerResponse* response) {
+  std::string name;
+  std::vector<std::string> warnings;
+  auto id = Create(request->spec(), &name, &warnings);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  absl::Status s = ctx_->containers->Start(*id);
+  if (!s.ok()) {
+    absl::Status r = RemoveById(*id, true);
+    if (!r.ok()) {
+      PIER_LOG(WARNING) << "removing container " << *id << " after failed start: " << r;
+    }
+    if (absl::IsNotFound(s) || absl::IsPermissionDenied(s)) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("container ", *id, ": ", s.message()));
+    }
+    return ToGrpcStatus(s);
+  }
+  response->set_id(*id);
+  response->set_name(name);
+  for (auto& w : warnings) response->add_warnings(w);
+  return grpc::Status::OK;
+}
+
+grpc::Status ContainerServiceImpl::StopContainer(grpc::ServerContext*,
+                                                 const v1::StopContainerRequest* request,
+                                                 v1::StopContainerResponse*) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  std::optional<absl::Duration> timeout;
+  if (request->has_timeout_seconds())
+    timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
+  return ToGrpcStatus(ctx_->containers->Stop(*id, timeout));
+}
+
+grpc::Status ContainerServiceImpl::RestartContainer(grpc::ServerContext*,
+                                                    const v1::RestartContainerRequest* request,
+                                                    v1::RestartContainerResponse*) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  std::optional<absl::Duration> timeout;
+  if (request->has_timeout_seconds())
+    timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
+  absl::Status s = ctx_->containers->Stop(*id, timeout);
+  if (!s.ok()) return ToGrpcStatus(s);
+  return ToGrpcStatus(ctx_->containers->Start(*id));
+}
+
+grpc::Status ContainerServiceImpl::KillContainer(grpc::ServerContext*,
+                                                 const v1::KillContainerRequest* request,
+                                                 v1::KillContainerResponse*) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  int sig = SIGKILL;
+  if (!request->signal().empty()) {
+    auto parsed = ParseSignal(request->signal());
+    if (!parsed.ok()) return ToGrpcStatus(parsed.status());
+    sig = *parsed;
+  }
+  return ToGrpcStatus(ctx_->containers->Kill(*id, sig));
+}
+
+grpc::Status ContainerServiceImpl::RemoveContainer(grpc::ServerContext*,
+                                                   const v1::RemoveContainerRequest* request,
+                                                   v1::RemoveContainerResponse*) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  return ToGrpcStatus(RemoveById(*id, request->force()));
+}
+
+grpc::Status ContainerServiceImpl::ListContainers(grpc::ServerContext*,
+                                                  const v1::ListContainersRequest* request,
+                                                  v1::ListContainersResponse* response) {
+  std::vector<ContainerInfo> all = ctx_->containers->List();
+  std::sort(all.begin(), all.end(), [](const ContainerInfo& a, const ContainerInfo& b) {
+    return a.created_at > b.created_at;
+  });
+  const v1::ContainerFilters& f = request->filters();
+  for (const ContainerInfo& c : all) {
+    v1::ContainerStatus status = ToStatus(c.state);
+    if (!request->all() && status != v1::CONTAINER_STATUS_RUNNING &&
+        status != v1::CONTAINER_STATUS_RESTARTING) {
+      continue;
+    }
+    auto any = [](const auto& list, auto pred) {
+      return list.empty() || std::any_of(list.begin(), list.end(), pred);
+    };
+    if (!any(f.ids(), [&](const std::string& p) { return absl::StartsWith(c.id, p); })) continue;
+    if (!any(f.names(), [&](const std::string& n) { return absl::StrContains(c.name, n); })) {
+      continue;
+    }
+    if (!any(f.statuses(), [&](int s) { return s == status; })) continue;
+    if (!any(f.exit_codes(), [&](int code) {
+          return c.state == ContainerState::kExited && c.exit.ExitCode() == code;
+        })) {
+      continue;
+    }
+    absl::StatusOr<v1::Container> record = Record(c.id);
+    if (!any(f.ancestors(), [&](const std::string& a) {
+          auto img = ctx_->images->Get(a);
+          return img.ok() && img->id.str() == c.image;
+        })) {
+      continue;
+    }
+    bool labels_ok = true;
+    for (const std::string& cond : f.labels()) {
+      std::vector<std::string> kv = absl::StrSplit(cond, absl::MaxSplits('=', 1));
+      if (!record.ok()) {
+        labels_ok = false;
+        break;
+      }
+      auto it = record->spec().labels().find(kv[0]);
+      if (it == record->spec().labels().end() || (kv.size() == 2 && it->second != kv[1])) {
+        labels_ok = false;
+      }
+    }
+    if (!labels_ok) continue;
+    v1::ContainerSummary* out = response->add_containers();
+    out->set_id(c.id);
+    out->set_name(c.name);
+    out->set_image(record.ok() ? record->image() : c.image);
+    out->set_image_id(c.image);
+    out->set_command(absl::StrJoin(c.spec.process.args, " "));
+    ToTimestamp(c.created_at, out->mutable_created_at());
+    out->set_status(status);
+    out->set_status_text(StatusText(c));
+    if (record.ok()) *out->mutable_labels() = record->spec().labels();
+    out->set_exit_code(c.state == ContainerState::kExited ? c.exit.ExitCode() : 0);
+    if (request->limit() > 0 && response->containers_size() >= request->limit()) break;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ContainerServiceImpl::InspectContainer(grpc::ServerContext*,
+                                                    const v1::InspectContainerRequest* request,
+                                                    v1::InspectContainerResponse* response) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  auto info = ctx_->containers->Inspect(*id);
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  auto record = Record(*id);
+  v1::Container* c = response->mutable_container();
+  if (record.ok()) *c = *record;
+  c->set_id(info->id);
+  c->set_name(info->name);
+  c->set_image_id(info->image);
+  FillState(*info, c->mutable_state());
+  if (info->state != ContainerState::kRunning) c->clear_rootfs_path();
+  return grpc::Status::OK;
+}
+
+grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
+                                                 const v1::WaitContainerRequest* request,
+                                                 v1::WaitContainerResponse* response) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  auto info = ctx_->containers->Inspect(*id);
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  const v1::WaitCondition cond = request->condition();
+  auto fill = [&](const ContainerInfo& c) {
+    response->set_exit_code(c.state == ContainerState::kCreated ? 0 : c.exit.ExitCode());
+    response->set_error(c.error);
+    ToTimestamp(c.finished_at, response->mutable_finished_at());
+    response->set_oom_killed(c.exit.oom_killed);
+  };
+  if ((cond == v1::WAIT_CONDITION_UNSPECIFIED || cond == v1::WAIT_CONDITION_NOT_RUNNING) &&
+      (info->state == ContainerState::kCreated || info->state == ContainerState::kExited)) {
+    fill(*info);
+    return grpc::Status::OK;
+  }
+  if (cond == v1::WAIT_CONDITION_REMOVED) {
+    // Removal happens by RemoveContainer only (no auto_remove yet): poll.
+    while (!context->IsCancelled()) {
+      auto now = ctx_->containers->Inspect(*id);
+      if (absl::IsNotFound(now.status())) return grpc::Status::OK;
+      if (now.ok()) fill(*now);
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
+  }
+  while (!context->IsCancelled()) {
+    auto exit = ctx_->containers->Wait(*id, absl::Milliseconds(500));
+    if (absl::IsDeadlineExceeded(exit.status())) continue;
+    if (absl::IsFailedPrecondition(exit.status())) {
+      // Never started: a created container that is started later is waited
+      // for as well.
+      absl::SleepFor(absl::Milliseconds(100));
+      continue;
+    }
+    if (!exit.ok()) return ToGrpcStatus(exit.status());
+    auto after = ctx_->containers->Inspect(*id);
+    if (after.ok()) fill(*after);
+    response->set_exit_code(exit->ExitCode());
+    response->set_oom_killed(exit->oom_killed);
+    return grpc::Status::OK;
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
+}
+
+grpc::Status ContainerServiceImpl::ContainerLogs(
+    grpc::ServerContext* context, const v1::ContainerLogsRequest* request,
+    grpc::ServerWriter<v1::ContainerLogsResponse>* writer) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  if (request->has_tail() && request->tail() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "negative tail");
+  }
+  if (request->has_since() && request->has_until() &&
+      FromTimestamp(request->until()) < FromTimestamp(request->since())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "until is before since");
+  }
+  LogsOptions opts;
+  opts.follow = request->follow();
+  opts.tail = request->has_tail() ? request->tail() : -1;
+  if (request->has_since()) opts.since = FromTimestamp(request->since());
+  const bool both = !request->stdout() && !request->stderr();
+  opts.stdout = both || request->stdout();
+  opts.stderr = both || request->stderr();
+  const absl::Time until =
+      request->has_until() ? FromTimestamp(request->until()) : absl::InfiniteFuture();
+  bool past_until = false;
+  opts.cancelled = [&] { return context->IsCancelled() || past_until; };
+  absl::Status s = ctx_->containers->Logs(*id, opts, [&](const shim::LogEntry& e) {
+    if (e.time >= until) {
+      past_until = true;
+      return false;
+    }
+    v1::ContainerLogsResponse r;
+    v1::LogEntry* out = r.add_entries();
+    out->set_stream(e.stream == "stderr" ? common::v1::OUTPUT_STREAM_STDERR
+                                         : common::v1::OUTPUT_STREAM_STDOUT);
+    if (request->timestamps()) ToTimestamp(e.time, out->mutable_time());
+    out->set_data(e.data);
+    out->set_partial(e.partial);
+    return writer->Write(r);
+  });
+  if (context->IsCancelled()) return grpc::Status::OK;
+  return ToGrpcStatus(s);
+}
+
+grpc::Status ContainerServiceImpl::ResizeTty(grpc::ServerContext*,
+                                             const v1::ResizeTtyRequest* request,
+                                             v1::ResizeTtyResponse*) {
+  if (request->size().width() == 0 || request->size().height() == 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "zero terminal width or height");
+  }
+  if (!request->exec_id().empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no such exec: ", request->exec_id()));
+  }
+  auto id = Resolve(request->container_id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  return ToGrpcStatus(ctx_->containers->Resize(*id, static_cast<uint16_t>(request->size().height()),
+                                               static_cast<uint16_t>(request->size().width())));
+}
+
+grpc::Status ContainerServiceImpl::CommitContainer(grpc::ServerContext*,
+                                                   const v1::CommitContainerRequest* request,
+                                                   v1::CommitContainerResponse* response) {
+  auto id = Resolve(request->container_id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  auto record = Record(*id);
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  oci::ContainerConfig probe;
+  std::vector<std::string> changes(request->changes().begin(), request->changes().end());
+  absl::Status s = ApplyChanges(changes, &probe);
+  if (!s.ok()) return ToGrpcStatus(s);
+  std::string name;
+  if (!request->reference().empty()) {
+    auto n = ctx_->images->NormalizeName(request->reference());
+    if (!n.ok()) return ToGrpcStatus(n.status());
+    name = *n;
+  }
+  auto upper = ctx_->images->snapshotter().UpperDir(RootfsKey(*record));
+  if (!upper.ok()) return ToGrpcStatus(upper.status());
+  // The container is not paused (no freezer support yet): a file written
+  // during the commit may be caught half-way.
+  auto ref = RandomHex(8);
+  if (!ref.ok()) return ToGrpcStatus(ref.status());
+  auto writer = ctx_->images->content().OpenWriter(absl::StrCat("commit-", *ref));
+  if (!writer.ok()) return ToGrpcStatus(writer.status());
+  auto layer = archive::CreateLayerFromOverlayUpper(
+      *upper, [&](absl::string_view chunk) { return (*writer)->Write(chunk); });
+  if (!layer.ok()) {
+    (void)(*writer)->Abort();
+    return ToGrpcStatus(Annotate(layer.status(), absl::StrCat("commit container ", *id)));
+  }
+  auto committed = (*writer)->Commit(layer->size, layer->digest);
+  if (!committed.ok()) return ToGrpcStatus(committed.status());
+  image::NewImage req;
+  req.base = record->image_id();
+  req.layers.push_back(*layer);
+  oci::History h;
+  h.created_by = absl::StrCat("pier commit ", id->substr(0, 12));
+  h.author = request->author();
+  h.comment = request->message();
+  req.history.push_back(h);
+  req.name = name;
+  const std::string author = request->author();
+  req.edit_config = [&changes, author](oci::ImageConfig* config) {
+    (void)ApplyChanges(changes, &config->config);
+    if (!author.empty()) config->author = author;
+  };
+  auto img = ctx_->images->CreateImage(req);
+  if (!img.ok()) return ToGrpcStatus(img.status());
+  response->set_image_id(img->id.str());
+  response->set_reference(name);
+  PIER_LOG(INFO) << "committed container " << *id << " as " << img->id.str();
+  return grpc::Status::OK;
+}
+
+grpc::Status ContainerServiceImpl::ExportContainer(
+    grpc::ServerContext* context, const v1::ExportContainerRequest* request,
+    grpc::ServerWriter<v1::ExportContainerResponse>* writer) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  auto record = Record(*id);
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  const std::string key = RootfsKey(*record);
+  auto upper = ctx_->images->snapshotter().UpperDir(key);
+  if (!upper.ok()) return ToGrpcStatus(upper.status());
+  auto mounts = ctx_->images->snapshotter().Mounts(key);
+  if (!mounts.ok()) return ToGrpcStatus(mounts.status());
+  std::string lower;
+  for (const exec::Mount& m : *mounts) {
+    for (const std::string& o : m.options) {
+      if (absl::StartsWith(o, "lowerdir=")) lower = o.substr(9);
+    }
+  }
+  if (lower.empty()) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, "snapshot mount has no lowerdir");
+  }
+  // A read-only overlay of the upper directory over the image's layers
+  // (no upperdir: overlayfs then needs no work dir and writes nothing).
+  auto tmp = RandomHex(8);
+  if (!tmp.ok()) return ToGrpcStatus(tmp.status());
+  const std::string dir = JoinPath(ctx_->root, "tmp/export-" + *tmp);
+  absl::Status s = MakeDirs(dir, 0700);
+  if (!s.ok()) return ToGrpcStatus(s);
+  const std::string data = absl::StrCat("lowerdir=", *upper, ":", lower, ",index=off");
+  if (::mount("overlay", dir.c_str(), "overlay", MS_RDONLY, data.c_str()) != 0) {
+    s = ErrnoStatus(errno, absl::StrCat("mount overlay on ", dir));
+    (void)::rmdir(dir.c_str());
+    return ToGrpcStatus(s);
+  }
+  std::string pending;
+  auto flush = [&]() -> absl::Status {
+    v1::ExportContainerResponse r;
+    r.set_data(std::move(pending));
+    pending.clear();
+    if (!writer->Write(r) || context->IsCancelled()) {
+      return absl::CancelledError("client went away during export");
+    }
+    return absl::OkStatus();
+  };
+  archive::CreateOptions copts;
+  copts.compression = archive::Compression::kNone;
+  auto written = archive::CreateLayerFromDir(
+      dir,
+      [&](absl::string_view chunk) -> absl::Status {
+        while (!chunk.empty()) {
+          size_t n = std::min(chunk.size(), kChunk - pending.size());
+          pending.append(chunk.data(), n);
+          chunk.remove_prefix(n);
+          if (pending.size() == kChunk) RETURN_IF_ERROR(flush());
+        }
+        return absl::OkStatus();
+      },
+      copts);
+  s = written.status();
+  if (s.ok() && !pending.empty()) s = flush();
+  if (::umount2(dir.c_str(), MNT_DETACH) != 0) {
+    PIER_LOG(WARNING) << "unmount " << dir << ": " << ErrnoStatus(errno, "umount");
+  }
+  (void)::rmdir(dir.c_str());
+  return ToGrpcStatus(s);
+}
+
+grpc::Status ContainerServiceImpl::PruneContainers(grpc::ServerContext*,
+                                                   const v1::PruneContainersRequest* request,
+                                                   v1::PruneContainersResponse* response) {
+  const v1::ContainerFilters& f = request->filters();
+  for (const ContainerInfo& c : ctx_->containers->List()) {
+    if (c.state == ContainerState::kRunning || c.state == ContainerState::kRestarting) continue;
+    if (!f.ids().empty() && std::none_of(f.ids().begin(), f.ids().end(), [&](const auto& p) {
+          return absl::StartsWith(c.id, p);
+        })) {
+      continue;
+    }
+    if (!f.names().empty() && std::none_of(f.names().begin(), f.names().end(), [&](const auto& n) {
+          return absl::StrContains(c.name, n);
+        })) {
+      continue;
+    }
+    absl::Status s = RemoveById(c.id, false);
+    if (s.ok()) {
+      response->add_deleted(c.id);
+    } else {
+      PIER_LOG(WARNING) << "prune: container " << c.id << ": " << s;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+// --- SystemService.
+
+namespace {
+std::string Arch() {
+  struct utsname u;
+  if (::uname(&u) != 0) return "";
+  std::string m = u.machine;
+  if (m == "x86_64") return "amd64";
+  if (m == "aarch64") return "arm64";
+  return m;
+}
+std::string Kernel() {
+  struct utsname u;
+  return ::uname(&u) == 0 ? u.release : "";
+}
+}  // namespace
+
+grpc::Status SystemServiceImpl::Version(grpc::ServerContext*, const v1::VersionRequest*,
+                                        v1::VersionResponse* response) {
+  response->set_version("0.1.0");
+  response->set_api_version("pier.runtime.v1");
+  response->set_os("linux");
+  response->set_architecture(Arch());
+  response->set_kernel_version(Kernel());
+  return grpc::Status::OK;
+}
+
+grpc::Status SystemServiceImpl::Info(grpc::ServerContext*, const v1::InfoRequest*,
+                                     v1::InfoResponse* response) {
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  response->set_hostname(host);
+  int running = 0, stopped = 0, total = 0;
+  for (const ContainerInfo& c : ctx_->containers->List()) {
+    ++total;
+    if (c.state == ContainerState::kRunning || c.state == ContainerState::kRestarting) {
+      ++running;
+    } else {
+      ++stopped;
+    }
+  }
+  response->set_containers(total);
+  response->set_containers_running(running);
+  response->set_containers_stopped(stopped);
+  auto images = ctx_->images->List();
+  if (images.ok()) {
+    std::vector<std::string> ids;
+    for (const auto& i : *images) ids.push_back(i.id.str());
+    std::sort(ids.begin(), ids.end());
+    response->set_images(static_cast<int32_t>(std::unique(ids.begin(), ids.end()) - ids.begin()));
+  }
+  response->set_root_dir(ctx_->root);
+  response->set_storage_driver("overlayfs");
+  struct stat st;
+  response->set_cgroup_version(::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0 ? 2 : 1);
+  response->set_cgroup_driver("cgroupfs");
+  response->set_executor("native");
+  response->set_kernel_version(Kernel());
+  std::ifstream os("/etc/os-release");
+  std::string line;
+  while (std::getline(os, line)) {
+    if (absl::StartsWith(line, "PRETTY_NAME=")) {
+      std::string v = line.substr(12);
+      if (v.size() >= 2 && v.front() == '"') v = v.substr(1, v.size() - 2);
+      response->set_operating_system(v);
+    }
+  }
+  response->mutable_platform()->set_os("linux");
+  response->mutable_platform()->set_architecture(Arch());
+  response->set_ncpu(static_cast<int32_t>(std::thread::hardware_concurrency()));
+  struct sysinfo si;
+  if (::sysinfo(&si) == 0) {
+    response->set_mem_total_bytes(static_cast<int64_t>(si.totalram) * si.mem_unit);
+  }
+  response->add_security_options("seccomp");
+  response->add_security_options("no-new-privileges");
+  response->add_warnings("bridge networking is not implemented yet (treated as none)");
+  return grpc::Status::OK;
+}
+
+}  // namespace pier::runtime

@@ -1,0 +1,105 @@
+// ContainerService of pier-runtime (pier.runtime.v1.ContainerService): turns
+// API container specs into exec::ContainerSpec (image config merged, an
+// overlay snapshot as the root file system) for the ContainerManager, and
+// streams logs and exports.
+//
+// Besides the manager's records, each container has a record in the kv
+// store under "svc/container/<id>": the API Container message as created
+// (spec with the generated name, image id, effective process config,
+// rootfs path; the snapshot key is the rootfs directory's base name).
+// Root file systems: the active snapshot <key> in the image store's
+// snapshotter, mounted by the executor (inside the container's mount
+// namespace) on <root>/rootfs/<key>.
+//
+// Networking: "bridge" is not implemented yet (CNI comes later); it is
+// treated as "none" (a new network namespace with loopback only), and
+// CreateContainer says so in its warnings.
+//
+// Ownership: borrows the RuntimeContext. Thread safety: calls run
+// concurrently; the manager serialises lifecycle calls per container.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "pier/runtime/v1/runtime.grpc.pb.h"
+#include "services/runtime/server/runtime_context.h"
+
+namespace pier::runtime {
+
+class ContainerServiceImpl final : public v1::ContainerService::Service {
+ public:
+  explicit ContainerServiceImpl(const RuntimeContext* ctx) : ctx_(ctx) {}
+
+  grpc::Status CreateContainer(grpc::ServerContext* context,
+                               const v1::CreateContainerRequest* request,
+                               v1::CreateContainerResponse* response) override;
+  grpc::Status StartContainer(grpc::ServerContext* context,
+                              const v1::StartContainerRequest* request,
+                              v1::StartContainerResponse* response) override;
+  grpc::Status RunContainer(grpc::ServerContext* context, const v1::RunContainerRequest* request,
+                            v1::RunContainerResponse* response) override;
+  grpc::Status StopContainer(grpc::ServerContext* context, const v1::StopContainerRequest* request,
+                             v1::StopContainerResponse* response) override;
+  grpc::Status RestartContainer(grpc::ServerContext* context,
+                                const v1::RestartContainerRequest* request,
+                                v1::RestartContainerResponse* response) override;
+  grpc::Status KillContainer(grpc::ServerContext* context, const v1::KillContainerRequest* request,
+                             v1::KillContainerResponse* response) override;
+  grpc::Status RemoveContainer(grpc::ServerContext* context,
+                               const v1::RemoveContainerRequest* request,
+                               v1::RemoveContainerResponse* response) override;
+  grpc::Status ListContainers(grpc::ServerContext* context,
+                              const v1::ListContainersRequest* request,
+                              v1::ListContainersResponse* response) override;
+  grpc::Status InspectContainer(grpc::ServerContext* context,
+                                const v1::InspectContainerRequest* request,
+                                v1::InspectContainerResponse* response) override;
+  grpc::Status WaitContainer(grpc::ServerContext* context, const v1::WaitContainerRequest* request,
+                             v1::WaitContainerResponse* response) override;
+  grpc::Status ContainerLogs(grpc::ServerContext* context, const v1::ContainerLogsRequest* request,
+                             grpc::ServerWriter<v1::ContainerLogsResponse>* writer) override;
+  grpc::Status ResizeTty(grpc::ServerContext* context, const v1::ResizeTtyRequest* request,
+                         v1::ResizeTtyResponse* response) override;
+  grpc::Status CommitContainer(grpc::ServerContext* context,
+                               const v1::CommitContainerRequest* request,
+                               v1::CommitContainerResponse* response) override;
+  grpc::Status ExportContainer(grpc::ServerContext* context,
+                               const v1::ExportContainerRequest* request,
+                               grpc::ServerWriter<v1::ExportContainerResponse>* writer) override;
+  grpc::Status PruneContainers(grpc::ServerContext* context,
+                               const v1::PruneContainersRequest* request,
+                               v1::PruneContainersResponse* response) override;
+  // Exec, Attach, PauseContainer, UnpauseContainer and ContainerStats are
+  // not implemented yet (the base class answers UNIMPLEMENTED).
+
+ private:
+  // The full id of the container `id_or_name` names (id, name or unique id
+  // prefix). NotFound; InvalidArgument for an ambiguous prefix.
+  absl::StatusOr<std::string> Resolve(absl::string_view id_or_name) const;
+  // The stored API record of container `id`.
+  absl::StatusOr<v1::Container> Record(const std::string& id) const;
+  // Creates the container (snapshot, manager record, API record).
+  absl::StatusOr<std::string> Create(const v1::ContainerSpec& spec, std::string* name,
+                                     std::vector<std::string>* warnings);
+  // Removes the container and its snapshot and records.
+  absl::Status RemoveById(const std::string& id, bool force);
+
+  const RuntimeContext* ctx_;
+};
+
+// SystemService: Version and Info.
+class SystemServiceImpl final : public v1::SystemService::Service {
+ public:
+  explicit SystemServiceImpl(const RuntimeContext* ctx) : ctx_(ctx) {}
+  grpc::Status Version(grpc::ServerContext* context, const v1::VersionRequest* request,
+                       v1::VersionResponse* response) override;
+  grpc::Status Info(grpc::ServerContext* context, const v1::InfoRequest* request,
+                    v1::InfoResponse* response) override;
+
+ private:
+  const RuntimeContext* ctx_;
+};
+
+}  // namespace pier::runtime
