@@ -216,7 +216,9 @@ absl::Status ContainerFlags::ToSpec(const std::vector<std::string>& pos,
   }
   spec->set_stop_signal(stop_signal);
   if (stop_timeout >= 0) spec->set_stop_timeout_seconds(static_cast<int32_t>(stop_timeout));
-  spec->set_auto_remove(rm);
+  // In the foreground `pier run --rm` removes the container itself after
+  // waiting; only a detached one asks the runtime to.
+  spec->set_auto_remove(rm && detach);
   return absl::OkStatus();
 }
 

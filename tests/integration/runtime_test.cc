@@ -65,8 +65,8 @@ v1::ContainerSpec Spec(std::vector<std::string> cmd, const std::string& image = 
 class RuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-    if (!OverlaySupported()) GTEST_SKIP() << "needs overlayfs";
+    if (::geteuid() != 0) FAIL() << "required: needs root";
+    if (!OverlaySupported()) FAIL() << "required: needs overlayfs";
     struct stat st;
     if (::stat(kBusybox, &st) != 0) FAIL() << "required: busybox-static at " << kBusybox;
     StartRuntime();
