@@ -37,6 +37,7 @@ int Fail(const absl::Status& status, int code = 1);
 
 int Commit(const Globals& globals, const std::vector<std::string>& args);
 int Create(const Globals& globals, const std::vector<std::string>& args);
+int Exec(const Globals& globals, const std::vector<std::string>& args);
 int Images(const Globals& globals, const std::vector<std::string>& args);
 int Import(const Globals& globals, const std::vector<std::string>& args);
 int Kill(const Globals& globals, const std::vector<std::string>& args);

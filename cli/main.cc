@@ -14,6 +14,7 @@ namespace {
 constexpr Verb kVerbs[] = {
     {"commit", "Create an image from a container's changes", Commit},
     {"create", "Create a container", Create},
+    {"exec", "Run a command in a running container", Exec},
     {"images", "List images", Images},
     {"import", "Import a root filesystem tarball as an image", Import},
     {"kill", "Send a signal to running containers", Kill},

@@ -62,6 +62,15 @@ cid=$(pier run -d --name web localhost/busybox:latest sh -c 'echo started; exec 
 pier ps | grep -q " web$" || fail "ps does not list web"
 for _ in $(seq 1 100); do pier logs web | grep -q started && break; sleep 0.05; done
 pier logs web | grep -q started || fail "logs: $(pier logs web)"
+# exec: a new process in the same container, stdin, exit code.
+out=$(pier exec web sh -c 'cat /proc/1/cmdline | tr "\0" " "')
+echo "$out" | grep -q "sleep 1000" || fail "exec does not see the container's init: $out"
+out=$(echo piped | pier exec -i web cat)
+[ "$out" = piped ] || fail "exec -i: $out"
+set +e
+pier exec web sh -c 'exit 5'; rc=$?
+set -e
+[ "$rc" = 5 ] || fail "exec exit code $rc, expected 5"
 set +e
 pier run -d --name web localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
 set -e

@@ -1,6 +1,7 @@
 #include "services/runtime/server/container_service.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -978,6 +980,119 @@ grpc::Status SystemServiceImpl::Info(grpc::ServerContext*, const v1::InfoRequest
   response->add_security_options("seccomp");
   response->add_security_options("no-new-privileges");
   response->add_warnings("bridge networking is not implemented yet (treated as none)");
+  return grpc::Status::OK;
+}
+
+grpc::Status ContainerServiceImpl::Exec(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream) {
+  v1::ExecRequest first;
+  if (!stream->Read(&first) || !first.has_spec()) {
+    return rpc::ToGrpcStatus(absl::InvalidArgumentError("the first Exec message must be the spec"));
+  }
+  const v1::ExecSpec& spec = first.spec();
+  if (spec.tty()) {
+    return rpc::ToGrpcStatus(absl::UnimplementedError("exec with a tty is not supported yet"));
+  }
+  if (spec.cmd().empty()) {
+    return rpc::ToGrpcStatus(absl::InvalidArgumentError("exec needs a command"));
+  }
+  absl::StatusOr<std::string> id = Resolve(spec.container_id());
+  if (!id.ok()) return rpc::ToGrpcStatus(id.status());
+  absl::StatusOr<ContainerInfo> info = ctx_->containers->Inspect(*id);
+  if (!info.ok()) return rpc::ToGrpcStatus(info.status());
+
+  exec::ProcessSpec p;
+  p.args.assign(spec.cmd().begin(), spec.cmd().end());
+  p.env = info->spec.process.env;
+  for (const std::string& e : spec.env()) p.env.push_back(e);
+  p.cwd = spec.working_dir().empty() ? info->spec.process.cwd : spec.working_dir();
+  p.uid = info->spec.process.uid;
+  p.gid = info->spec.process.gid;
+  if (!spec.user().empty()) {
+    std::pair<std::string, std::string> ug = absl::StrSplit(spec.user(), absl::MaxSplits(':', 1));
+    if (!absl::SimpleAtoi(ug.first, &p.uid) ||
+        (!ug.second.empty() && !absl::SimpleAtoi(ug.second, &p.gid))) {
+      return rpc::ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("exec --user \"", spec.user(), "\": only numeric uid[:gid] for now")));
+    }
+  }
+  p.capabilities = info->spec.process.capabilities;
+
+  int in[2] = {-1, -1}, out[2], err[2];
+  if ((spec.attach_stdin() && ::pipe2(in, O_CLOEXEC) != 0) || ::pipe2(out, O_CLOEXEC) != 0 ||
+      ::pipe2(err, O_CLOEXEC) != 0) {
+    return rpc::ToGrpcStatus(ErrnoStatus(errno, "exec: pipe"));
+  }
+  UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  exec::Stdio stdio{in_r.get(), out_w.get(), err_w.get()};
+  absl::StatusOr<std::unique_ptr<exec::Process>> proc = ctx_->containers->Exec(*id, p, stdio);
+  in_r.Reset();
+  out_w.Reset();
+  err_w.Reset();
+  if (!proc.ok()) return rpc::ToGrpcStatus(proc.status());
+  {
+    v1::ExecResponse started;
+    started.mutable_started()->set_pid((*proc)->pid());
+    stream->Write(started);
+  }
+  // Client messages (stdin, close, signals) on their own thread.
+  std::mutex stdin_mu;
+  int stdin_fd = in_w.Release();
+  exec::Process* process = proc->get();
+  std::thread reader([&] {
+    v1::ExecRequest req;
+    while (stream->Read(&req)) {
+      std::lock_guard<std::mutex> lock(stdin_mu);
+      if (req.has_stdin() && stdin_fd >= 0) {
+        (void)WriteAll(stdin_fd, req.stdin(), "exec stdin");
+      } else if (req.has_close_stdin() && stdin_fd >= 0) {
+        ::close(stdin_fd);
+        stdin_fd = -1;
+      } else if (req.request_case() == v1::ExecRequest::kSignal) {
+        absl::StatusOr<int> sig = ParseSignal(req.signal());
+        if (sig.ok()) (void)process->Signal(*sig);
+      }
+    }
+    std::lock_guard<std::mutex> lock(stdin_mu);
+    if (stdin_fd >= 0) ::close(stdin_fd);
+    stdin_fd = -1;
+  });
+  // Output until both pipes close.
+  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+  std::string buf(64 << 10, '\0');
+  int open_fds = 2;
+  while (open_fds > 0 && !context->IsCancelled()) {
+    if (::poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fds[i].fd, buf.data(), buf.size());
+      if (n <= 0) {
+        fds[i].fd = -1;
+        --open_fds;
+        continue;
+      }
+      v1::ExecResponse r;
+      r.mutable_output()->set_stream(i == 0 ? common::v1::OUTPUT_STREAM_STDOUT
+                                            : common::v1::OUTPUT_STREAM_STDERR);
+      r.mutable_output()->set_data(buf.data(), static_cast<size_t>(n));
+      stream->Write(r);
+    }
+  }
+  absl::StatusOr<exec::ExitStatus> st = process->Wait();
+  v1::ExecResponse exit;
+  if (st.ok()) {
+    exit.mutable_exit()->set_exit_code(st->ExitCode());
+    exit.mutable_exit()->set_oom_killed(st->oom_killed);
+  } else {
+    exit.mutable_exit()->set_exit_code(-1);
+    exit.mutable_exit()->set_error(std::string(st.status().message()));
+  }
+  stream->Write(exit);
+  // The client may keep its side open (stdin); end the call so the reader
+  // thread's Read returns.
+  context->TryCancel();
+  reader.join();
   return grpc::Status::OK;
 }
 

@@ -78,6 +78,14 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // The full id of the container `id_or_name` names (id, name or unique id
   // prefix). NotFound; InvalidArgument for an ambiguous prefix.
   absl::StatusOr<std::string> Resolve(absl::string_view id_or_name) const;
+
+ public:
+  // Exec without a tty: stdin from the client's messages, stdout and
+  // stderr back as output frames, then the exit. A tty is UNIMPLEMENTED.
+  grpc::Status Exec(grpc::ServerContext* context,
+                    grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream) override;
+
+ private:
   // The stored API record of container `id`.
   absl::StatusOr<v1::Container> Record(const std::string& id) const;
   // Creates the container (snapshot, manager record, API record).
