@@ -58,6 +58,7 @@ int Status(const Globals& globals, const std::vector<std::string>& args);
 int Stop(const Globals& globals, const std::vector<std::string>& args);
 int Tag(const Globals& globals, const std::vector<std::string>& args);
 int Version(const Globals& globals, const std::vector<std::string>& args);
+int Volume(const Globals& globals, const std::vector<std::string>& args);
 int Wait(const Globals& globals, const std::vector<std::string>& args);
 
 }  // namespace pier::cli

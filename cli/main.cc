@@ -35,6 +35,7 @@ constexpr Verb kVerbs[] = {
     {"stop", "Stop running containers (SIGTERM, then SIGKILL)", Stop},
     {"tag", "Give an image another name", Tag},
     {"version", "Show the Pier version", Version},
+    {"volume", "Manage volumes (create, ls, inspect, rm)", Volume},
     {"wait", "Wait for containers to exit and print their exit codes", Wait},
 };
 

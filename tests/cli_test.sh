@@ -99,6 +99,26 @@ pier load -i "$WORK/made.tar" | grep -q "demo/made:v1" || fail "load did not rep
 out=$(pier run --rm "$REG/demo/made:v1" cat /tmp/artifact)
 [ "$out" = made ] || fail "loaded image lost the file: $out"
 
+# Volumes: a named one outlives its containers; an image VOLUME path gets
+# an anonymous one that `rm -v` removes.
+pier volume create data >/dev/null
+pier run --rm -v data:/data localhost/busybox:latest sh -c 'echo kept > /data/f' >/dev/null
+out=$(pier run --rm -v data:/data:ro localhost/busybox:latest cat /data/f)
+[ "$out" = kept ] || fail "named volume lost its data: $out"
+pier run --rm -v data:/data:ro localhost/busybox:latest touch /data/g 2>/dev/null \
+  && fail "read-only volume accepted a write"
+pier volume ls -q | grep -qx data || fail "volume ls: $(pier volume ls)"
+pier run -d --name holder -v data:/data localhost/busybox:latest sleep 1000 >/dev/null
+pier volume rm data >/dev/null 2>&1 && fail "removed a volume in use"
+pier rm -f holder >/dev/null
+pier volume rm data >/dev/null
+pier volume ls -q | grep -qx data && fail "volume still listed after rm"
+pier import -c 'VOLUME /state' "$WORK/rootfs.tar" localhost/withvol:latest >/dev/null
+pier run --name v1 localhost/withvol:latest sh -c 'echo x > /state/y' >/dev/null
+[ "$(pier volume ls -q | wc -l)" = 1 ] || fail "no anonymous volume for VOLUME /state"
+pier rm -v v1 >/dev/null
+[ "$(pier volume ls -q | wc -l)" = 0 ] || fail "rm -v left the anonymous volume"
+
 # Errors users meet first.
 set +e
 pier run --rm localhost/nope:latest true >/dev/null 2>"$WORK/err"; rc=$?

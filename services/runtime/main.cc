@@ -32,6 +32,7 @@
 #include "services/runtime/server/container_service.h"
 #include "services/runtime/server/image_service.h"
 #include "services/runtime/server/runtime_context.h"
+#include "services/runtime/server/volume_service.h"
 
 namespace {
 
@@ -51,6 +52,8 @@ struct State {
   std::unique_ptr<pier::runtime::ImageServiceImpl> image_service;
   std::unique_ptr<pier::runtime::ContainerServiceImpl> container_service;
   std::unique_ptr<pier::runtime::SystemServiceImpl> system_service;
+  std::unique_ptr<pier::runtime::VolumeStore> volumes;
+  std::unique_ptr<pier::runtime::VolumeServiceImpl> volume_service;
 };
 
 std::string ShimBesideSelf() {
@@ -109,12 +112,16 @@ int main(int argc, char** argv) {
     state.ctx.images = state.images.get();
     state.ctx.containers = state.containers.get();
     state.ctx.kv = state.meta.get();
+    state.volumes = std::make_unique<pier::runtime::VolumeStore>(root, state.meta.get());
+    state.ctx.volumes = state.volumes.get();
     state.image_service = std::make_unique<pier::runtime::ImageServiceImpl>(&state.ctx);
     state.container_service = std::make_unique<pier::runtime::ContainerServiceImpl>(&state.ctx);
     state.system_service = std::make_unique<pier::runtime::SystemServiceImpl>(&state.ctx);
     ctx.RegisterService(state.image_service.get());
     ctx.RegisterService(state.container_service.get());
     ctx.RegisterService(state.system_service.get());
+    state.volume_service = std::make_unique<pier::runtime::VolumeServiceImpl>(&state.ctx);
+    ctx.RegisterService(state.volume_service.get());
     // The manager goes first at shutdown (containers keep running), then the
     // stores it and the services borrow.
     ctx.OnStop([&state] {

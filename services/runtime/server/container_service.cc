@@ -346,12 +346,34 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
         if (m.read_only()) em.options.push_back("ro");
         break;
       }
-      case v1::Mount::TYPE_VOLUME:
-        return absl::UnimplementedError("volume mounts are not supported yet");
+      case v1::Mount::TYPE_VOLUME: {
+        // A named volume, created on first use; no name: anonymous.
+        absl::StatusOr<VolumeInfo> vol = m.source().empty() ? ctx_->volumes->CreateAnonymous()
+                                                            : ctx_->volumes->Create(m.source());
+        if (!vol.ok()) return vol.status();
+        em.type = "bind";
+        em.source = vol->mountpoint;
+        em.options = {"rbind", "rprivate"};
+        if (m.read_only()) em.options.push_back("ro");
+        break;
+      }
       default:
         return absl::InvalidArgumentError(
             absl::StrCat("mount at ", m.target(), " has no valid type"));
     }
+    es.mounts.push_back(std::move(em));
+  }
+  // The image's VOLUME paths not covered above get anonymous volumes.
+  for (const std::string& path : ic.volumes) {
+    bool covered = std::any_of(es.mounts.begin(), es.mounts.end(),
+                               [&](const exec::Mount& m) { return m.target == path; });
+    if (covered) continue;
+    ASSIGN_OR_RETURN(VolumeInfo vol, ctx_->volumes->CreateAnonymous());
+    exec::Mount em;
+    em.type = "bind";
+    em.source = vol.mountpoint;
+    em.target = path;
+    em.options = {"rbind", "rprivate"};
     es.mounts.push_back(std::move(em));
   }
 
@@ -566,7 +588,28 @@ grpc::Status ContainerServiceImpl::RemoveContainer(grpc::ServerContext*,
                                                    v1::RemoveContainerResponse*) {
   auto id = Resolve(request->id());
   if (!id.ok()) return ToGrpcStatus(id.status());
-  return ToGrpcStatus(RemoveById(*id, request->force()));
+  std::vector<std::string> anonymous;
+  if (request->remove_volumes()) {
+    absl::StatusOr<ContainerInfo> info = ctx_->containers->Inspect(*id);
+    absl::StatusOr<std::vector<VolumeInfo>> vols = ctx_->volumes->List();
+    if (info.ok() && vols.ok()) {
+      for (const exec::Mount& m : info->spec.mounts) {
+        for (const VolumeInfo& v : *vols) {
+          if (v.anonymous && v.mountpoint == m.source) anonymous.push_back(v.name);
+        }
+      }
+    }
+  }
+  absl::Status s = RemoveById(*id, request->force());
+  if (!s.ok()) return ToGrpcStatus(s);
+  for (const std::string& v : anonymous) {
+    absl::Status r =
+        ctx_->volumes->Remove(v, [this](const std::string& mp) { return ctx_->VolumeInUse(mp); });
+    if (!r.ok()) {
+      PIER_LOG(WARNING) << "removing anonymous volume " << v << ": " << r;
+    }
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status ContainerServiceImpl::ListContainers(grpc::ServerContext*,

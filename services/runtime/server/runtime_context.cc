@@ -230,4 +230,13 @@ absl::Time ParseRfc3339(const std::string& text) {
   return t;
 }
 
+bool RuntimeContext::VolumeInUse(const std::string& mountpoint) const {
+  for (const ContainerInfo& c : containers->List()) {
+    for (const exec::Mount& m : c.spec.mounts) {
+      if (m.source == mountpoint) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace pier::runtime

@@ -22,6 +22,7 @@
 #include "lib/oci/types.h"
 #include "pier/common/v1/common.pb.h"
 #include "services/runtime/containers/manager.h"
+#include "services/runtime/volumes/volume_store.h"
 
 namespace pier::runtime {
 
@@ -33,6 +34,10 @@ struct RuntimeContext {
   image::ImageStore* images = nullptr;  // borrowed
   ContainerManager* containers = nullptr;
   kv::KvStore* kv = nullptr;
+  VolumeStore* volumes = nullptr;
+
+  // Whether any container (running or not) mounts `mountpoint`.
+  bool VolumeInUse(const std::string& mountpoint) const;
 
   // Options for talking to the registry of `reference`: plain HTTP for
   // loopback hosts and --insecure-registry ones; credentials from `auth`

@@ -1,0 +1,29 @@
+// pier.runtime.v1.VolumeService over the runtime's VolumeStore.
+// Thread safety: called from many gRPC threads; the store is thread-safe.
+#pragma once
+
+#include "pier/runtime/v1/runtime.grpc.pb.h"
+#include "services/runtime/server/runtime_context.h"
+
+namespace pier::runtime {
+
+namespace v1 = ::pier::runtime::v1;
+
+class VolumeServiceImpl final : public v1::VolumeService::Service {
+ public:
+  explicit VolumeServiceImpl(const RuntimeContext* ctx) : ctx_(ctx) {}
+
+  grpc::Status CreateVolume(grpc::ServerContext*, const v1::CreateVolumeRequest*,
+                            v1::CreateVolumeResponse*) override;
+  grpc::Status ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest*,
+                           v1::ListVolumesResponse*) override;
+  grpc::Status InspectVolume(grpc::ServerContext*, const v1::InspectVolumeRequest*,
+                             v1::InspectVolumeResponse*) override;
+  grpc::Status RemoveVolume(grpc::ServerContext*, const v1::RemoveVolumeRequest*,
+                            v1::RemoveVolumeResponse*) override;
+
+ private:
+  const RuntimeContext* ctx_;
+};
+
+}  // namespace pier::runtime
