@@ -142,7 +142,8 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
                 << s.instruction() << "\n#" << s.step() << " CACHED" << std::endl;
     } else if (resp.has_step_log()) {
       std::cout << "#" << resp.step_log().step() << " " << resp.step_log().data();
-      if (!resp.step_log().data().empty() && resp.step_log().data().back() != '\n') std::cout << "\n";
+      if (!resp.step_log().data().empty() && resp.step_log().data().back() != '\n')
+        std::cout << "\n";
       std::cout.flush();
     } else if (resp.has_step_completed()) {
       const auto& s = resp.step_completed();

@@ -66,9 +66,7 @@ std::vector<std::string> CommandArgs(const df::CommandLine& c,
   return a;
 }
 
-std::string CommandText(const df::CommandLine& c) {
-  return c.exec_form ? Quote(c.exec) : c.shell;
-}
+std::string CommandText(const df::CommandLine& c) { return c.exec_form ? Quote(c.exec) : c.shell; }
 
 // The instruction as shown in events and history, after expansion.
 std::string Describe(const df::Instruction& ins) {
@@ -102,7 +100,8 @@ std::string Describe(const df::Instruction& ins) {
         } else if constexpr (std::is_same_v<T, df::Volume>) {
           return "VOLUME " + Quote(c.paths);
         } else if constexpr (std::is_same_v<T, df::Cmd> || std::is_same_v<T, df::Entrypoint>) {
-          return ins.keyword + " " + (c.command.exec_form ? Quote(c.command.exec) : c.command.shell);
+          return ins.keyword + " " +
+                 (c.command.exec_form ? Quote(c.command.exec) : c.command.shell);
         } else {
           return ins.original;
         }
@@ -259,8 +258,7 @@ class Run {
 
  private:
   absl::StatusOr<BaseImage> GetImage(const std::string& ref);
-  absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name,
-                       StageState* st);
+  absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st);
   absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st);
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                       const FsSource& source, const FsOp& op);
@@ -340,8 +338,8 @@ void Run::ApplyConfig(const df::ResolvedStep& step, StageState* st) {
   } else if (auto* l = std::get_if<df::Label>(&ins.command)) {
     for (const df::KeyValue& kv : l->labels) c.labels[kv.key] = kv.value;
   } else if (auto* cmd = std::get_if<df::Cmd>(&ins.command)) {
-    c.cmd = CommandArgs(cmd->command, c.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"}
-                                                      : c.shell);
+    c.cmd = CommandArgs(cmd->command,
+                        c.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : c.shell);
     st->cmd_set = true;
   } else if (auto* ep = std::get_if<df::Entrypoint>(&ins.command)) {
     c.entrypoint = CommandArgs(
@@ -496,8 +494,8 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
   if (st_exit->ExitCode() != 0) {
     (void)snap.RemoveActive(key);
     failure_->exit_code = st_exit->ExitCode();
-    std::string msg = absl::StrCat("RUN ", cmd, ": process did not complete successfully: exit code ",
-                                   st_exit->ExitCode());
+    std::string msg = absl::StrCat(
+        "RUN ", cmd, ": process did not complete successfully: exit code ", st_exit->ExitCode());
     if (!tail.empty()) absl::StrAppend(&msg, "\n", tail);
     return Err(absl::StatusCode::kAborted, ins, msg);
   }
@@ -525,13 +523,13 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     inputs.push_back("workdir=" + step.workdir);
     inputs.push_back("shell=" + Quote(st->config.shell));
     inputs.push_back("network=" + run->network);
-    desc = "RUN " + (run->command.exec_form
-                         ? Quote(run->command.exec)
-                         : absl::StrJoin(st->config.shell.empty()
-                                             ? std::vector<std::string>{"/bin/sh", "-c"}
-                                             : st->config.shell,
-                                         " ") +
-                               " " + run->command.shell);
+    desc = "RUN " +
+           (run->command.exec_form
+                ? Quote(run->command.exec)
+                : absl::StrJoin(st->config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"}
+                                                         : st->config.shell,
+                                " ") +
+                      " " + run->command.shell);
   } else if (std::holds_alternative<df::Copy>(ins.command) ||
              std::holds_alternative<df::Add>(ins.command)) {
     fs = true;
@@ -636,10 +634,9 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     if (layer) {
       ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> r,
                        store_->content().OpenReader(layer->digest));
-      ASSIGN_OR_RETURN(
-          oci::Digest chain,
-          snap.Unpack(st->chain, layer->diff_id,
-                      [&](char* buf, size_t len) { return r->Read(buf, len); }));
+      ASSIGN_OR_RETURN(oci::Digest chain,
+                       snap.Unpack(st->chain, layer->diff_id,
+                                   [&](char* buf, size_t len) { return r->Read(buf, len); }));
       st->chain = chain;
     }
     ev.kind = BuildEvent::Kind::kStepCached;
@@ -656,8 +653,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
         if (!src_view_key.empty()) {
           std::optional<size_t> idx = df::FindStage(df_, std::get<df::Copy>(ins.command).from);
           std::optional<oci::Digest> src_chain =
-              idx ? built_[*idx].chain
-                  : images_[std::get<df::Copy>(ins.command).from].chain;
+              idx ? built_[*idx].chain : images_[std::get<df::Copy>(ins.command).from].chain;
           ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
         }
         absl::Status s = ExecFs(step, key_prefix, st, source, op);
@@ -689,7 +685,8 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   ApplyConfig(step, st);
   if (std::holds_alternative<df::Arg>(ins.command)) return absl::OkStatus();
   if (layer) st->layers.push_back(*layer);
-  std::string created_by = std::holds_alternative<df::Run>(ins.command) ? desc + " # buildkit" : desc;
+  std::string created_by =
+      std::holds_alternative<df::Run>(ins.command) ? desc + " # buildkit" : desc;
   AddHistory(st, created_by, !layer.has_value());
   return absl::OkStatus();
 }
@@ -706,7 +703,8 @@ absl::StatusOr<BuildOutcome> Run::Go() {
     options.build_args.emplace("SOURCE_DATE_EPOCH", absl::StrCat(*p_.source_date_epoch));
   }
   oci::Platform host = image::HostPlatform();
-  options.build_platform = "linux/" + host.architecture + (host.variant.empty() ? "" : "/" + host.variant);
+  options.build_platform =
+      "linux/" + host.architecture + (host.variant.empty() ? "" : "/" + host.variant);
   ASSIGN_OR_RETURN(df::VarSet globals, df::ResolveGlobalArgs(df_, options));
   // The target and the stages it needs.
   size_t target = df_.stages.size() - 1;
@@ -746,24 +744,28 @@ absl::StatusOr<BuildOutcome> Run::Go() {
     if (!b->config.config.on_build.empty()) {
       std::string text = "FROM scratch\n" + absl::StrJoin(b->config.config.on_build, "\n") + "\n";
       absl::StatusOr<df::Dockerfile> trig = df::Parse(text);
-      if (!trig.ok()) return Err(trig.status().code(), df_.stages[i].from, "ONBUILD: " + std::string(trig.status().message()));
+      if (!trig.ok())
+        return Err(trig.status().code(), df_.stages[i].from,
+                   "ONBUILD: " + std::string(trig.status().message()));
       auto& ins = df_.stages[i].instructions;
-      for (df::Instruction& t : trig->stages[0].instructions) t.start_line = df_.stages[i].from.start_line;
-      ins.insert(ins.begin(), trig->stages[0].instructions.begin(), trig->stages[0].instructions.end());
+      for (df::Instruction& t : trig->stages[0].instructions)
+        t.start_line = df_.stages[i].from.start_line;
+      ins.insert(ins.begin(), trig->stages[0].instructions.begin(),
+                 trig->stages[0].instructions.end());
     }
   }
-  ASSIGN_OR_RETURN(
-      std::vector<df::ResolvedStage> stages,
-      df::ResolveAll(df_, options,
-                     [&](const std::string& image, const std::string&) -> absl::StatusOr<df::StageBase> {
-                       df::StageBase base;
-                       auto it = images_.find(image);
-                       if (it != images_.end()) {
-                         base.env = it->second.config.config.env;
-                         base.workdir = it->second.config.config.working_dir;
-                       }
-                       return base;
-                     }));
+  ASSIGN_OR_RETURN(std::vector<df::ResolvedStage> stages,
+                   df::ResolveAll(df_, options,
+                                  [&](const std::string& image,
+                                      const std::string&) -> absl::StatusOr<df::StageBase> {
+                                    df::StageBase base;
+                                    auto it = images_.find(image);
+                                    if (it != images_.end()) {
+                                      base.env = it->second.config.config.env;
+                                      base.workdir = it->second.config.config.working_dir;
+                                    }
+                                    return base;
+                                  }));
   std::vector<std::string> names;
   for (size_t i : needed) {
     total_ += 1 + static_cast<int>(stages[i].steps.size());

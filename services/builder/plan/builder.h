@@ -53,8 +53,8 @@ struct BuildEvent {
   std::string layer_digest;  // diff id
   int64_t size = 0;
   absl::Duration duration;
-  int stream = 1;     // kStepLog: 1 stdout, 2 stderr
-  std::string data;   // kStepLog bytes; kWarning message
+  int stream = 1;    // kStepLog: 1 stdout, 2 stderr
+  std::string data;  // kStepLog bytes; kWarning message
   std::string build_id;
   std::vector<std::string> stages;  // kStarted
 };

@@ -135,7 +135,8 @@ class Copier {
     std::string cur;
     for (absl::string_view comp : absl::StrSplit(path, '/', absl::SkipEmpty())) {
       cur += "/" + std::string(comp);
-      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + cur);
+      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        return ErrnoStatus(errno, "mkdir " + cur);
     }
     return absl::OkStatus();
   }
@@ -209,7 +210,8 @@ class Copier {
       }
       UniqueFd in(OpenIn(root_, rel, O_RDONLY | O_NOFOLLOW));
       if (in.get() < 0) return ErrnoStatus(errno, "open " + rel);
-      UniqueFd out(open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+      UniqueFd out(
+          open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
       if (out.get() < 0) return ErrnoStatus(errno, "create " + target);
       off_t left = st.st_size;
       while (left > 0) {
@@ -338,7 +340,8 @@ absl::Status RunFsOp(const std::vector<exec::Mount>& rootfs, const std::string& 
   std::pair<std::string, std::string> parts = absl::StrSplit(msg, absl::MaxSplits('\t', 1));
   int code = 0;
   if (!absl::SimpleAtoi(parts.first, &code) || code <= 0 || code > 16) {
-    return absl::InternalError(absl::StrCat(op.what, ": helper process failed (status ", status, ")"));
+    return absl::InternalError(
+        absl::StrCat(op.what, ": helper process failed (status ", status, ")"));
   }
   return absl::Status(static_cast<absl::StatusCode>(code), parts.second);
 }

@@ -48,8 +48,8 @@ struct FsOp {
 // Where the sources come from: a plain host directory (the build context) or
 // mounts that assemble one (a stage or image root).
 struct FsSource {
-  std::string dir;                   // used when mounts is empty
-  std::vector<exec::Mount> mounts;   // mounted at `mountpoint`
+  std::string dir;                  // used when mounts is empty
+  std::vector<exec::Mount> mounts;  // mounted at `mountpoint`
   std::string mountpoint;
 };
 

@@ -177,7 +177,8 @@ grpc::Status BuilderService::Build(
   } else {
     std::string path = spec.dockerfile_path().empty() ? "Dockerfile" : spec.dockerfile_path();
     absl::StatusOr<std::string> text = ReadFile(ctx_dir + "/" + path);
-    if (!text.ok()) return fail(absl::NotFoundError("Dockerfile " + path + " not found in the context"));
+    if (!text.ok())
+      return fail(absl::NotFoundError("Dockerfile " + path + " not found in the context"));
     params.dockerfile = *text;
   }
   for (const auto& [k, v] : spec.build_args()) params.build_args[k] = v;
