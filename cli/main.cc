@@ -12,6 +12,7 @@ namespace pier::cli {
 namespace {
 
 constexpr Verb kVerbs[] = {
+    {"build", "Build an image from a Dockerfile", Build},
     {"commit", "Create an image from a container's changes", Commit},
     {"create", "Create a container", Create},
     {"exec", "Run a command in a running container", Exec},

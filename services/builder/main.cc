@@ -1,10 +1,56 @@
 // pier-builder: the Build service. Wiring only; see docs/architecture.md.
+//
+// Data under --root: content/ (blobs: base image layers, built layers),
+// meta/ (RocksDB: image records, snapshots, the layer cache), images/ (the
+// snapshotter), contexts/ (build contexts in transfer) and mnt/ (mount
+// points of running steps).
+#include <memory>
+
+#include "lib/common/fs.h"
+#include "lib/common/status.h"
+#include "lib/content/filesystem_driver.h"
+#include "lib/exec/native_executor.h"
+#include "lib/image/store.h"
+#include "lib/kv/kv_store.h"
 #include "lib/rpc/daemon.h"
+#include "services/builder/plan/builder.h"
+#include "services/builder/server/builder_service.h"
+
+namespace {
+
+struct State {
+  std::unique_ptr<pier::content::ContentStore> content;
+  std::unique_ptr<pier::kv::KvStore> meta;
+  std::unique_ptr<pier::image::ImageStore> images;
+  std::unique_ptr<pier::exec::NativeExecutor> executor;
+  std::unique_ptr<pier::builder::Builder> builder;
+  std::unique_ptr<pier::builder::BuilderService> service;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  State state;
   pier::rpc::DaemonSpec spec;
   spec.name = "pier-builder";
   spec.default_listen = "127.0.0.1:5051";
   spec.default_root = "/var/lib/pier/builder";
+  spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
+    const std::string& root = ctx.options().root;
+    RETURN_IF_ERROR(pier::MakeDirs(root + "/content", 0700));
+    (void)pier::RemoveAll(root + "/contexts");
+    (void)pier::RemoveAll(root + "/mnt");
+    state.content = std::make_unique<pier::content::ContentStore>(
+        std::make_unique<pier::content::FilesystemDriver>(root + "/content"));
+    ASSIGN_OR_RETURN(state.meta, pier::kv::OpenRocksDb(root + "/meta"));
+    ASSIGN_OR_RETURN(state.images, pier::image::ImageStore::Open(root + "/images", state.meta.get(),
+                                                                 state.content.get()));
+    state.executor = std::make_unique<pier::exec::NativeExecutor>();
+    state.builder = std::make_unique<pier::builder::Builder>(state.images.get(), state.meta.get(),
+                                                             state.executor.get(), root);
+    state.service = std::make_unique<pier::builder::BuilderService>(state.builder.get(), root);
+    ctx.RegisterService(state.service.get());
+    return absl::OkStatus();
+  };
   return pier::rpc::RunDaemon(spec, argc, argv);
 }

@@ -1,0 +1,50 @@
+// LayerCache: the builder's step cache, persisted in its kv store (RocksDB),
+// so it survives restarts.
+//
+// Key: CacheKey(parent key, instruction text after expansion, inputs), where
+// inputs are content digests of copied files, the RUN environment, user,
+// working directory and so on; the root key of a stage is its base image's
+// manifest digest (or "scratch", or the parent stage's last key).
+// Value (kv key "cache/<key>", JSON): the layer the step produced (blob
+// digest, diff id, sizes, media type), or none for a step that only changed
+// the config (the config edits are recomputed from the instruction, which
+// is part of the key).
+//
+// Errors: the kv store's codes; Lookup returns nullopt for a missing or
+// unreadable entry. Thread safety: safe from any thread (the kv store is).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "lib/archive/layer_writer.h"
+#include "lib/kv/kv_store.h"
+
+namespace pier::builder {
+
+struct CacheRecord {
+  std::optional<archive::LayerInfo> layer;  // nullopt: config-only step
+  std::string description;                  // the instruction
+  int64_t created_unix = 0;
+};
+
+// sha256 over the parts, each length-prefixed, "sha256:<hex>".
+std::string CacheKey(absl::string_view parent, absl::string_view instruction,
+                     const std::vector<std::string>& inputs);
+
+class LayerCache {
+ public:
+  explicit LayerCache(kv::KvStore* kv) : kv_(kv) {}
+  absl::StatusOr<std::optional<CacheRecord>> Lookup(absl::string_view key);
+  absl::Status Store(absl::string_view key, const CacheRecord& record);
+
+ private:
+  kv::KvStore* kv_;
+};
+
+}  // namespace pier::builder

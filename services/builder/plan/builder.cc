@@ -1,0 +1,874 @@
+#include "services/builder/plan/builder.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "lib/archive/layer_writer.h"
+#include "lib/common/fs.h"
+#include "lib/common/status.h"
+#include "lib/oci/reference.h"
+#include "nlohmann/json.hpp"
+#include "services/builder/cache/layer_cache.h"
+#include "services/builder/dockerfile/expand.h"
+#include "services/builder/dockerfile/instructions.h"
+#include "services/builder/plan/fs_ops.h"
+
+namespace pier::builder {
+namespace {
+
+namespace df = ::pier::builder::dockerfile;
+
+std::string Quote(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+// The state of a stage being built.
+struct StageState {
+  std::string base_image;  // image id in the store; "" for scratch
+  std::optional<oci::Digest> chain;
+  std::vector<archive::LayerInfo> layers;
+  std::vector<oci::History> history;
+  oci::ContainerConfig config;
+  std::string author;
+  std::string key;  // cache key of the last step
+  bool cmd_set = false;
+};
+
+struct BaseImage {
+  image::Image image;
+  oci::ImageConfig config;
+  std::optional<oci::Digest> chain;
+};
+
+std::string TimeString(const std::optional<int64_t>& epoch) {
+  absl::Time t = epoch ? absl::FromUnixSeconds(*epoch) : absl::Now();
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+std::vector<std::string> CommandArgs(const df::CommandLine& c,
+                                     const std::vector<std::string>& shell) {
+  if (c.exec_form) return c.exec;
+  std::vector<std::string> a = shell;
+  a.push_back(c.shell);
+  return a;
+}
+
+std::string CommandText(const df::CommandLine& c) { return c.exec_form ? Quote(c.exec) : c.shell; }
+
+// The instruction as shown in events and history, after expansion.
+std::string Describe(const df::Instruction& ins) {
+  return std::visit(
+      [&](const auto& c) -> std::string {
+        using T = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<T, df::Copy> || std::is_same_v<T, df::Add>) {
+          std::string s = ins.keyword;
+          if constexpr (std::is_same_v<T, df::Copy>) {
+            if (!c.from.empty()) absl::StrAppend(&s, " --from=", c.from);
+          }
+          if (!c.chown.empty()) absl::StrAppend(&s, " --chown=", c.chown);
+          if (!c.chmod.empty()) absl::StrAppend(&s, " --chmod=", c.chmod);
+          for (const std::string& src : c.sources) absl::StrAppend(&s, " ", src);
+          absl::StrAppend(&s, " ", c.dest);
+          return s;
+        } else if constexpr (std::is_same_v<T, df::Env>) {
+          std::vector<std::string> kv;
+          for (const df::KeyValue& v : c.vars) kv.push_back(v.key + "=" + v.value);
+          return "ENV " + absl::StrJoin(kv, " ");
+        } else if constexpr (std::is_same_v<T, df::Label>) {
+          std::vector<std::string> kv;
+          for (const df::KeyValue& v : c.labels) kv.push_back(v.key + "=" + v.value);
+          return "LABEL " + absl::StrJoin(kv, " ");
+        } else if constexpr (std::is_same_v<T, df::Workdir>) {
+          return "WORKDIR " + c.path;
+        } else if constexpr (std::is_same_v<T, df::User>) {
+          return "USER " + c.user + (c.group ? ":" + *c.group : "");
+        } else if constexpr (std::is_same_v<T, df::Expose>) {
+          return "EXPOSE " + absl::StrJoin(c.ports, " ");
+        } else if constexpr (std::is_same_v<T, df::Volume>) {
+          return "VOLUME " + Quote(c.paths);
+        } else if constexpr (std::is_same_v<T, df::Cmd> || std::is_same_v<T, df::Entrypoint>) {
+          return ins.keyword + " " +
+                 (c.command.exec_form ? Quote(c.command.exec) : c.command.shell);
+        } else {
+          return ins.original;
+        }
+      },
+      ins.command);
+}
+
+// Reads /etc/passwd or /etc/group from the top-most layer of `chain` that has it.
+std::string ReadFromChain(image::Snapshotter& snap, std::optional<oci::Digest> chain,
+                          const std::string& rel) {
+  while (chain) {
+    auto dir = snap.Dir(*chain);
+    if (!dir.ok()) return "";
+    auto data = ReadFile(*dir + "/" + rel);
+    if (data.ok()) return *data;
+    auto info = snap.Stat(*chain);
+    if (!info.ok()) return "";
+    chain = info->parent;
+  }
+  return "";
+}
+
+absl::StatusOr<uint32_t> LookupId(image::Snapshotter& snap, const std::optional<oci::Digest>& chain,
+                                  const std::string& name, bool group, int* primary_gid) {
+  uint32_t id = 0;
+  if (absl::SimpleAtoi(name, &id)) {
+    if (!group && primary_gid != nullptr) *primary_gid = static_cast<int>(id);
+    return id;
+  }
+  std::string file = ReadFromChain(snap, chain, group ? "etc/group" : "etc/passwd");
+  for (absl::string_view line : absl::StrSplit(file, '\n')) {
+    std::vector<std::string> f = absl::StrSplit(line, ':');
+    if (f.size() >= 3 && f[0] == name && absl::SimpleAtoi(f[2], &id)) {
+      if (!group && primary_gid != nullptr && f.size() >= 4) {
+        uint32_t g = 0;
+        if (absl::SimpleAtoi(f[3], &g)) *primary_gid = static_cast<int>(g);
+      }
+      return id;
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrCat("unable to find ", group ? "group " : "user ", name, " in the image"));
+}
+
+// "user[:group]" → uid, gid.
+absl::Status ResolveUser(image::Snapshotter& snap, const std::optional<oci::Digest>& chain,
+                         const std::string& spec, uint32_t* uid, uint32_t* gid) {
+  *uid = 0;
+  *gid = 0;
+  if (spec.empty()) return absl::OkStatus();
+  std::pair<std::string, std::string> p = absl::StrSplit(spec, absl::MaxSplits(':', 1));
+  int primary = 0;
+  ASSIGN_OR_RETURN(*uid, LookupId(snap, chain, p.first, false, &primary));
+  *gid = static_cast<uint32_t>(primary);
+  if (!p.second.empty()) {
+    ASSIGN_OR_RETURN(*gid, LookupId(snap, chain, p.second, true, nullptr));
+  }
+  return absl::OkStatus();
+}
+
+// Hashes a tree of the context (paths, types, modes, link targets, content).
+absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha256* h) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + rel);
+  h->Update(absl::StrCat(rel, "\n", st.st_mode, "\n"));
+  if (S_ISLNK(st.st_mode)) {
+    char buf[PATH_MAX];
+    ssize_t n = readlink(path.c_str(), buf, sizeof(buf));
+    if (n > 0) h->Update(absl::string_view(buf, n));
+  } else if (S_ISREG(st.st_mode)) {
+    ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+    h->Update(oci::Digest::Of(data).str());
+  } else if (S_ISDIR(st.st_mode)) {
+    DIR* d = opendir(path.c_str());
+    if (d == nullptr) return ErrnoStatus(errno, "opendir " + rel);
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const std::string& n : names) RETURN_IF_ERROR(HashTree(path + "/" + n, rel + "/" + n, h));
+  }
+  return absl::OkStatus();
+}
+
+// Cleans COPY sources relative to the context; InvalidArgument for one that
+// leaves it, NotFound for one that matches nothing.
+absl::StatusOr<std::string> HashContextSources(const std::string& ctx, absl::string_view keyword,
+                                               std::vector<std::string>* sources) {
+  oci::Sha256 h;
+  for (std::string& s : *sources) {
+    int depth = 0;
+    for (absl::string_view c : absl::StrSplit(s, '/', absl::SkipEmpty())) {
+      if (c == "..") {
+        if (--depth < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(keyword, " failed: forbidden path outside the build context: ", s));
+        }
+      } else if (c != ".") {
+        ++depth;
+      }
+    }
+    std::string clean = df::CleanAbsPath("/" + s);
+    s = clean == "/" ? "" : clean.substr(1);
+    std::string pattern = s.empty() ? ctx : ctx + "/" + s;
+    glob_t g{};
+    int rc = glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g);
+    std::vector<std::string> matches;
+    if (rc == 0) {
+      for (size_t i = 0; i < g.gl_pathc; ++i) matches.push_back(g.gl_pathv[i]);
+    }
+    globfree(&g);
+    if (matches.empty()) {
+      return absl::NotFoundError(
+          absl::StrCat(keyword, " failed: file not found in build context: ", s.empty() ? "." : s));
+    }
+    std::sort(matches.begin(), matches.end());
+    for (const std::string& m : matches) {
+      RETURN_IF_ERROR(HashTree(m, m.substr(ctx.size()), &h));
+    }
+  }
+  return h.Finish().str();
+}
+
+absl::Status Err(absl::StatusCode code, const df::Instruction& ins, absl::string_view msg) {
+  return absl::Status(code, absl::StrCat("Dockerfile:", ins.start_line, ": ", msg));
+}
+
+bool NamesRegistry(absl::string_view ref) {
+  size_t slash = ref.find('/');
+  if (slash == absl::string_view::npos) return false;
+  absl::string_view host = ref.substr(0, slash);
+  return absl::StrContains(host, ".") || absl::StrContains(host, ":") || host == "localhost";
+}
+
+class Run {
+ public:
+  Run(Builder* b, image::ImageStore* store, kv::KvStore* kv, exec::Executor* executor,
+      const std::string& root, const BuildParams& params, const EventFn& events,
+      BuildFailure* failure)
+      : store_(store),
+        executor_(executor),
+        root_(root),
+        p_(params),
+        events_(events),
+        failure_(failure),
+        cache_(kv) {
+    (void)b;
+  }
+
+  absl::StatusOr<BuildOutcome> Go();
+
+ private:
+  absl::StatusOr<BaseImage> GetImage(const std::string& ref);
+  absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st);
+  absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st);
+  absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
+                      const FsSource& source, const FsOp& op);
+  // Turns the active snapshot `key` into a layer on top of st->chain.
+  absl::StatusOr<std::optional<archive::LayerInfo>> CommitLayer(const std::string& key,
+                                                                StageState* st);
+  void AddHistory(StageState* st, const std::string& created_by, bool empty) {
+    oci::History h;
+    h.created = TimeString(p_.source_date_epoch);
+    h.created_by = created_by;
+    h.comment = "buildkit.dockerfile.v0";
+    h.empty_layer = empty;
+    st->history.push_back(h);
+  }
+  void ApplyConfig(const df::ResolvedStep& step, StageState* st);
+  void Emit(BuildEvent e) {
+    if (events_) events_(e);
+  }
+
+  image::ImageStore* store_;
+  exec::Executor* executor_;
+  const std::string& root_;
+  const BuildParams& p_;
+  const EventFn& events_;
+  BuildFailure* failure_;
+  LayerCache cache_;
+  df::Dockerfile df_;
+  std::map<std::string, BaseImage> images_;
+  std::map<size_t, StageState> built_;
+  int step_no_ = 0;
+  int total_ = 0;
+  int cached_ = 0;
+};
+
+absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
+  auto it = images_.find(ref);
+  if (it != images_.end()) return it->second;
+  BaseImage b;
+  absl::StatusOr<image::Image> img = absl::NotFoundError("");
+  if (!p_.pull) img = store_->Get(ref);
+  if (!img.ok()) {
+    distribution::RegistryClientOptions opts;
+    img = store_->Pull(ref, opts);
+    if (!img.ok()) return Annotate(img.status(), "pulling " + ref);
+  }
+  b.image = *img;
+  ASSIGN_OR_RETURN(b.config, store_->GetConfig(b.image));
+  ASSIGN_OR_RETURN(b.chain, store_->Unpack(b.image));
+  images_[ref] = b;
+  return b;
+}
+
+void Run::ApplyConfig(const df::ResolvedStep& step, StageState* st) {
+  const df::Instruction& ins = step.instruction;
+  oci::ContainerConfig& c = st->config;
+  if (auto* env = std::get_if<df::Env>(&ins.command)) {
+    (void)env;
+    c.env = step.env.ToEnvList();
+  } else if (std::holds_alternative<df::Workdir>(ins.command)) {
+    c.working_dir = step.workdir;
+  } else if (auto* u = std::get_if<df::User>(&ins.command)) {
+    c.user = u->user + (u->group ? ":" + *u->group : "");
+  } else if (auto* e = std::get_if<df::Expose>(&ins.command)) {
+    std::set<std::string> ports(c.exposed_ports.begin(), c.exposed_ports.end());
+    for (const std::string& w : e->ports) {
+      auto ps = df::ParsePortSpec(w);
+      if (!ps.ok()) continue;
+      for (uint32_t port = ps->start; port <= ps->end; ++port) {
+        ports.insert(absl::StrCat(port, "/", ps->protocol));
+      }
+    }
+    c.exposed_ports.assign(ports.begin(), ports.end());
+  } else if (auto* v = std::get_if<df::Volume>(&ins.command)) {
+    std::set<std::string> vols(c.volumes.begin(), c.volumes.end());
+    vols.insert(v->paths.begin(), v->paths.end());
+    c.volumes.assign(vols.begin(), vols.end());
+  } else if (auto* l = std::get_if<df::Label>(&ins.command)) {
+    for (const df::KeyValue& kv : l->labels) c.labels[kv.key] = kv.value;
+  } else if (auto* cmd = std::get_if<df::Cmd>(&ins.command)) {
+    c.cmd = CommandArgs(cmd->command,
+                        c.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : c.shell);
+    st->cmd_set = true;
+  } else if (auto* ep = std::get_if<df::Entrypoint>(&ins.command)) {
+    c.entrypoint = CommandArgs(
+        ep->command, c.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : c.shell);
+    if (!st->cmd_set) c.cmd.reset();
+  } else if (auto* sh = std::get_if<df::Shell>(&ins.command)) {
+    c.shell = sh->shell;
+  } else if (auto* ss = std::get_if<df::Stopsignal>(&ins.command)) {
+    c.stop_signal = ss->signal;
+  } else if (auto* m = std::get_if<df::Maintainer>(&ins.command)) {
+    st->author = m->name;
+  } else if (auto* ob = std::get_if<df::Onbuild>(&ins.command)) {
+    c.on_build.push_back(ob->expression);
+  } else if (auto* hc = std::get_if<df::Healthcheck>(&ins.command)) {
+    oci::HealthConfig h;
+    if (hc->none) {
+      h.test = {"NONE"};
+    } else if (hc->command.exec_form) {
+      h.test = {"CMD"};
+      h.test.insert(h.test.end(), hc->command.exec.begin(), hc->command.exec.end());
+    } else {
+      h.test = {"CMD-SHELL", hc->command.shell};
+    }
+    auto ns = [](const std::optional<absl::Duration>& d) {
+      return d ? absl::ToInt64Nanoseconds(*d) : int64_t{0};
+    };
+    h.interval_ns = ns(hc->interval);
+    h.timeout_ns = ns(hc->timeout);
+    h.start_period_ns = ns(hc->start_period);
+    h.start_interval_ns = ns(hc->start_interval);
+    h.retries = hc->retries.value_or(0);
+    c.healthcheck = h;
+  }
+}
+
+absl::StatusOr<std::optional<archive::LayerInfo>> Run::CommitLayer(const std::string& key,
+                                                                   StageState* st) {
+  image::Snapshotter& snap = store_->snapshotter();
+  ASSIGN_OR_RETURN(std::string upper, snap.UpperDir(key));
+  ASSIGN_OR_RETURN(std::unique_ptr<content::ContentWriter> w,
+                   store_->content().OpenWriter("build-" + key));
+  archive::CreateOptions opts;
+  opts.source_date_epoch = p_.source_date_epoch;
+  absl::StatusOr<archive::LayerInfo> info = archive::CreateLayerFromOverlayUpper(
+      upper, [&](absl::string_view chunk) { return w->Write(chunk); }, opts);
+  if (!info.ok() || info->entries == 0) {
+    (void)w->Abort();
+    (void)snap.RemoveActive(key);
+    if (!info.ok()) return info.status();
+    return std::nullopt;
+  }
+  absl::StatusOr<content::Info> committed = w->Commit(info->size, info->digest);
+  if (!committed.ok()) {
+    (void)snap.RemoveActive(key);
+    return committed.status();
+  }
+  ASSIGN_OR_RETURN(oci::Digest chain, snap.Commit(key, info->diff_id));
+  st->chain = chain;
+  return *info;
+}
+
+absl::Status Run::ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
+                         const FsSource& source, const FsOp& op) {
+  (void)step;
+  image::Snapshotter& snap = store_->snapshotter();
+  ASSIGN_OR_RETURN(std::vector<exec::Mount> mounts, snap.Prepare(key, st->chain));
+  absl::Status s = RunFsOp(mounts, root_ + "/mnt/" + key, source, op);
+  (void)rmdir((root_ + "/mnt/" + key).c_str());
+  if (!s.ok()) {
+    (void)snap.RemoveActive(key);
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st) {
+  const df::Instruction& ins = step.instruction;
+  const auto& run = std::get<df::Run>(ins.command);
+  if (!run.mounts.empty()) {
+    return Err(absl::StatusCode::kUnimplemented, ins, "RUN --mount is not supported yet");
+  }
+  image::Snapshotter& snap = store_->snapshotter();
+  uint32_t uid = 0, gid = 0;
+  RETURN_IF_ERROR(ResolveUser(snap, st->chain, st->config.user, &uid, &gid));
+  ASSIGN_OR_RETURN(std::vector<exec::Mount> mounts, snap.Prepare(key, st->chain));
+  std::string mnt = root_ + "/mnt/" + key;
+  RETURN_IF_ERROR(MakeDirs(mnt, 0700));
+  exec::ContainerSpec spec;
+  spec.id = key;
+  spec.rootfs = mnt;
+  spec.rootfs_mounts = mounts;
+  for (exec::Mount& m : spec.rootfs_mounts) m.target = "";
+  if (run.network == "host") spec.namespaces.net.mode = exec::NamespaceMode::kHost;
+  std::vector<std::string> shell =
+      st->config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"} : st->config.shell;
+  spec.process.args = CommandArgs(run.command, shell);
+  spec.process.env = step.run_env;
+  spec.process.cwd = step.workdir.empty() ? "/" : step.workdir;
+  spec.process.uid = uid;
+  spec.process.gid = gid;
+  spec.cgroup.memory_bytes = p_.memory_bytes;
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]);
+    close(out[1]);
+    return ErrnoStatus(errno, "pipe");
+  }
+  spec.stdio.out = out[1];
+  spec.stdio.err = err[1];
+  absl::StatusOr<std::unique_ptr<exec::Process>> proc = executor_->Start(spec);
+  close(out[1]);
+  close(err[1]);
+  std::mutex mu;
+  std::string tail;
+  auto reader = [&](int fd, int stream) {
+    char buf[16384];
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      BuildEvent e;
+      e.kind = BuildEvent::Kind::kStepLog;
+      e.step = step_no_;
+      e.stream = stream;
+      e.data.assign(buf, n);
+      {
+        std::lock_guard<std::mutex> l(mu);
+        tail.append(buf, n);
+        if (tail.size() > 2048) tail.erase(0, tail.size() - 2048);
+      }
+      Emit(std::move(e));
+    }
+    close(fd);
+  };
+  std::thread t1(reader, out[0], 1);
+  std::thread t2(reader, err[0], 2);
+  absl::StatusOr<exec::ExitStatus> st_exit = absl::UnknownError("not started");
+  if (proc.ok()) {
+    st_exit = (*proc)->Wait();
+    (void)(*proc)->Cleanup();
+  }
+  t1.join();
+  t2.join();
+  (void)rmdir(mnt.c_str());
+  std::string cmd = CommandText(run.command);
+  if (!proc.ok() || !st_exit.ok()) {
+    (void)snap.RemoveActive(key);
+    absl::Status s = proc.ok() ? st_exit.status() : proc.status();
+    return Err(s.code(), ins, absl::StrCat("RUN ", cmd, ": ", s.message()));
+  }
+  if (st_exit->ExitCode() != 0) {
+    (void)snap.RemoveActive(key);
+    failure_->exit_code = st_exit->ExitCode();
+    std::string msg = absl::StrCat(
+        "RUN ", cmd, ": process did not complete successfully: exit code ", st_exit->ExitCode());
+    if (!tail.empty()) absl::StrAppend(&msg, "\n", tail);
+    return Err(absl::StatusCode::kAborted, ins, msg);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage_name,
+                          StageState* st) {
+  const df::Instruction& ins = step.instruction;
+  ++step_no_;
+  failure_->line = ins.start_line;
+  failure_->step = step_no_;
+  std::string desc = Describe(ins);
+  std::vector<std::string> inputs;
+  bool fs = false;
+  FsOp op;
+  FsSource source;
+  std::string src_view_key;
+  image::Snapshotter& snap = store_->snapshotter();
+  const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no_);
+  if (auto* run = std::get_if<df::Run>(&ins.command)) {
+    fs = true;
+    inputs = step.run_env;
+    inputs.push_back("user=" + st->config.user);
+    inputs.push_back("workdir=" + step.workdir);
+    inputs.push_back("shell=" + Quote(st->config.shell));
+    inputs.push_back("network=" + run->network);
+    desc = "RUN " +
+           (run->command.exec_form
+                ? Quote(run->command.exec)
+                : absl::StrJoin(st->config.shell.empty() ? std::vector<std::string>{"/bin/sh", "-c"}
+                                                         : st->config.shell,
+                                " ") +
+                      " " + run->command.shell);
+  } else if (std::holds_alternative<df::Copy>(ins.command) ||
+             std::holds_alternative<df::Add>(ins.command)) {
+    fs = true;
+    const df::CopyBase& c = std::holds_alternative<df::Copy>(ins.command)
+                                ? static_cast<const df::CopyBase&>(std::get<df::Copy>(ins.command))
+                                : std::get<df::Add>(ins.command);
+    std::string from;
+    if (auto* cp = std::get_if<df::Copy>(&ins.command)) from = cp->from;
+    if (!c.heredocs.empty()) {
+      return Err(absl::StatusCode::kUnimplemented, ins,
+                 ins.keyword + " with here-documents is not supported yet");
+    }
+    op.what = ins.keyword;
+    op.sources = c.sources;
+    for (const std::string& s : c.sources) {
+      if (absl::StartsWith(s, "http://") || absl::StartsWith(s, "https://") ||
+          absl::StartsWith(s, "git@")) {
+        return Err(absl::StatusCode::kUnimplemented, ins, "ADD from a URL is not supported yet");
+      }
+    }
+    std::string dest = c.dest;
+    if (!absl::StartsWith(dest, "/")) {
+      dest = (step.workdir.empty() ? std::string("/") : step.workdir) + "/" + dest;
+    }
+    bool slash = absl::EndsWith(c.dest, "/") || c.dest == "." || absl::EndsWith(c.dest, "/.");
+    op.dest = df::CleanAbsPath(dest) + (slash ? "/" : "");
+    op.extract_archives = std::holds_alternative<df::Add>(ins.command);
+    if (!c.chmod.empty()) {
+      uint32_t mode = 0;
+      if (!absl::numbers_internal::safe_strtou32_base(c.chmod, &mode, 8)) {
+        return Err(absl::StatusCode::kInvalidArgument, ins, "invalid --chmod " + c.chmod);
+      }
+      op.mode = mode;
+    }
+    if (!c.chown.empty()) {
+      uint32_t uid = 0, gid = 0;
+      absl::Status s = ResolveUser(snap, st->chain, c.chown, &uid, &gid);
+      if (!s.ok()) return Err(s.code(), ins, s.message());
+      op.uid = uid;
+      op.gid = gid;
+    }
+    if (from.empty()) {
+      absl::StatusOr<std::string> h = HashContextSources(p_.context_dir, ins.keyword, &op.sources);
+      if (!h.ok()) return Err(h.status().code(), ins, h.status().message());
+      inputs.push_back("context=" + *h);
+      source.dir = p_.context_dir;
+    } else {
+      op.preserve_owner = true;
+      std::optional<oci::Digest> src_chain;
+      std::optional<size_t> idx = df::FindStage(df_, from);
+      if (idx) {
+        auto it = built_.find(*idx);
+        if (it == built_.end()) {
+          return Err(absl::StatusCode::kInvalidArgument, ins,
+                     "COPY --from=" + from + ": stage is not built before this one");
+        }
+        src_chain = it->second.chain;
+        inputs.push_back("from=" + it->second.key);
+      } else if (!absl::StrContains(from, "/") && !absl::StrContains(from, ":") &&
+                 !absl::StrContains(from, ".")) {
+        return Err(absl::StatusCode::kInvalidArgument, ins,
+                   "COPY --from=" + from + ": no such stage");
+      } else {
+        absl::StatusOr<BaseImage> b = GetImage(from);
+        if (!b.ok()) return Err(b.status().code(), ins, b.status().message());
+        src_chain = b->chain;
+        inputs.push_back("from=" + b->image.target.digest.str());
+      }
+      for (std::string& s : op.sources) {
+        std::string clean = df::CleanAbsPath("/" + s);
+        s = clean == "/" ? "" : clean.substr(1);
+      }
+      src_view_key = key_prefix + "-src";
+      source.mountpoint = root_ + "/mnt/" + src_view_key;
+    }
+  } else if (std::holds_alternative<df::Workdir>(ins.command)) {
+    fs = true;
+    op.kind = FsOp::Kind::kMkdir;
+    op.what = "WORKDIR";
+    op.dest = step.workdir;
+  }
+  std::string key = CacheKey(st->key, desc, inputs);
+  std::optional<CacheRecord> hit;
+  if (!p_.no_cache) {
+    ASSIGN_OR_RETURN(hit, cache_.Lookup(key));
+    if (hit && hit->layer) {
+      // The layer must still be in the content store.
+      if (!store_->content().Info(hit->layer->digest).ok()) hit.reset();
+    }
+  }
+  BuildEvent ev;
+  ev.step = step_no_;
+  ev.total = total_;
+  ev.stage = stage_name;
+  ev.instruction = desc;
+  ev.line = ins.start_line;
+  ev.cache_key = key;
+  absl::Time start = absl::Now();
+  std::optional<archive::LayerInfo> layer;
+  if (hit) {
+    layer = hit->layer;
+    if (layer) {
+      ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> r,
+                       store_->content().OpenReader(layer->digest));
+      ASSIGN_OR_RETURN(oci::Digest chain,
+                       snap.Unpack(st->chain, layer->diff_id,
+                                   [&](char* buf, size_t len) { return r->Read(buf, len); }));
+      st->chain = chain;
+    }
+    ev.kind = BuildEvent::Kind::kStepCached;
+    if (layer) ev.layer_digest = layer->diff_id.str();
+    ++cached_;
+    Emit(ev);
+  } else {
+    ev.kind = BuildEvent::Kind::kStepStarted;
+    Emit(ev);
+    if (fs) {
+      if (std::holds_alternative<df::Run>(ins.command)) {
+        RETURN_IF_ERROR(ExecRun(step, key_prefix, st));
+      } else {
+        if (!src_view_key.empty()) {
+          std::optional<size_t> idx = df::FindStage(df_, std::get<df::Copy>(ins.command).from);
+          std::optional<oci::Digest> src_chain =
+              idx ? built_[*idx].chain : images_[std::get<df::Copy>(ins.command).from].chain;
+          ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
+        }
+        absl::Status s = ExecFs(step, key_prefix, st, source, op);
+        if (!src_view_key.empty()) {
+          (void)snap.RemoveActive(src_view_key);
+          (void)rmdir(source.mountpoint.c_str());
+        }
+        if (!s.ok()) return Err(s.code(), ins, s.message());
+      }
+      ASSIGN_OR_RETURN(layer, CommitLayer(key_prefix, st));
+    }
+    CacheRecord rec;
+    rec.layer = layer;
+    rec.description = desc;
+    rec.created_unix = absl::ToUnixSeconds(absl::Now());
+    RETURN_IF_ERROR(cache_.Store(key, rec));
+    BuildEvent done;
+    done.kind = BuildEvent::Kind::kStepCompleted;
+    done.step = step_no_;
+    done.cache_key = key;
+    if (layer) {
+      done.layer_digest = layer->diff_id.str();
+      done.size = static_cast<int64_t>(layer->uncompressed_size);
+    }
+    done.duration = absl::Now() - start;
+    Emit(done);
+  }
+  st->key = key;
+  ApplyConfig(step, st);
+  if (std::holds_alternative<df::Arg>(ins.command)) return absl::OkStatus();
+  if (layer) st->layers.push_back(*layer);
+  std::string created_by =
+      std::holds_alternative<df::Run>(ins.command) ? desc + " # buildkit" : desc;
+  AddHistory(st, created_by, !layer.has_value());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BuildOutcome> Run::Go() {
+  {
+    absl::StatusOr<df::Dockerfile> parsed = df::Parse(p_.dockerfile);
+    if (!parsed.ok()) return parsed.status();
+    df_ = std::move(*parsed);
+  }
+  df::BuildOptions options;
+  options.build_args = p_.build_args;
+  if (p_.source_date_epoch) {
+    options.build_args.emplace("SOURCE_DATE_EPOCH", absl::StrCat(*p_.source_date_epoch));
+  }
+  oci::Platform host = image::HostPlatform();
+  options.build_platform =
+      "linux/" + host.architecture + (host.variant.empty() ? "" : "/" + host.variant);
+  ASSIGN_OR_RETURN(df::VarSet globals, df::ResolveGlobalArgs(df_, options));
+  // The target and the stages it needs.
+  size_t target = df_.stages.size() - 1;
+  if (!p_.target.empty()) {
+    std::optional<size_t> t = df::FindStage(df_, p_.target);
+    if (!t) return absl::InvalidArgumentError("target stage \"" + p_.target + "\" not found");
+    target = *t;
+  }
+  std::vector<df::ResolvedFrom> froms;
+  for (size_t i = 0; i < df_.stages.size(); ++i) {
+    ASSIGN_OR_RETURN(df::ResolvedFrom f, df::ResolveFrom(df_, i, globals));
+    froms.push_back(f);
+  }
+  std::set<size_t> needed;
+  std::vector<size_t> todo = {target};
+  while (!todo.empty()) {
+    size_t i = todo.back();
+    todo.pop_back();
+    if (!needed.insert(i).second) continue;
+    if (froms[i].base_stage) todo.push_back(*froms[i].base_stage);
+    for (const df::Instruction& ins : df_.stages[i].instructions) {
+      if (auto* c = std::get_if<df::Copy>(&ins.command); c && !c->from.empty()) {
+        std::optional<size_t> s = df::FindStage(df_, c->from);
+        if (s && *s < i) todo.push_back(*s);
+      }
+    }
+  }
+  // Base images (and their ONBUILD triggers, run before the stage's own
+  // instructions).
+  for (size_t i : needed) {
+    if (froms[i].base_stage || absl::AsciiStrToLower(froms[i].image) == "scratch") continue;
+    absl::StatusOr<BaseImage> b = GetImage(froms[i].image);
+    if (!b.ok()) {
+      failure_->line = df_.stages[i].from.start_line;
+      return Err(b.status().code(), df_.stages[i].from, b.status().message());
+    }
+    if (!b->config.config.on_build.empty()) {
+      std::string text = "FROM scratch\n" + absl::StrJoin(b->config.config.on_build, "\n") + "\n";
+      absl::StatusOr<df::Dockerfile> trig = df::Parse(text);
+      if (!trig.ok())
+        return Err(trig.status().code(), df_.stages[i].from,
+                   "ONBUILD: " + std::string(trig.status().message()));
+      auto& ins = df_.stages[i].instructions;
+      for (df::Instruction& t : trig->stages[0].instructions)
+        t.start_line = df_.stages[i].from.start_line;
+      ins.insert(ins.begin(), trig->stages[0].instructions.begin(),
+                 trig->stages[0].instructions.end());
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<df::ResolvedStage> stages,
+                   df::ResolveAll(df_, options,
+                                  [&](const std::string& image,
+                                      const std::string&) -> absl::StatusOr<df::StageBase> {
+                                    df::StageBase base;
+                                    auto it = images_.find(image);
+                                    if (it != images_.end()) {
+                                      base.env = it->second.config.config.env;
+                                      base.workdir = it->second.config.config.working_dir;
+                                    }
+                                    return base;
+                                  }));
+  std::vector<std::string> names;
+  for (size_t i : needed) {
+    total_ += 1 + static_cast<int>(stages[i].steps.size());
+    names.push_back(df_.stages[i].name);
+  }
+  BuildEvent started;
+  started.kind = BuildEvent::Kind::kStarted;
+  started.build_id = p_.build_id;
+  started.total = total_;
+  started.stages = names;
+  Emit(started);
+  RETURN_IF_ERROR(MakeDirs(root_ + "/mnt", 0700));
+  for (size_t i : needed) {
+    const df::ResolvedStage& rs = stages[i];
+    std::string stage_name = df_.stages[i].name.empty() ? absl::StrCat(i) : df_.stages[i].name;
+    StageState st;
+    const df::Instruction& from = df_.stages[i].from;
+    ++step_no_;
+    failure_->line = from.start_line;
+    failure_->step = step_no_;
+    BuildEvent ev;
+    ev.step = step_no_;
+    ev.total = total_;
+    ev.stage = stage_name;
+    ev.line = from.start_line;
+    ev.instruction = "FROM " + froms[i].image;
+    if (froms[i].base_stage) {
+      st = built_[*froms[i].base_stage];
+      st.cmd_set = false;
+    } else if (absl::AsciiStrToLower(froms[i].image) == "scratch") {
+      st.key = CacheKey("", "FROM scratch", {});
+      st.config.env = {std::string("PATH=") + exec::kDefaultPath};
+    } else {
+      const BaseImage& b = images_[froms[i].image];
+      st.base_image = b.image.id.str();
+      st.chain = b.chain;
+      st.config = b.config.config;
+      st.config.on_build.clear();
+      st.author = b.config.author;
+      st.key = CacheKey("", "FROM", {b.image.target.digest.str()});
+    }
+    ev.cache_key = st.key;
+    ev.kind = BuildEvent::Kind::kStepCached;
+    ++cached_;
+    Emit(ev);
+    for (const df::ResolvedStep& step : rs.steps) {
+      RETURN_IF_ERROR(RunStep(step, stage_name, &st));
+    }
+    built_[i] = st;
+  }
+  *failure_ = BuildFailure{};
+  // The image.
+  const StageState& fin = built_[target];
+  image::NewImage ni;
+  ni.base = fin.base_image;
+  ni.layers = fin.layers;
+  ni.history = fin.history;
+  std::vector<std::string> normalized;
+  for (const std::string& t : p_.tags) {
+    ASSIGN_OR_RETURN(std::string n, store_->NormalizeName(t));
+    normalized.push_back(n);
+  }
+  ni.name = normalized.empty() ? "" : normalized[0];
+  oci::ContainerConfig cfg = fin.config;
+  for (const auto& [k, v] : p_.labels) cfg.labels[k] = v;
+  std::string author = fin.author;
+  std::optional<int64_t> epoch = p_.source_date_epoch;
+  ni.edit_config = [cfg, author, epoch](oci::ImageConfig* c) {
+    c->config = cfg;
+    if (!author.empty()) c->author = author;
+    if (epoch) c->created = TimeString(epoch);
+  };
+  ASSIGN_OR_RETURN(image::Image img, store_->CreateImage(ni));
+  for (size_t i = 1; i < normalized.size(); ++i) {
+    ASSIGN_OR_RETURN(image::Image tagged, store_->Tag(img.id.str(), normalized[i]));
+    (void)tagged;
+  }
+  BuildOutcome out;
+  out.config_digest = img.id.str();
+  out.manifest = img.target;
+  ASSIGN_OR_RETURN(oci::Manifest m, store_->GetManifest(img));
+  out.layers = m.layers;
+  out.cached_steps = cached_;
+  if (p_.push) {
+    for (size_t i = 0; i < p_.tags.size(); ++i) {
+      if (!NamesRegistry(p_.tags[i])) continue;
+      distribution::RegistryClientOptions opts;
+      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), normalized[i], opts);
+      if (!d.ok()) return Annotate(d.status(), "pushing " + p_.tags[i]);
+      out.pushed.push_back(normalized[i] + "@" + d->digest.str());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<BuildOutcome> Builder::Build(const BuildParams& params, const EventFn& events,
+                                            BuildFailure* failure) {
+  BuildFailure local;
+  if (failure == nullptr) failure = &local;
+  Run run(this, store_, kv_, executor_, root_, params, events, failure);
+  return run.Go();
+}
+
+}  // namespace pier::builder

@@ -1,0 +1,171 @@
+// Drives pier-builder through `pier build` against a real pier-registry
+// (HTTP): a busybox base image built FROM scratch, a Dockerfile exercising
+// RUN/COPY/ENV/WORKDIR/CMD/EXPOSE/LABEL/USER, the pushed manifest and
+// config, a fully cached rebuild with the same manifest digest, a whiteout
+// for a file deleted by RUN, and the error paths (failing RUN, missing COPY
+// source, unknown instruction).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "lib/common/fs.h"
+#include "lib/common/testing.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/daemon_process.h"
+
+namespace pier::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Sh(const std::string& cmd) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  pclose(f);
+  return out;
+}
+
+void Write(const std::string& path, const std::string& data) {
+  ASSERT_OK(MakeDirs(Dirname(path), 0755));
+  std::ofstream(path) << data;
+}
+
+class BuilderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (overlayfs, namespaces)";
+    if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs busybox-static";
+    ASSERT_OK(registry_.Start(
+        "pier-registry",
+        {"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--root=" + dir_.Sub("registry")},
+        {"grpc", "http"}));
+    ASSERT_OK(
+        builder_.Start("pier-builder", {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("builder")}));
+    reg_ = registry_.Address("http");
+    // The base image: busybox built FROM scratch by Pier itself.
+    std::string rootfs = dir_.Sub("base/rootfs");
+    for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "etc"}) {
+      ASSERT_OK(MakeDirs(rootfs + "/" + d, 0755));
+    }
+    Sh("cp /bin/busybox " + rootfs + "/bin/busybox");
+    for (const char* c : {"sh", "ls", "cat", "echo", "rm", "false", "true", "mkdir"}) {
+      ASSERT_EQ(symlink("busybox", (rootfs + "/bin/" + c).c_str()), 0);
+    }
+    Write(dir_.Sub("base/Dockerfile"), "FROM scratch\nCOPY rootfs/ /\nCMD [\"/bin/sh\"]\n");
+    CommandResult r = Build({"-t", reg_ + "/base/busybox:latest", dir_.Sub("base")});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+
+  CommandResult Build(std::vector<std::string> args) {
+    args.insert(args.begin(), "build");
+    args.insert(args.begin(), "--builder=" + builder_.Address());
+    return RunPier(args, {"SOURCE_DATE_EPOCH=1700000000"});
+  }
+
+  nlohmann::json Get(const std::string& path) {
+    return nlohmann::json::parse(
+        Sh("curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://" + reg_ +
+           path),
+        nullptr, false);
+  }
+
+  TempDir dir_;
+  DaemonProcess registry_;
+  DaemonProcess builder_;
+  std::string reg_;
+};
+
+TEST_F(BuilderTest, BuildPushCacheAndErrors) {
+  std::string app = dir_.Sub("app");
+  Write(app + "/hello.txt", "hello\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                                          "ENV GREETING=hi\n"
+                                          "WORKDIR /app\n"
+                                          "COPY hello.txt ./\n"
+                                          "RUN echo built > /app/built.txt && rm /bin/false\n"
+                                          "EXPOSE 8080\n"
+                                          "LABEL org.example=demo\n"
+                                          "USER 1000\n"
+                                          "CMD [\"cat\", \"/app/hello.txt\"]\n"));
+  CommandResult first = Build({"-t", reg_ + "/demo/app:v1", app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("RUN /bin/sh -c echo built"));
+
+  nlohmann::json manifest = Get("/v2/demo/app/manifests/v1");
+  ASSERT_TRUE(manifest.is_object());
+  // base COPY + WORKDIR + COPY + RUN.
+  ASSERT_EQ(manifest["layers"].size(), 4u);
+  nlohmann::json config =
+      Get("/v2/demo/app/blobs/" + manifest["config"]["digest"].get<std::string>());
+  ASSERT_TRUE(config.is_object());
+  const nlohmann::json& c = config["config"];
+  EXPECT_THAT(c["Env"].dump(), HasSubstr("GREETING=hi"));
+  EXPECT_EQ(c["Cmd"], nlohmann::json::array({"cat", "/app/hello.txt"}));
+  EXPECT_TRUE(c["ExposedPorts"].contains("8080/tcp"));
+  EXPECT_EQ(c["Labels"]["org.example"], "demo");
+  EXPECT_EQ(c["User"], "1000");
+  EXPECT_EQ(c["WorkingDir"], "/app");
+  int empty = 0, full = 0;
+  for (const auto& h : config["history"]) (h.value("empty_layer", false) ? empty : full)++;
+  EXPECT_EQ(full, 4);
+  EXPECT_GE(empty, 6);
+
+  // The RUN layer records the deletion as a whiteout.
+  std::string run_layer = manifest["layers"][3]["digest"];
+  std::string listing =
+      Sh("curl -sf http://" + reg_ + "/v2/demo/app/blobs/" + run_layer + " | tar -tzf -");
+  EXPECT_THAT(listing, HasSubstr("bin/.wh.false"));
+  EXPECT_THAT(listing, HasSubstr("app/built.txt"));
+
+  // An identical rebuild is fully cached and reproduces the manifest.
+  CommandResult second = Build({"-t", reg_ + "/demo/app:v1", app});
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, Not(HasSubstr("DONE")));
+  std::string digest =
+      Sh("curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' http://" + reg_ +
+         "/v2/demo/app/manifests/v1 | grep -i docker-content-digest");
+  EXPECT_THAT(first.output, HasSubstr("manifest "));
+  for (absl::string_view line : absl::StrSplit(first.output, '\n')) {
+    if (absl::StartsWith(line, "manifest ")) {
+      EXPECT_THAT(second.output, HasSubstr(std::string(line)));
+      EXPECT_THAT(digest, HasSubstr(std::string(line.substr(9))));
+    }
+  }
+
+  // A failing RUN: exit 1, line and exit code in the message, nothing pushed.
+  std::string bad = dir_.Sub("bad");
+  Write(bad + "/Dockerfile",
+        absl::StrCat("FROM ", reg_, "/base/busybox:latest\nRUN echo boom && exit 3\n"));
+  CommandResult failed = Build({"-t", reg_ + "/demo/bad:v1", bad});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.output, HasSubstr("Dockerfile:2"));
+  EXPECT_THAT(failed.output, HasSubstr("exit code 3"));
+  EXPECT_THAT(failed.output, HasSubstr("boom"));
+  EXPECT_FALSE(Get("/v2/demo/bad/manifests/v1").is_object());
+
+  // A missing COPY source is named.
+  Write(bad + "/Dockerfile",
+        absl::StrCat("FROM ", reg_, "/base/busybox:latest\nCOPY nope.txt /\n"));
+  failed = Build({bad});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.output, HasSubstr("nope.txt"));
+
+  // An unknown instruction names its line.
+  Write(bad + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest\nFROBNICATE x\n"));
+  failed = Build({bad});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_THAT(failed.output, HasSubstr("Dockerfile:2"));
+  EXPECT_THAT(failed.output, HasSubstr("FROBNICATE"));
+}
+
+}  // namespace
+}  // namespace pier::testing
