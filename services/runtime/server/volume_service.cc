@@ -33,8 +33,7 @@ grpc::Status VolumeServiceImpl::CreateVolume(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status VolumeServiceImpl::ListVolumes(grpc::ServerContext*,
-                                            const v1::ListVolumesRequest* req,
+grpc::Status VolumeServiceImpl::ListVolumes(grpc::ServerContext*, const v1::ListVolumesRequest* req,
                                             v1::ListVolumesResponse* resp) {
   absl::StatusOr<std::vector<VolumeInfo>> all = ctx_->volumes->List();
   if (!all.ok()) return rpc::ToGrpcStatus(all.status());

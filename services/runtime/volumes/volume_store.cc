@@ -55,8 +55,8 @@ absl::StatusOr<VolumeInfo> VolumeStore::Create(const std::string& name,
   v.created_at = absl::Now();
   v.labels = labels;
   v.anonymous = anonymous;
-  Json j = {{"created", absl::ToUnixSeconds(v.created_at)}, {"anonymous", anonymous},
-            {"labels", labels}};
+  Json j = {
+      {"created", absl::ToUnixSeconds(v.created_at)}, {"anonymous", anonymous}, {"labels", labels}};
   RETURN_IF_ERROR(kv_->Put(Key(name), j.dump()));
   return v;
 }

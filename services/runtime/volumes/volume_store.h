@@ -43,7 +43,8 @@ class VolumeStore {
   absl::StatusOr<VolumeInfo> Get(const std::string& name);
   absl::StatusOr<std::vector<VolumeInfo>> List();
   // `in_use(mountpoint)` says whether a container mounts it.
-  absl::Status Remove(const std::string& name, const std::function<bool(const std::string&)>& in_use);
+  absl::Status Remove(const std::string& name,
+                      const std::function<bool(const std::string&)>& in_use);
 
  private:
   std::string root_;
