@@ -42,8 +42,8 @@ void Write(const std::string& path, const std::string& data) {
 class BuilderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (overlayfs, namespaces)";
-    if (access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs busybox-static";
+    if (geteuid() != 0) FAIL() << "required: needs root (overlayfs, namespaces)";
+    if (access("/bin/busybox", X_OK) != 0) FAIL() << "required: needs busybox-static";
     ASSERT_OK(registry_.Start(
         "pier-registry",
         {"--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0", "--root=" + dir_.Sub("registry")},
