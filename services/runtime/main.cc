@@ -29,6 +29,7 @@
 #include "lib/kv/kv_store.h"
 #include "lib/rpc/daemon.h"
 #include "services/runtime/containers/manager.h"
+#include "services/runtime/network/cni.h"
 #include "services/runtime/server/container_service.h"
 #include "services/runtime/server/image_service.h"
 #include "services/runtime/server/runtime_context.h"
@@ -41,6 +42,8 @@ struct Flags {
   std::vector<std::string> insecure;
   std::string shim;
   std::string credentials;
+  std::string bridge_subnet = "10.88.0.0/16";
+  std::string cni_bin_dir = "/usr/lib/cni";
 };
 
 struct State {
@@ -54,6 +57,7 @@ struct State {
   std::unique_ptr<pier::runtime::SystemServiceImpl> system_service;
   std::unique_ptr<pier::runtime::VolumeStore> volumes;
   std::unique_ptr<pier::runtime::VolumeServiceImpl> volume_service;
+  std::unique_ptr<pier::runtime::network::CniNetwork> cni;
 };
 
 std::string ShimBesideSelf() {
@@ -78,6 +82,10 @@ int main(int argc, char** argv) {
     flags.StringList("insecure-registry", "", &f.insecure,
                      "registry host[:port] to reach over plain http (repeatable; loopback "
                      "registries always are)");
+    flags.String("bridge-subnet", "", &f.bridge_subnet,
+                 "IPv4 subnet of the pier0 bridge network (default 10.88.0.0/16)");
+    flags.String("cni-bin-dir", "", &f.cni_bin_dir,
+                 "directory of the CNI plugins (default /usr/lib/cni)");
     flags.String("shim", "", &f.shim, "path of pier-shim (default: beside pier-runtime)");
     flags.String("credentials", "", &f.credentials,
                  "registry credentials file as `pier login` writes it (default: none)");
@@ -114,6 +122,12 @@ int main(int argc, char** argv) {
     state.ctx.kv = state.meta.get();
     state.volumes = std::make_unique<pier::runtime::VolumeStore>(root, state.meta.get());
     state.ctx.volumes = state.volumes.get();
+    pier::runtime::network::CniOptions cni_options;
+    cni_options.subnet = f.bridge_subnet;
+    cni_options.bin_dir = f.cni_bin_dir;
+    cni_options.state_dir = root + "/cni";
+    state.cni = std::make_unique<pier::runtime::network::CniNetwork>(cni_options);
+    state.ctx.cni = state.cni.get();
     state.image_service = std::make_unique<pier::runtime::ImageServiceImpl>(&state.ctx);
     state.container_service = std::make_unique<pier::runtime::ContainerServiceImpl>(&state.ctx);
     state.system_service = std::make_unique<pier::runtime::SystemServiceImpl>(&state.ctx);

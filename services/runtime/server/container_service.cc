@@ -162,6 +162,90 @@ void FillState(const ContainerInfo& c, v1::ContainerState* s) {
   s->set_restart_count(c.restart_count);
 }
 
+const char* ProtocolName(v1::Protocol p) {
+  switch (p) {
+    case v1::PROTOCOL_UDP:
+      return "udp";
+    case v1::PROTOCOL_SCTP:
+      return "sctp";
+    default:
+      return "tcp";
+  }
+}
+
+v1::PortBinding ToBinding(const network::PortMapping& m) {
+  v1::PortBinding b;
+  b.set_host_ip(m.host_ip);
+  b.set_host_port(m.host_port);
+  b.set_container_port(m.container_port);
+  b.set_protocol(m.protocol == "udp"    ? v1::PROTOCOL_UDP
+                 : m.protocol == "sctp" ? v1::PROTOCOL_SCTP
+                                        : v1::PROTOCOL_TCP);
+  return b;
+}
+
+network::PortMapping FromBinding(const v1::PortBinding& b) {
+  network::PortMapping m;
+  m.host_ip = b.host_ip();
+  m.host_port = static_cast<int>(b.host_port());
+  m.container_port = static_cast<int>(b.container_port());
+  m.protocol = ProtocolName(b.protocol());
+  return m;
+}
+
+bool SameHostAddress(const std::string& a, const std::string& b) {
+  auto any = [](const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; };
+  return a == b || any(a) || any(b);
+}
+
+// "80", "80/tcp" -> (80, "tcp").
+absl::StatusOr<std::pair<int, std::string>> ParseExposed(const std::string& text) {
+  std::vector<std::string> parts = absl::StrSplit(text, absl::MaxSplits('/', 1));
+  int port = 0;
+  if (!absl::SimpleAtoi(parts[0], &port) || port < 1 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid exposed port \"", text, "\""));
+  }
+  std::string proto = parts.size() == 2 ? absl::AsciiStrToLower(parts[1]) : "tcp";
+  if (proto != "tcp" && proto != "udp" && proto != "sctp") {
+    return absl::InvalidArgumentError(absl::StrCat("invalid protocol in \"", text, "\""));
+  }
+  return std::make_pair(port, proto);
+}
+
+// The spec's published ports, plus (publish_all) the image's and the spec's
+// exposed ports on ephemeral host ports; host port 0 gets a free port.
+absl::StatusOr<std::vector<network::PortMapping>> PortMappings(const v1::ContainerSpec& spec,
+                                                               const oci::ContainerConfig& ic) {
+  std::vector<network::PortMapping> out;
+  for (const v1::PortBinding& b : spec.ports()) {
+    if (b.container_port() < 1 || b.container_port() > 65535 || b.host_port() > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid port mapping ", b.host_port(), ":", b.container_port()));
+    }
+    out.push_back(FromBinding(b));
+  }
+  if (spec.publish_all()) {
+    std::vector<std::string> exposed = ic.exposed_ports;
+    exposed.insert(exposed.end(), spec.expose().begin(), spec.expose().end());
+    for (const std::string& e : exposed) {
+      ASSIGN_OR_RETURN(auto pp, ParseExposed(e));
+      bool covered = std::any_of(out.begin(), out.end(), [&](const network::PortMapping& m) {
+        return m.container_port == pp.first && m.protocol == pp.second;
+      });
+      if (covered) continue;
+      network::PortMapping m;
+      m.container_port = pp.first;
+      m.protocol = pp.second;
+      out.push_back(m);
+    }
+  }
+  for (network::PortMapping& m : out) {
+    if (m.host_port == 0) {
+      ASSIGN_OR_RETURN(m.host_port, network::PickFreePort(m.host_ip, m.protocol));
+    }
+  }
+  return out;
+}
 }  // namespace
 
 absl::StatusOr<std::string> ContainerServiceImpl::Resolve(absl::string_view id_or_name) const {
@@ -192,6 +276,36 @@ absl::StatusOr<v1::Container> ContainerServiceImpl::Record(const std::string& id
     return absl::NotFoundError(absl::StrCat("container ", id, " has no runtime record"));
   }
   return c;
+}
+
+absl::Status ContainerServiceImpl::CheckPorts(
+    const std::vector<network::PortMapping>& ports) const {
+  for (size_t i = 0; i < ports.size(); ++i) {
+    const network::PortMapping& m = ports[i];
+    const std::string shown =
+        absl::StrCat(m.host_ip.empty() ? "0.0.0.0" : m.host_ip, ":", m.host_port);
+    for (size_t j = 0; j < i; ++j) {
+      if (ports[j].host_port == m.host_port && ports[j].protocol == m.protocol &&
+          SameHostAddress(ports[j].host_ip, m.host_ip)) {
+        return absl::InvalidArgumentError(absl::StrCat("port ", shown, " is published twice"));
+      }
+    }
+    // Ports published by other containers (portmap uses iptables, so a
+    // test bind does not see them).
+    for (const ContainerInfo& c : ctx_->containers->List()) {
+      absl::StatusOr<v1::Container> record = Record(c.id);
+      if (!record.ok()) continue;
+      for (const v1::PortBinding& b : record->network().ports()) {
+        if (static_cast<int>(b.host_port()) == m.host_port &&
+            ProtocolName(b.protocol()) == m.protocol && SameHostAddress(b.host_ip(), m.host_ip)) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("port ", shown, " is already in use (by container ", c.name, ")"));
+        }
+      }
+    }
+    RETURN_IF_ERROR(network::CheckPortFree(m.host_ip, m.host_port, m.protocol));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec& spec,
@@ -248,16 +362,18 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   p.tty = spec.tty();
   opts.open_stdin = spec.open_stdin();
 
-  // Namespaces.
+  // Namespaces. bridge (the default) and none get a network namespace made
+  // here (bridge: configured by CNI) that the container joins.
   const std::string& net = spec.network_mode();
-  if (net.empty() || net == "bridge") {
-    warnings->push_back(
-        "network mode bridge is not implemented yet; the container gets its own network "
-        "namespace with loopback only (as \"none\")");
+  const bool bridge = net.empty() || net == "bridge";
+  const bool own_netns = bridge || net == "none";
+  if (bridge && ctx_->cni == nullptr) {
+    return absl::FailedPreconditionError("bridge networking is not configured in this runtime");
+  }
+  if (own_netns) {
   } else if (net == "host") {
     es.namespaces.net.mode = exec::NamespaceMode::kHost;
     es.namespaces.uts.mode = exec::NamespaceMode::kHost;
-  } else if (net == "none") {
   } else if (absl::StartsWith(net, "container:")) {
     return absl::UnimplementedError("network mode container:<id> is not supported yet");
   } else {
@@ -268,8 +384,14 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   } else if (!spec.pid_mode().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unknown pid mode \"", spec.pid_mode(), "\""));
   }
+  std::vector<network::PortMapping> ports;
   if (!spec.ports().empty() || spec.publish_all()) {
-    return absl::UnimplementedError("published ports need bridge networking (not yet supported)");
+    if (!bridge) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("published ports need bridge networking, not \"", net, "\""));
+    }
+    ASSIGN_OR_RETURN(ports, PortMappings(spec, ic));
+    RETURN_IF_ERROR(CheckPorts(ports));
   }
   es.hostname = spec.hostname();
   es.privileged = spec.privileged();
@@ -436,8 +558,36 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
     cleanup();
     return s;
   }
+  // The network namespace, set up before the container starts.
+  std::string netns;
+  network::SetupResult addr;
+  if (own_netns) {
+    netns = JoinPath(ctx_->root, "netns/" + key);
+    s = network::CreateNetns(netns);
+    if (s.ok() && bridge) {
+      absl::StatusOr<network::SetupResult> r = ctx_->cni->Setup(key, netns, ports);
+      if (r.ok()) {
+        addr = *r;
+      } else {
+        s = r.status();
+        (void)network::RemoveNetns(netns);
+      }
+    }
+    if (!s.ok()) {
+      cleanup();
+      return s;
+    }
+    es.namespaces.net.mode = exec::NamespaceMode::kPath;
+    es.namespaces.net.path = netns;
+  }
+  auto cleanup_net = [&] {
+    if (netns.empty()) return;
+    if (bridge) (void)ctx_->cni->Teardown(key, netns, ports);
+    (void)network::RemoveNetns(netns);
+  };
   absl::StatusOr<std::string> id = ctx_->containers->Create(opts);
   if (!id.ok()) {
+    cleanup_net();
     cleanup();
     return id.status();
   }
@@ -456,7 +606,14 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   pc->set_working_dir(p.cwd);
   pc->set_user(user);
   pc->set_tty(p.tty);
-  record.mutable_network()->set_network_mode(net.empty() ? "bridge" : net);
+  v1::NetworkSettings* ns = record.mutable_network();
+  ns->set_network_mode(net.empty() ? "bridge" : net);
+  ns->set_sandbox_path(netns);
+  ns->set_ip_address(addr.ip);
+  ns->set_ip_prefix_len(addr.prefix_len);
+  ns->set_gateway(addr.gateway);
+  ns->set_mac_address(addr.mac);
+  for (const network::PortMapping& m : ports) *ns->add_ports() = ToBinding(m);
   for (const v1::Mount& m : spec.mounts()) {
     v1::MountPoint* mp = record.add_mounts();
     mp->set_type(m.type());
@@ -472,6 +629,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   s = ctx_->kv->Put(kRecordPrefix + *id, record.SerializeAsString());
   if (!s.ok()) {
     (void)ctx_->containers->Remove(*id, true);
+    cleanup_net();
     cleanup();
     return s;
   }
@@ -489,6 +647,21 @@ absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force)
       PIER_LOG(WARNING) << "container " << id << ": removing its snapshot: " << s;
     }
     (void)RemoveAll(record->rootfs_path());
+    const std::string& netns = record->network().sandbox_path();
+    if (!netns.empty()) {
+      if (record->network().network_mode() == "bridge" && ctx_->cni != nullptr) {
+        std::vector<network::PortMapping> ports;
+        for (const v1::PortBinding& b : record->network().ports()) ports.push_back(FromBinding(b));
+        absl::Status n = ctx_->cni->Teardown(netns.substr(netns.rfind('/') + 1), netns, ports);
+        if (!n.ok()) {
+          PIER_LOG(WARNING) << "container " << id << ": network teardown: " << n;
+        }
+      }
+      absl::Status n = network::RemoveNetns(netns);
+      if (!n.ok()) {
+        PIER_LOG(WARNING) << "container " << id << ": " << n;
+      }
+    }
   }
   return ctx_->kv->Delete(kRecordPrefix + id);
 }
@@ -669,6 +842,7 @@ grpc::Status ContainerServiceImpl::ListContainers(grpc::ServerContext*,
     out->set_status(status);
     out->set_status_text(StatusText(c));
     if (record.ok()) *out->mutable_labels() = record->spec().labels();
+    if (record.ok()) *out->mutable_ports() = record->network().ports();
     out->set_exit_code(c.state == ContainerState::kExited ? c.exit.ExitCode() : 0);
     if (request->limit() > 0 && response->containers_size() >= request->limit()) break;
   }
@@ -1022,7 +1196,6 @@ grpc::Status SystemServiceImpl::Info(grpc::ServerContext*, const v1::InfoRequest
   }
   response->add_security_options("seccomp");
   response->add_security_options("no-new-privileges");
-  response->add_warnings("bridge networking is not implemented yet (treated as none)");
   return grpc::Status::OK;
 }
 

@@ -75,6 +75,9 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // not implemented yet (the base class answers UNIMPLEMENTED).
 
  private:
+  // FailedPrecondition when a host port is taken (by another container or a
+  // host socket).
+  absl::Status CheckPorts(const std::vector<network::PortMapping>& ports) const;
   // The full id of the container `id_or_name` names (id, name or unique id
   // prefix). NotFound; InvalidArgument for an ambiguous prefix.
   absl::StatusOr<std::string> Resolve(absl::string_view id_or_name) const;

@@ -22,6 +22,7 @@
 #include "lib/oci/types.h"
 #include "pier/common/v1/common.pb.h"
 #include "services/runtime/containers/manager.h"
+#include "services/runtime/network/cni.h"
 #include "services/runtime/volumes/volume_store.h"
 
 namespace pier::runtime {
@@ -35,6 +36,7 @@ struct RuntimeContext {
   ContainerManager* containers = nullptr;
   kv::KvStore* kv = nullptr;
   VolumeStore* volumes = nullptr;
+  network::CniNetwork* cni = nullptr;  // bridge networking
 
   // Whether any container (running or not) mounts `mountpoint`.
   bool VolumeInUse(const std::string& mountpoint) const;

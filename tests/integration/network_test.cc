@@ -1,0 +1,337 @@
+// Bridge networking of pier-runtime end to end, with the real CNI plugins:
+// a published port reaches busybox httpd in a container, a second container
+// publishing the same host port is refused, --network=none sees only lo,
+// and removing containers removes their veths and namespace files.
+//
+// Everything happens inside a private network (and mount) namespace: the
+// test re-executes itself under `unshare --net --mount --fork`, so the
+// pier0 bridge, the veths and the iptables rules never touch the host's
+// network. Needs root, overlayfs, busybox-static, containernetworking-plugins,
+// iproute2, iptables and curl.
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "lib/archive/layer_writer.h"
+#include "lib/common/fs.h"
+#include "lib/common/status.h"
+#include "lib/common/testing.h"
+#include "pier/runtime/v1/runtime.grpc.pb.h"
+#include "tests/integration/daemon_process.h"
+
+namespace pier::testing {
+namespace {
+
+namespace v1 = ::pier::runtime::v1;
+constexpr char kBusybox[] = "/bin/busybox";
+constexpr char kImage[] = "busybox-net:1";
+constexpr char kInnerEnv[] = "PIER_NETWORK_TEST_IN_NAMESPACE";
+
+// Re-executes this binary in a private network and mount namespace, before
+// gtest starts. The outer process's exit status is the inner one's.
+const bool kReexeced = [] {
+  if (std::getenv(kInnerEnv) != nullptr || ::geteuid() != 0) return false;
+  struct stat st;
+  if (::stat("/usr/bin/unshare", &st) != 0) return false;
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return false;
+  exe[n] = '\0';
+  std::string cmdline = ReadFile("/proc/self/cmdline").value_or("");
+  std::vector<std::string> args = absl::StrSplit(cmdline, '\0', absl::SkipEmpty());
+  std::vector<std::string> argv = {"unshare", "--net", "--mount", "--fork", "--", exe};
+  for (size_t i = 1; i < args.size(); ++i) argv.push_back(args[i]);
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  ::setenv(kInnerEnv, "1", 1);
+  ::execv("/usr/bin/unshare", cargv.data());
+  std::perror("exec unshare");
+  std::_Exit(127);
+}();
+
+bool InPrivateNamespace() { return std::getenv(kInnerEnv) != nullptr; }
+
+std::string Shell(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (f == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  return out;
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+absl::StatusOr<std::string> BusyboxTar(const std::string& dir) {
+  RETURN_IF_ERROR(MakeDirs(dir + "/bin"));
+  RETURN_IF_ERROR(MakeDirs(dir + "/tmp"));
+  RETURN_IF_ERROR(MakeDirs(dir + "/out"));
+  ASSIGN_OR_RETURN(std::string busybox, ReadFile(kBusybox));
+  RETURN_IF_ERROR(WriteFileAtomic(dir + "/bin/busybox", busybox, 0755));
+  for (const char* applet :
+       {"sh", "echo", "cat", "mkdir", "httpd", "ip", "wget", "sleep", "ls", "true"}) {
+    std::string link = dir + "/bin/" + applet;
+    if (::symlink("busybox", link.c_str()) != 0) return ErrnoStatus(errno, link);
+  }
+  std::string tar;
+  archive::CreateOptions options;
+  options.compression = archive::Compression::kNone;
+  RETURN_IF_ERROR(archive::CreateLayerFromDir(dir, archive::StringSink(&tar), options).status());
+  return tar;
+}
+
+class NetworkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) FAIL() << "required: needs root";
+    ASSERT_TRUE(InPrivateNamespace()) << "required: unshare (util-linux) to run in a private "
+                                         "network namespace";
+    for (const char* p : {kBusybox, "/usr/lib/cni/bridge", "/usr/lib/cni/portmap",
+                          "/usr/lib/cni/host-local", "/usr/bin/curl", "/usr/sbin/ip"}) {
+      struct stat st;
+      if (::stat(p, &st) != 0) FAIL() << "required: " << p;
+    }
+    // Only this namespace's loopback: nothing can leave the machine.
+    ASSERT_EQ(std::system("ip link set lo up"), 0);
+    std::string links = Shell("ip -o link");
+    ASSERT_FALSE(absl::StrContains(links, "veth")) << links;
+
+    socket_ = dir_.Sub("runtime.sock");
+    root_ = dir_.Sub("root");
+    ASSERT_OK(runtime_.Start("pier-runtime", {"--listen=unix://" + socket_, "--root=" + root_,
+                                              "--bridge-subnet=10.123.0.0/24"}));
+    auto channel = grpc::CreateChannel("unix://" + socket_, grpc::InsecureChannelCredentials());
+    images_ = v1::ImageService::NewStub(channel);
+    containers_ = v1::ContainerService::NewStub(channel);
+
+    ASSERT_OK_AND_ASSIGN(std::string tar, BusyboxTar(dir_.Sub("busybox")));
+    grpc::ClientContext c;
+    v1::ImportImageResponse resp;
+    auto writer = images_->ImportImage(&c, &resp);
+    v1::ImportImageRequest req;
+    req.mutable_spec()->set_reference(kImage);
+    req.mutable_spec()->add_changes("ENV PATH=/bin");
+    req.mutable_spec()->add_changes("EXPOSE 80/tcp");
+    req.mutable_spec()->add_changes("CMD [\"sh\"]");
+    ASSERT_TRUE(writer->Write(req));
+    for (size_t off = 0; off < tar.size(); off += 64 << 10) {
+      v1::ImportImageRequest data;
+      data.set_data(tar.substr(off, 64 << 10));
+      ASSERT_TRUE(writer->Write(data));
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  void TearDown() override {
+    if (containers_ != nullptr && runtime_.running()) {
+      for (const auto& ct : List()) Remove(ct.id());
+      (void)runtime_.Stop(SIGTERM, std::chrono::seconds(15));
+    }
+  }
+
+  std::vector<v1::ContainerSummary> List() {
+    grpc::ClientContext c;
+    v1::ListContainersRequest req;
+    req.set_all(true);
+    v1::ListContainersResponse resp;
+    grpc::Status s = containers_->ListContainers(&c, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return {resp.containers().begin(), resp.containers().end()};
+  }
+
+  void Remove(const std::string& id) {
+    grpc::ClientContext c;
+    v1::RemoveContainerRequest r;
+    r.set_id(id);
+    r.set_force(true);
+    v1::RemoveContainerResponse rr;
+    grpc::Status s = containers_->RemoveContainer(&c, r, &rr);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+
+  grpc::Status Run(const v1::ContainerSpec& spec, std::string* id) {
+    grpc::ClientContext c;
+    v1::RunContainerRequest req;
+    *req.mutable_spec() = spec;
+    v1::RunContainerResponse resp;
+    grpc::Status s = containers_->RunContainer(&c, req, &resp);
+    *id = resp.id();
+    return s;
+  }
+
+  int Wait(const std::string& id) {
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::WaitContainerRequest req;
+    req.set_id(id);
+    v1::WaitContainerResponse resp;
+    grpc::Status s = containers_->WaitContainer(&c, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.exit_code();
+  }
+
+  v1::Container Inspect(const std::string& id) {
+    grpc::ClientContext c;
+    v1::InspectContainerRequest req;
+    req.set_id(id);
+    v1::InspectContainerResponse resp;
+    grpc::Status s = containers_->InspectContainer(&c, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.container();
+  }
+
+  // GETs http://127.0.0.1:<port>/ until it answers (httpd may still be
+  // starting) or 15 s pass.
+  std::string Get(int port) {
+    std::string out;
+    for (int i = 0; i < 60; ++i) {
+      out = Shell(absl::StrCat("curl -s --max-time 2 http://127.0.0.1:", port, "/"));
+      if (absl::StrContains(out, "hello")) return out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return out;
+  }
+
+  v1::ContainerSpec HttpdSpec(const std::string& text) {
+    v1::ContainerSpec spec;
+    spec.set_image(kImage);
+    for (const char* a : {"sh", "-c"}) spec.mutable_cmd()->add_values(a);
+    spec.mutable_cmd()->add_values(absl::StrCat("mkdir -p /www && echo ", text,
+                                                " > /www/index.html && exec httpd -f -p 80 -h /www"));
+    return spec;
+  }
+
+  TempDir dir_;
+  DaemonProcess runtime_;
+  std::string socket_;
+  std::string root_;
+  std::unique_ptr<v1::ImageService::Stub> images_;
+  std::unique_ptr<v1::ContainerService::Stub> containers_;
+};
+
+TEST_F(NetworkTest, PublishedPortReachesContainer) {
+  const int port = FreePort();
+  v1::ContainerSpec spec = HttpdSpec("hello-from-pier");
+  v1::PortBinding* b = spec.add_ports();
+  b->set_host_ip("127.0.0.1");
+  b->set_host_port(port);
+  b->set_container_port(80);
+  std::string id;
+  grpc::Status s = Run(spec, &id);
+  ASSERT_TRUE(s.ok()) << s.error_message() << runtime_.Stderr();
+
+  EXPECT_THAT(Get(port), ::testing::HasSubstr("hello-from-pier"));
+
+  v1::Container c = Inspect(id);
+  EXPECT_EQ(c.network().network_mode(), "bridge");
+  EXPECT_TRUE(absl::StartsWith(c.network().ip_address(), "10.123.0.")) << c.network().ip_address();
+  EXPECT_EQ(c.network().gateway(), "10.123.0.1");
+  ASSERT_EQ(c.network().ports_size(), 1);
+  EXPECT_EQ(c.network().ports(0).host_port(), static_cast<uint32_t>(port));
+  std::vector<v1::ContainerSummary> list = List();
+  ASSERT_EQ(list.size(), 1u);
+  ASSERT_EQ(list[0].ports_size(), 1);
+  EXPECT_EQ(list[0].ports(0).container_port(), 80u);
+  const std::string netns = c.network().sandbox_path();
+  struct stat st;
+  EXPECT_EQ(::stat(netns.c_str(), &st), 0) << netns;
+  EXPECT_THAT(Shell("ip -o link"), ::testing::HasSubstr("veth"));
+
+  // The same host port again: refused before anything starts.
+  std::string second;
+  s = Run(spec, &second);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(),
+              ::testing::HasSubstr(absl::StrCat("port 127.0.0.1:", port, " is already in use")));
+  EXPECT_EQ(List().size(), 1u);
+
+  // -P: the image's EXPOSE 80 on an ephemeral host port.
+  v1::ContainerSpec all = HttpdSpec("hello-publish-all");
+  all.set_publish_all(true);
+  std::string third;
+  s = Run(all, &third);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  v1::Container c3 = Inspect(third);
+  ASSERT_EQ(c3.network().ports_size(), 1);
+  EXPECT_NE(c3.network().ports(0).host_port(), 0u);
+  EXPECT_EQ(c3.network().ports(0).container_port(), 80u);
+  EXPECT_NE(c3.network().ip_address(), c.network().ip_address());
+  EXPECT_THAT(Get(static_cast<int>(c3.network().ports(0).host_port())),
+              ::testing::HasSubstr("hello-publish-all"));
+
+  Remove(id);
+  Remove(third);
+  EXPECT_NE(::stat(netns.c_str(), &st), 0) << netns << " still exists";
+  std::string links = Shell("ip -o link");
+  EXPECT_FALSE(absl::StrContains(links, "veth")) << links;
+  std::string leftover = Shell(absl::StrCat("ls -A ", root_, "/netns"));
+  EXPECT_EQ(absl::StripAsciiWhitespace(leftover), "") << leftover;
+}
+
+TEST_F(NetworkTest, NoneHasOnlyLoopback) {
+  const std::string out = dir_.Sub("out");
+  ASSERT_OK(MakeDirs(out));
+  v1::ContainerSpec spec;
+  spec.set_image(kImage);
+  spec.set_network_mode("none");
+  for (const char* a : {"sh", "-c", "cat /proc/net/dev > /out/dev; ip -o addr > /out/addr"}) {
+    spec.mutable_cmd()->add_values(a);
+  }
+  v1::Mount* m = spec.add_mounts();
+  m->set_type(v1::Mount::TYPE_BIND);
+  m->set_source(out);
+  m->set_target("/out");
+  std::string id;
+  grpc::Status s = Run(spec, &id);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(Wait(id), 0);
+  ASSERT_OK_AND_ASSIGN(std::string dev, ReadFile(out + "/dev"));
+  std::vector<std::string> ifaces;
+  for (absl::string_view line : absl::StrSplit(dev, '\n', absl::SkipEmpty())) {
+    if (!absl::StrContains(line, ":") || absl::StrContains(line, "|")) continue;
+    ifaces.push_back(std::string(absl::StripAsciiWhitespace(line.substr(0, line.find(':')))));
+  }
+  EXPECT_THAT(ifaces, ::testing::ElementsAre("lo")) << dev;
+  ASSERT_OK_AND_ASSIGN(std::string addr, ReadFile(out + "/addr"));
+  EXPECT_THAT(addr, ::testing::HasSubstr("127.0.0.1")) << "lo is not up";
+  v1::Container c = Inspect(id);
+  EXPECT_EQ(c.network().network_mode(), "none");
+  EXPECT_EQ(c.network().ip_address(), "");
+  const std::string netns = c.network().sandbox_path();
+  Remove(id);
+  struct stat st;
+  EXPECT_NE(::stat(netns.c_str(), &st), 0) << netns << " still exists";
+}
+
+}  // namespace
+}  // namespace pier::testing
