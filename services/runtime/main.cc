@@ -10,6 +10,8 @@
 //   images/      the snapshotter (committed layers, active snapshots)
 //   containers/  per-container state directories (spec, logs, shim socket)
 //   rootfs/      mount points of containers' root file systems
+//   netns/       containers' network namespaces (bind mounts of nsfs)
+//   cni/         CNI state: host-local's IP leases, saved bridge results
 //   tmp/         scratch (exports)
 //
 // Pulls and pushes always go over the OCI distribution HTTP API, also to a

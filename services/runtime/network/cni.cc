@@ -63,9 +63,7 @@ bool IsGone(const absl::Status& s) {
          absl::StrContains(m, "does not exist") || absl::StrContains(m, "cannot find");
 }
 
-int SocketType(const std::string& protocol) {
-  return protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM;
-}
+int SocketType(const std::string& protocol) { return protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM; }
 
 // Binds (host_ip, port); returns the bound port, or errno as a negative value.
 absl::StatusOr<int> TryBind(const std::string& host_ip, int port, const std::string& protocol) {
@@ -127,9 +125,9 @@ absl::StatusOr<std::string> RunPlugin(const std::string& plugin, const std::stri
   UniqueFd err_r(err[0]), err_w(err[1]);
 
   std::vector<std::string> env = {
-      "CNI_COMMAND=" + command,     "CNI_CONTAINERID=" + container_id,
-      "CNI_NETNS=" + netns,         "CNI_IFNAME=" + ifname,
-      "CNI_PATH=" + cni_path,       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "CNI_COMMAND=" + command, "CNI_CONTAINERID=" + container_id,
+      "CNI_NETNS=" + netns,     "CNI_IFNAME=" + ifname,
+      "CNI_PATH=" + cni_path,   "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
   };
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
@@ -198,8 +196,8 @@ absl::StatusOr<std::string> RunPlugin(const std::string& plugin, const std::stri
       if (w < 0 && errno != EAGAIN) written = stdin_json.size();
       if (written >= stdin_json.size()) in_w.Reset();
     }
-    for (auto [idx, fd, text] : {std::tuple{i_out, &out_r, &stdout_text},
-                                 std::tuple{i_err, &err_r, &stderr_text}}) {
+    for (auto [idx, fd, text] :
+         {std::tuple{i_out, &out_r, &stdout_text}, std::tuple{i_err, &err_r, &stderr_text}}) {
       if (idx < 0 || fds[idx].revents == 0) continue;
       ssize_t got = ::read(fd->get(), buf, sizeof(buf));
       if (got > 0) {
@@ -214,13 +212,12 @@ absl::StatusOr<std::string> RunPlugin(const std::string& plugin, const std::stri
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) {
-    return absl::DeadlineExceededError(absl::StrCat("CNI plugin ", name, " ", command,
-                                                    " timed out after ",
-                                                    absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "CNI plugin ", name, " ", command, " timed out after ", absl::FormatDuration(timeout)));
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("CNI plugin ", name, " ", command, ": ",
-                                            ErrorText(stdout_text, stderr_text)));
+    return absl::InternalError(
+        absl::StrCat("CNI plugin ", name, " ", command, ": ", ErrorText(stdout_text, stderr_text)));
   }
   return stdout_text;
 }
@@ -252,8 +249,8 @@ namespace {
 json PortMapConfig(const json& prev, const std::vector<PortMapping>& ports) {
   json maps = json::array();
   for (const PortMapping& p : ports) {
-    json m = {{"hostPort", p.host_port}, {"containerPort", p.container_port},
-              {"protocol", p.protocol}};
+    json m = {
+        {"hostPort", p.host_port}, {"containerPort", p.container_port}, {"protocol", p.protocol}};
     if (!p.host_ip.empty()) m["hostIP"] = p.host_ip;
     maps.push_back(m);
   }

@@ -11,9 +11,13 @@
 // snapshotter, mounted by the executor (inside the container's mount
 // namespace) on <root>/rootfs/<key>.
 //
-// Networking: "bridge" is not implemented yet (CNI comes later); it is
-// treated as "none" (a new network namespace with loopback only), and
-// CreateContainer says so in its warnings.
+// Networking: "bridge" (the default) and "none" get a network namespace
+// pinned at <root>/netns/<key> (key = the rootfs snapshot key) at create
+// time, with lo up; for bridge, CNI (bridge + host-local, then portmap for
+// published ports) configures it before the container starts and the
+// container joins it. Published host ports are checked against other
+// containers' and host sockets (FailedPrecondition). RemoveContainer runs
+// CNI DEL and removes the namespace file. "host" shares the host's.
 //
 // Ownership: borrows the RuntimeContext. Thread safety: calls run
 // concurrently; the manager serialises lifecycle calls per container.
