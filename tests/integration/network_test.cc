@@ -226,8 +226,8 @@ class NetworkTest : public ::testing::Test {
     v1::ContainerSpec spec;
     spec.set_image(kImage);
     for (const char* a : {"sh", "-c"}) spec.mutable_cmd()->add_values(a);
-    spec.mutable_cmd()->add_values(absl::StrCat("mkdir -p /www && echo ", text,
-                                                " > /www/index.html && exec httpd -f -p 80 -h /www"));
+    spec.mutable_cmd()->add_values(absl::StrCat(
+        "mkdir -p /www && echo ", text, " > /www/index.html && exec httpd -f -p 80 -h /www"));
     return spec;
   }
 
