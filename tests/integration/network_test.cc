@@ -289,6 +289,25 @@ TEST_F(NetworkTest, PublishedPortReachesContainer) {
   EXPECT_THAT(Get(static_cast<int>(c3.network().ports(0).host_port())),
               ::testing::HasSubstr("hello-publish-all"));
 
+  // Stop and start again: the container rejoins its namespace, the
+  // mapping still works.
+  {
+    grpc::ClientContext sc;
+    v1::StopContainerRequest req;
+    req.set_id(id);
+    req.set_timeout_seconds(1);
+    v1::StopContainerResponse resp;
+    grpc::Status st = containers_->StopContainer(&sc, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    grpc::ClientContext rc;
+    v1::StartContainerRequest start;
+    start.set_id(id);
+    v1::StartContainerResponse started;
+    st = containers_->StartContainer(&rc, start, &started);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_THAT(Get(port), ::testing::HasSubstr("hello-from-pier"));
+  }
+
   Remove(id);
   Remove(third);
   EXPECT_NE(::stat(netns.c_str(), &st), 0) << netns << " still exists";
