@@ -5,6 +5,13 @@
 # stop, rm, commit, tag, push, rmi, pull, save, load, and the errors users
 # meet first.
 set -euo pipefail
+# Containers get bridge networking by default: run everything in a private
+# network namespace with only loopback, so no bridge, veth or NAT rule ever
+# touches the host's network.
+if [ -z "${PIER_TEST_IN_NETNS:-}" ]; then
+  exec env PIER_TEST_IN_NETNS=1 unshare --net --mount --fork -- "$0" "$@"
+fi
+ip link set lo up
 BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
 WORK=$(mktemp -d /tmp/pier-cli-XXXXXX)
 PIDS=()
