@@ -279,8 +279,14 @@ std::string ContainerManager::StateDir(absl::string_view id) const {
   return JoinPath(JoinPath(opts_.root, "containers"), id);
 }
 
+// Container records are written without fsync: they must survive the
+// agent's crash or restart (the write is in the kernel when Write returns),
+// while a machine crash ends the containers anyway.
 absl::Status ContainerManager::PersistLocked(const Entry& e) {
-  return opts_.kv->Put(absl::StrCat(kRecordPrefix, e.info.id), RecordToJson(e.info));
+  kv::Batch batch;
+  batch.Put(absl::StrCat(kRecordPrefix, e.info.id), RecordToJson(e.info));
+  batch.set_sync(false);
+  return opts_.kv->Write(batch);
 }
 
 absl::StatusOr<std::string> ContainerManager::ResolveLocked(absl::string_view id_or_name) const {
@@ -341,6 +347,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
   kv::Batch batch;
   batch.Put(absl::StrCat(kRecordPrefix, id), RecordToJson(c));
   batch.Put(absl::StrCat(kNamePrefix, name), id);
+  batch.set_sync(false);  // See PersistLocked.
   absl::Status s = opts_.kv->Write(batch);
   if (!s.ok()) {
     (void)RemoveAll(dir);
@@ -807,6 +814,7 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
   kv::Batch batch;
   batch.Delete(absl::StrCat(kRecordPrefix, id));
   batch.Delete(absl::StrCat(kNamePrefix, info.name));
+  batch.set_sync(false);  // See PersistLocked.
   RETURN_IF_ERROR(opts_.kv->Write(batch));
   entries_.erase(id);
   cv_.notify_all();
@@ -884,11 +892,23 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
   }
   const std::string dir = StateDir(id);
   const std::string current = JoinPath(dir, shim::kLogFile);
+  const std::string exit_file = JoinPath(dir, shim::kExitFile);
   auto running = [&] {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(id);
-    return it != entries_.end() && (it->second.info.state == ContainerState::kRunning ||
-                                    it->second.info.state == ContainerState::kRestarting);
+    bool no_restart = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = entries_.find(id);
+      if (it == entries_.end() || (it->second.info.state != ContainerState::kRunning &&
+                                   it->second.info.state != ContainerState::kRestarting)) {
+        return false;
+      }
+      no_restart = it->second.info.restart.kind == RestartPolicy::Kind::kNo;
+    }
+    // The shim publishes exit.json after the last output (and inotify tells
+    // us at once), possibly before the supervisor has recorded the exit: a
+    // container that will not restart is done then.
+    struct stat st;
+    return !(no_restart && ::stat(exit_file.c_str(), &st) == 0);
   };
   auto wanted = [&](const shim::LogEntry& e) {
     if (e.time < options.since) return false;
