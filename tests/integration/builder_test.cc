@@ -167,5 +167,105 @@ TEST_F(BuilderTest, BuildPushCacheAndErrors) {
   EXPECT_THAT(failed.output, HasSubstr("FROBNICATE"));
 }
 
+// The manifest digest a build printed ("manifest sha256:...").
+std::string ManifestLine(const std::string& output) {
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    if (absl::StartsWith(line, "manifest ")) return std::string(line.substr(9));
+  }
+  return "";
+}
+
+// The status printed for the step whose line contains `step` ("CACHED",
+// "DONE", ...): the first later line that is one of them.
+std::string StepStatus(const std::string& output, const std::string& step) {
+  std::vector<std::string> lines = absl::StrSplit(output, '\n');
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find(step) == std::string::npos) continue;
+    for (size_t j = i; j < lines.size(); ++j) {
+      if (absl::StrContains(lines[j], "CACHED")) return "CACHED";
+      if (absl::StrContains(lines[j], "DONE")) return "DONE";
+    }
+  }
+  return "";
+}
+
+TEST_F(BuilderTest, ChangedCopyRebuildsFromThatStepAndBuildsAreReproducible) {
+  std::string app = dir_.Sub("repro");
+  Write(app + "/a.txt", "first\n");
+  Write(app + "/b.txt", "unchanged\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                                          "COPY b.txt /b.txt\n"
+                                          "RUN echo one > /one\n"
+                                          "COPY a.txt /a.txt\n"
+                                          "RUN cat /a.txt > /copy\n"));
+  CommandResult first = Build({"-t", reg_ + "/demo/repro:v1", app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  std::string d1 = ManifestLine(first.output);
+  ASSERT_FALSE(d1.empty()) << first.output;
+
+  // Without the cache, the same input gives the same digests.
+  CommandResult again = Build({"--no-cache", "-t", reg_ + "/demo/repro:v2", app});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(StepStatus(again.output, "echo one"), "DONE") << again.output;
+  EXPECT_EQ(ManifestLine(again.output), d1);
+
+  // Changing a.txt rebuilds from its COPY on; the steps before stay cached.
+  Write(app + "/a.txt", "second\n");
+  CommandResult changed = Build({"-t", reg_ + "/demo/repro:v3", app});
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "COPY b.txt"), "CACHED") << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "echo one"), "CACHED") << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "COPY a.txt"), "DONE") << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "cat /a.txt"), "DONE") << changed.output;
+  EXPECT_NE(ManifestLine(changed.output), d1);
+}
+
+TEST_F(BuilderTest, MultiStageDockerignoreAndOneLayerBeatsTwo) {
+  std::string app = dir_.Sub("multi");
+  Write(app + "/keep.txt", "keep\n");
+  Write(app + "/secret.key", "do not send\n");
+  Write(app + "/.dockerignore", "*.key\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest AS tools\n",
+                                          "RUN echo from-tools > /made\n"
+                                          "FROM ",
+                                          reg_, "/base/busybox:latest\n",
+                                          "COPY --from=tools /made /made\n"
+                                          "COPY . /ctx/\n"));
+  CommandResult built = Build({"-t", reg_ + "/demo/multi:v1", app});
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  nlohmann::json m = Get("/v2/demo/multi/manifests/v1");
+  ASSERT_TRUE(m.is_object());
+  std::string listing;
+  for (const auto& l : m["layers"]) {
+    listing += Sh("curl -sf http://" + reg_ + "/v2/demo/multi/blobs/" +
+                  l["digest"].get<std::string>() + " | tar -tzf -");
+  }
+  EXPECT_THAT(listing, HasSubstr("made"));
+  EXPECT_THAT(listing, HasSubstr("ctx/keep.txt"));
+  EXPECT_THAT(listing, Not(HasSubstr("secret.key")));
+
+  // The seed's lesson: install and clean up in one RUN, and the layer holds
+  // nothing; in two RUNs, the first layer keeps the bytes the second deletes.
+  std::string one = dir_.Sub("one"), two = dir_.Sub("two");
+  std::string make = "busybox dd if=/dev/urandom of=/pkg bs=1024 count=2048 2>/dev/null";
+  Write(one + "/Dockerfile",
+        absl::StrCat("FROM ", reg_, "/base/busybox:latest\nRUN ", make, " && rm /pkg\n"));
+  Write(two + "/Dockerfile",
+        absl::StrCat("FROM ", reg_, "/base/busybox:latest\nRUN ", make, "\nRUN rm /pkg\n"));
+  ASSERT_EQ(Build({"-t", reg_ + "/demo/one:v1", one}).exit_code, 0);
+  ASSERT_EQ(Build({"-t", reg_ + "/demo/two:v1", two}).exit_code, 0);
+  auto added = [&](const std::string& repo) {
+    nlohmann::json mf = Get("/v2/" + repo + "/manifests/v1");
+    int64_t base = Get("/v2/base/busybox/manifests/latest")["layers"][0]["size"];
+    int64_t total = 0;
+    for (const auto& l : mf["layers"]) total += l["size"].get<int64_t>();
+    return total - base;
+  };
+  int64_t one_layer = added("demo/one"), two_layers = added("demo/two");
+  std::cout << "bytes added: one RUN " << one_layer << ", two RUNs " << two_layers << "\n";
+  EXPECT_LT(one_layer, 64 * 1024);
+  EXPECT_GT(two_layers, 2 * 1024 * 1024);
+}
+
 }  // namespace
 }  // namespace pier::testing
