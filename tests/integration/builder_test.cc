@@ -267,5 +267,93 @@ TEST_F(BuilderTest, MultiStageDockerignoreAndOneLayerBeatsTwo) {
   EXPECT_GT(two_layers, 2 * 1024 * 1024);
 }
 
+TEST_F(BuilderTest, EveryInstructionLandsInTheImage) {
+  std::string app = dir_.Sub("all");
+  Write(app + "/hello.txt", "hello\n");
+  // A local tarball that ADD extracts.
+  Write(app + "/tree/inner/file.txt", "from a tarball\n");
+  Sh("tar -C " + app + "/tree -cf " + app + "/tree.tar inner");
+  Write(app + "/Dockerfile",
+        absl::StrCat("# syntax=docker/dockerfile:1\n"
+                     "ARG BASE=",
+                     reg_,
+                     "/base/busybox:latest\n"
+                     "FROM ${BASE}\n"
+                     "MAINTAINER Pier <admin@example.org>\n"
+                     "ARG GREETING=hello\n"
+                     "ENV MESSAGE=\"${GREETING} world\" OTHER=x\n"
+                     "LABEL a=1 b=\"two words\"\n"
+                     "SHELL [\"/bin/sh\", \"-c\"]\n"
+                     "WORKDIR /srv\n"
+                     "COPY --chmod=0600 hello.txt ./\n"
+                     "ADD tree.tar /unpacked/\n"
+                     "RUN echo \"$MESSAGE\" > /srv/msg\n"
+                     "VOLUME [\"/data\"]\n"
+                     "EXPOSE 80 53/udp\n"
+                     "USER 1000:1000\n"
+                     "STOPSIGNAL SIGINT\n"
+                     "HEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD cat /srv/msg\n"
+                     "ONBUILD RUN echo child\n"
+                     "ENTRYPOINT [\"/bin/sh\", \"-c\"]\n"
+                     "CMD [\"cat /srv/msg\"]\n"));
+  CommandResult built = Build({"-t", reg_ + "/demo/all:v1", app});
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  nlohmann::json m = Get("/v2/demo/all/manifests/v1");
+  ASSERT_TRUE(m.is_object());
+  nlohmann::json config = Get("/v2/demo/all/blobs/" + m["config"]["digest"].get<std::string>());
+  const nlohmann::json& c = config["config"];
+  EXPECT_EQ(config["author"], "Pier <admin@example.org>");
+  EXPECT_THAT(c["Env"].dump(), HasSubstr("MESSAGE=hello world"));
+  EXPECT_EQ(c["Labels"]["b"], "two words");
+  EXPECT_EQ(c["WorkingDir"], "/srv");
+  EXPECT_TRUE(c["Volumes"].contains("/data"));
+  EXPECT_TRUE(c["ExposedPorts"].contains("80/tcp"));
+  EXPECT_TRUE(c["ExposedPorts"].contains("53/udp"));
+  EXPECT_EQ(c["User"], "1000:1000");
+  EXPECT_EQ(c["StopSignal"], "SIGINT");
+  EXPECT_EQ(c["Healthcheck"]["Test"], nlohmann::json::array({"CMD-SHELL", "cat /srv/msg"}));
+  EXPECT_EQ(c["Healthcheck"]["Interval"], 30000000000LL);
+  EXPECT_EQ(c["Healthcheck"]["Retries"], 2);
+  EXPECT_EQ(c["OnBuild"], nlohmann::json::array({"RUN echo child"}));
+  EXPECT_EQ(c["Shell"], nlohmann::json::array({"/bin/sh", "-c"}));
+  EXPECT_EQ(c["Entrypoint"], nlohmann::json::array({"/bin/sh", "-c"}));
+  EXPECT_EQ(c["Cmd"], nlohmann::json::array({"cat /srv/msg"}));
+  std::string listing;
+  for (const auto& l : m["layers"]) {
+    listing += Sh("curl -sf http://" + reg_ + "/v2/demo/all/blobs/" +
+                  l["digest"].get<std::string>() + " | tar -tvzf -");
+  }
+  EXPECT_THAT(listing, HasSubstr("unpacked/inner/file.txt"));
+  EXPECT_THAT(listing, HasSubstr("srv/msg"));
+  EXPECT_THAT(listing, HasSubstr("-rw------- 0/0"));  // COPY --chmod=0600
+
+  // A child image runs the ONBUILD trigger.
+  std::string child = dir_.Sub("child");
+  Write(child + "/Dockerfile", absl::StrCat("FROM ", reg_, "/demo/all:v1\n"));
+  CommandResult c2 = Build({"-t", reg_ + "/demo/child:v1", child});
+  ASSERT_EQ(c2.exit_code, 0) << c2.output;
+  EXPECT_THAT(c2.output, HasSubstr("echo child"));
+}
+
+TEST_F(BuilderTest, BadInputsNameTheirObjectAndPushNothing) {
+  std::string bad = dir_.Sub("bad2");
+  Write(bad + "/inside.txt", "x\n");
+  Write(bad + "/Dockerfile",
+        absl::StrCat("FROM ", reg_, "/base/busybox:latest\nCOPY ../outside.txt /\n"));
+  CommandResult r = Build({"-t", reg_ + "/demo/bad2:v1", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("outside.txt"));
+  Write(bad + "/Dockerfile",
+        absl::StrCat("FROM ", reg_, "/base/busybox:latest\nCOPY --from=nosuchstage /x /\n"));
+  r = Build({"-t", reg_ + "/demo/bad2:v1", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("nosuchstage"));
+  Write(bad + "/Dockerfile", "FROM 127.0.0.1:1/nothing/here:latest\nRUN true\n");
+  r = Build({"-t", reg_ + "/demo/bad2:v1", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("127.0.0.1:1"));
+  EXPECT_FALSE(Get("/v2/demo/bad2/manifests/v1").is_object());
+}
+
 }  // namespace
 }  // namespace pier::testing
