@@ -50,7 +50,7 @@ export PIER_RUNTIME="unix://$WORK/runtime.sock"
 # A base image from Debian's busybox-static.
 mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/tmp"
 cp /bin/busybox "$WORK/rootfs/bin/busybox"
-for a in sh echo cat ls sleep env hostname ps touch id; do ln -s busybox "$WORK/rootfs/bin/$a"; done
+for a in sh echo cat ls sleep env hostname ps touch id pwd; do ln -s busybox "$WORK/rootfs/bin/$a"; done
 tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
 id=$(pier import -c 'CMD ["sh"]' -c 'ENV GREETING=hello' "$WORK/rootfs.tar" localhost/busybox:latest)
 [ -n "$id" ] || fail "import printed no id"
@@ -105,6 +105,40 @@ pier rmi "$REG/demo/made:v1" >/dev/null
 pier load -i "$WORK/made.tar" | grep -q "demo/made:v1" || fail "load did not report the image"
 out=$(pier run --rm "$REG/demo/made:v1" cat /tmp/artifact)
 [ "$out" = made ] || fail "loaded image lost the file: $out"
+
+# Flags, checked from inside and outside the container.
+[ "$(pier run --rm --hostname box7 localhost/busybox:latest hostname)" = box7 ] || fail "--hostname"
+[ "$(pier run --rm localhost/busybox:latest hostname)" != "$(hostname)" ] || fail "hostname not isolated"
+n=$(pier run --rm localhost/busybox:latest ps -o pid | wc -l)
+[ "$n" -le 3 ] || fail "ps in the container sees $n lines: not its own pid namespace"
+pier run --rm --read-only localhost/busybox:latest touch /x 2>/dev/null && fail "--read-only accepted a write"
+[ "$(pier run --rm -u 1234:5678 localhost/busybox:latest id -u)" = 1234 ] || fail "-u"
+[ "$(pier run --rm -w /tmp localhost/busybox:latest sh -c pwd)" = /tmp ] || fail "-w"
+echo "FROM_FILE=yes" > "$WORK/env.list"
+[ "$(pier run --rm --env-file "$WORK/env.list" localhost/busybox:latest sh -c 'echo $FROM_FILE')" = yes ] \
+  || fail "--env-file"
+set +e
+pier run --rm -m 32m localhost/busybox:latest busybox dd if=/dev/zero of=/dev/shm/fill bs=1M count=200 \
+  >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" = 137 ] || fail "-m 32m: expected an OOM kill (137), got $rc"
+set +e
+out=$(pier run --rm --pids-limit 4 localhost/busybox:latest sh -c \
+  'for i in 1 2 3 4 5 6; do sleep 2 & done; wait' 2>&1); rc=$?
+set -e
+echo "$out" | grep -qi "fork\|resource" || fail "--pids-limit did not refuse forks: rc=$rc $out"
+pier run -d --name stubborn localhost/busybox:latest sh -c "trap '' TERM; while true; do sleep 1; done" >/dev/null
+pier stop -t 1 stubborn >/dev/null
+[ "$(pier wait stubborn)" = 137 ] || fail "stop did not SIGKILL a process ignoring SIGTERM"
+pier rm stubborn >/dev/null
+pier run -d --name flaky --restart=on-failure:2 localhost/busybox:latest sh -c 'echo run; exit 1' >/dev/null
+for _ in $(seq 1 100); do [ "$(pier logs flaky | grep -c run)" -ge 3 ] && break; sleep 0.1; done
+[ "$(pier logs flaky | grep -c run)" = 3 ] || fail "--restart=on-failure:2 ran $(pier logs flaky | grep -c run) times"
+pier rm -f flaky >/dev/null
+set +e
+pier run --rm --restart=sometimes localhost/busybox:latest true 2>"$WORK/err"; rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "sometimes" "$WORK/err" || fail "invalid restart policy: rc=$rc"
 
 # Volumes: a named one outlives its containers; an image VOLUME path gets
 # an anonymous one that `rm -v` removes.
