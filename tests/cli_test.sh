@@ -94,6 +94,13 @@ pier commit maker localhost/made:v1 >/dev/null
 pier rm maker >/dev/null
 out=$(pier run --rm localhost/made:v1 cat /tmp/artifact)
 [ "$out" = made ] || fail "committed image lost the file: $out"
+pier history localhost/made:v1 | grep -q "pier commit" || fail "history: $(pier history localhost/made:v1)"
+pier inspect localhost/made:v1 | grep -q '"repo_tags"' || fail "inspect image"
+pier run --name exp localhost/made:v1 sh -c : >/dev/null
+pier inspect exp | grep -q '"name": "exp"' || fail "inspect container: $(pier inspect exp)"
+pier export -o "$WORK/exp.tar" exp
+tar -tf "$WORK/exp.tar" | grep -q "tmp/artifact" || fail "export lacks tmp/artifact"
+pier rm exp >/dev/null
 pier tag localhost/made:v1 "$REG/demo/made:v1"
 pier push -q "$REG/demo/made:v1" >/dev/null
 pier rmi "$REG/demo/made:v1" localhost/made:v1 >/dev/null
