@@ -35,6 +35,7 @@ struct Verb {
 // Prints "pier: <message>" to stderr and returns `code`.
 int Fail(const absl::Status& status, int code = 1);
 
+int Attach(const Globals& globals, const std::vector<std::string>& args);
 int Build(const Globals& globals, const std::vector<std::string>& args);
 int Commit(const Globals& globals, const std::vector<std::string>& args);
 int Create(const Globals& globals, const std::vector<std::string>& args);

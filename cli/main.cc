@@ -12,6 +12,7 @@ namespace pier::cli {
 namespace {
 
 constexpr Verb kVerbs[] = {
+    {"attach", "Attach to a running container's input and output", Attach},
     {"build", "Build an image from a Dockerfile", Build},
     {"commit", "Create an image from a container's changes", Commit},
     {"create", "Create a container", Create},

@@ -1,15 +1,59 @@
 // `pier run [flags] IMAGE [COMMAND...]`: creates and starts a container.
 // Detached (-d) it prints the id; otherwise it streams the container's
 // output, waits, and exits with the container's exit code (as docker does),
-// removing the container first with --rm.
+// removing the container first with --rm. With -i and/or -t in the
+// foreground it creates the container, attaches (Attach RPC), starts it once
+// attached, and copies stdin/output (raw terminal mode with -t).
 #include <grpcpp/grpcpp.h>
 
 #include <iostream>
 
+#include "cli/attach.h"
 #include "cli/container_flags.h"
 #include "cli/logs_stream.h"
 
 namespace pier::cli {
+namespace {
+
+void RemoveQuietly(rt::ContainerService::Stub& stub, const std::string& id) {
+  grpc::ClientContext rctx;
+  rt::RemoveContainerRequest rreq;
+  rreq.set_id(id);
+  rreq.set_force(true);
+  rt::RemoveContainerResponse rresp;
+  (void)stub.RemoveContainer(&rctx, rreq, &rresp);
+}
+
+// create → attach → (attached) start → copy until the exit.
+int RunAttached(rt::ContainerService::Stub& stub, const ContainerFlags& cf,
+                const rt::ContainerSpec& spec) {
+  rt::CreateContainerRequest creq;
+  *creq.mutable_spec() = spec;
+  rt::CreateContainerResponse cresp;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = stub.CreateContainer(&ctx, creq, &cresp);
+    if (!s.ok()) return FailRpc(s);
+  }
+  for (const std::string& w : cresp.warnings()) std::cerr << "WARNING: " << w << "\n";
+  const std::string id = cresp.id();
+  AttachResult r = AttachSession(stub, id, cf.interactive, [&] {
+    grpc::ClientContext ctx;
+    rt::StartContainerRequest sreq;
+    sreq.set_id(id);
+    rt::StartContainerResponse sresp;
+    return stub.StartContainer(&ctx, sreq, &sresp);
+  });
+  if (cf.rm) RemoveQuietly(stub, id);
+  if (r.exit_code) {
+    if (!r.error.empty()) std::cerr << "pier: " << r.error << "\n";
+    return *r.exit_code;
+  }
+  if (r.detached) return 0;
+  return FailRpc(r.status);
+}
+
+}  // namespace
 
 int Run(const Globals& g, const std::vector<std::string>& args) {
   ContainerFlags cf;
@@ -20,14 +64,9 @@ int Run(const Globals& g, const std::vector<std::string>& args) {
   cf.entrypoint_set = flags.IsSet("entrypoint");
   rt::RunContainerRequest req;
   if (absl::Status s = cf.ToSpec(pos, req.mutable_spec()); !s.ok()) return Fail(s, 2);
-  if (!cf.detach && (cf.tty || cf.interactive)) {
-    return Fail(absl::UnimplementedError(
-                    "interactive containers (-i/-t) in the foreground need attach, which this "
-                    "pier does not have yet: run with -d and use `pier logs -f`"),
-                2);
-  }
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
+  if (!cf.detach && (cf.tty || cf.interactive)) return RunAttached(**stub, cf, req.spec());
   rt::RunContainerResponse resp;
   {
     grpc::ClientContext ctx;
@@ -48,14 +87,7 @@ int Run(const Globals& g, const std::vector<std::string>& args) {
   grpc::Status ws = (*stub)->WaitContainer(&wctx, wreq, &wresp);
   if (!ws.ok()) return FailRpc(ws);
   if (!ls.ok()) std::cerr << "pier: logs: " << ls.error_message() << "\n";
-  if (cf.rm) {
-    grpc::ClientContext rctx;
-    rt::RemoveContainerRequest rreq;
-    rreq.set_id(resp.id());
-    rreq.set_force(true);
-    rt::RemoveContainerResponse rresp;
-    (void)(*stub)->RemoveContainer(&rctx, rreq, &rresp);
-  }
+  if (cf.rm) RemoveQuietly(**stub, resp.id());
   if (!wresp.error().empty()) std::cerr << "pier: " << wresp.error() << "\n";
   return wresp.exit_code();
 }

@@ -78,6 +78,29 @@ set +e
 pier exec web sh -c 'exit 5'; rc=$?
 set -e
 [ "$rc" = 5 ] || fail "exec exit code $rc, expected 5"
+# Attach: run -it / -i / -t in the foreground and pier attach; `script`
+# gives the CLI a pty.
+set +e
+out=$(printf 'echo hi-$((6*7))\nexit 7\n' |
+  script -qfec "$BIN/pier run -it --rm localhost/busybox:latest sh" /dev/null); rc=$?
+set -e
+[ "$rc" = 7 ] || fail "run -it exit code $rc, expected 7: $out"
+echo "$out" | grep -q "hi-42" || fail "run -it output: $out"
+out=$(pier run -i --rm localhost/busybox:latest cat <<< piped)
+[ "$out" = piped ] || fail "run -i: $out"
+out=$(pier run -i --rm localhost/busybox:latest echo quick </dev/null)
+[ "$out" = quick ] || fail "run -i of a short-lived container: $out"
+out=$(script -qfec "stty rows 33 cols 101; $BIN/pier run -t --rm localhost/busybox:latest \
+  sh -c 'sleep 0.5; busybox stty size'" /dev/null </dev/null)
+echo "$out" | grep -q "33 101" || fail "run -t tty size: $out"
+pier run -d -i --name att localhost/busybox:latest sh -c 'read x; echo got-$x; exit 4' >/dev/null
+set +e
+out=$(echo hello | pier attach att); rc=$?
+set -e
+[ "$rc" = 4 ] || fail "attach exit code $rc, expected 4: $out"
+[ "$out" = got-hello ] || fail "attach output: $out"
+pier rm att >/dev/null
+pier ps -a | grep -q " att$" && fail "att still listed after rm"
 set +e
 pier run -d --name web localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
 set -e

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -1309,6 +1310,165 @@ grpc::Status ContainerServiceImpl::Exec(
   // thread's Read returns.
   context->TryCancel();
   reader.join();
+  return grpc::Status::OK;
+}
+
+grpc::Status ContainerServiceImpl::Attach(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) {
+  v1::AttachRequest first;
+  if (!stream->Read(&first) || !first.has_spec()) {
+    return ToGrpcStatus(absl::InvalidArgumentError("the first Attach message must be the spec"));
+  }
+  const v1::AttachSpec spec = first.spec();
+  absl::StatusOr<std::string> id = Resolve(spec.container_id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  absl::StatusOr<ContainerInfo> info = ctx_->containers->Inspect(*id);
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  const bool tty = info->spec.process.tty;
+  if (spec.stdin() && !tty && !info->open_stdin) {
+    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
+        "container ", *id, "'s stdin is not open (create it with open_stdin or a tty)")));
+  }
+
+  bool attached_sent = false;
+  auto send_attached = [&] {
+    if (attached_sent) return;
+    attached_sent = true;
+    v1::AttachResponse r;
+    r.mutable_attached()->set_tty(tty);
+    stream->Write(r);
+  };
+  auto send_output = [&](bool is_stderr, absl::string_view data) {
+    v1::AttachResponse r;
+    r.mutable_output()->set_stream(is_stderr ? common::v1::OUTPUT_STREAM_STDERR
+                                             : common::v1::OUTPUT_STREAM_STDOUT);
+    r.mutable_output()->set_data(data.data(), data.size());
+    return stream->Write(r);
+  };
+  // The log entries in [since, before).
+  auto replay = [&](absl::Time since, absl::Time before) {
+    LogsOptions lo;
+    lo.since = since;
+    (void)ctx_->containers->Logs(*id, lo, [&](const shim::LogEntry& e) {
+      if (e.time >= before) return false;
+      return send_output(e.stream == "stderr", e.data);
+    });
+  };
+  auto send_exit = [&](const exec::ExitStatus& st, absl::Time finished_at) {
+    v1::AttachResponse r;
+    r.mutable_exit()->set_exit_code(st.ExitCode());
+    r.mutable_exit()->set_oom_killed(st.oom_killed);
+    ToTimestamp(finished_at, r.mutable_exit()->mutable_finished_at());
+    stream->Write(r);
+  };
+
+  std::optional<absl::Time> replay_since;
+  if (spec.logs()) replay_since = absl::InfinitePast();
+  if (info->state == ContainerState::kCreated || info->state == ContainerState::kRestarting) {
+    // Tell the client it may start the container now, then wait for it.
+    send_attached();
+    while (info->state == ContainerState::kCreated || info->state == ContainerState::kRestarting) {
+      if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "detached");
+      absl::SleepFor(absl::Milliseconds(5));
+      info = ctx_->containers->Inspect(*id);
+      if (!info.ok()) return ToGrpcStatus(info.status());
+    }
+    // What was written between the start and the attachment comes from
+    // the log.
+    if (!replay_since) replay_since = info->started_at;
+  }
+  if (info->state == ContainerState::kExited) {
+    send_attached();
+    replay(replay_since.value_or(info->started_at), absl::InfiniteFuture());
+    send_exit(info->exit, info->finished_at);
+    return grpc::Status::OK;
+  }
+
+  const absl::Time t0 = absl::Now();
+  absl::StatusOr<std::unique_ptr<shim::AttachStream>> as =
+      ctx_->containers->Attach(*id, spec.stdin());
+  if (!as.ok()) {
+    // It may have exited in the meantime (its shim gone before the
+    // manager recorded the exit): wait for the record.
+    absl::StatusOr<ContainerInfo> now = ctx_->containers->Inspect(*id);
+    if (absl::IsFailedPrecondition(as.status()) && now.ok() &&
+        now->state == ContainerState::kRunning) {
+      (void)ctx_->containers->Wait(*id, absl::Seconds(10));
+      now = ctx_->containers->Inspect(*id);
+    }
+    if (absl::IsFailedPrecondition(as.status()) && now.ok() &&
+        now->state == ContainerState::kExited) {
+      send_attached();
+      replay(replay_since.value_or(now->started_at), absl::InfiniteFuture());
+      send_exit(now->exit, now->finished_at);
+      return grpc::Status::OK;
+    }
+    return ToGrpcStatus(as.status());
+  }
+  send_attached();
+  if (replay_since) replay(*replay_since, t0);
+
+  shim::AttachStream* a = as->get();
+  std::mutex write_mu;
+  std::thread reader([&] {
+    v1::AttachRequest req;
+    while (stream->Read(&req)) {
+      std::lock_guard<std::mutex> lock(write_mu);
+      switch (req.request_case()) {
+        case v1::AttachRequest::kStdin:
+          if (spec.stdin()) (void)a->WriteStdin(req.stdin());
+          break;
+        case v1::AttachRequest::kResize:
+          if (tty && req.resize().width() > 0 && req.resize().height() > 0) {
+            (void)a->Resize(static_cast<uint16_t>(std::min<uint32_t>(req.resize().height(), 65535)),
+                            static_cast<uint16_t>(std::min<uint32_t>(req.resize().width(), 65535)));
+          }
+          break;
+        case v1::AttachRequest::kCloseStdin:
+          if (spec.stdin()) (void)a->CloseStdin();
+          break;
+        default:
+          break;
+      }
+    }
+  });
+
+  std::optional<exec::ExitStatus> exit;
+  absl::Time finished_at = absl::Now();
+  absl::Status error;
+  while (!context->IsCancelled()) {
+    absl::StatusOr<shim::AttachEvent> ev = a->Next(absl::Milliseconds(500));
+    if (absl::IsDeadlineExceeded(ev.status())) continue;
+    if (!ev.ok()) {
+      error = ev.status();
+      break;
+    }
+    if (ev->kind == shim::AttachEvent::Kind::kStdout ||
+        ev->kind == shim::AttachEvent::Kind::kStderr) {
+      if (!send_output(ev->kind == shim::AttachEvent::Kind::kStderr, ev->data)) break;
+      continue;
+    }
+    if (ev->kind == shim::AttachEvent::Kind::kExit && ev->exit) {
+      exit = ev->exit->status;
+      finished_at = ev->exit->finished_at;
+    }
+    break;  // exit or EOF
+  }
+  if (!exit && !context->IsCancelled()) {
+    // The shim went away without telling us: ask the manager.
+    absl::StatusOr<exec::ExitStatus> w = ctx_->containers->Wait(*id, absl::Seconds(5));
+    if (w.ok()) {
+      exit = *w;
+      error = absl::OkStatus();
+    }
+  }
+  if (exit) send_exit(*exit, finished_at);
+  // The client may keep its side open (stdin); end the call so the reader
+  // thread's Read returns.
+  context->TryCancel();
+  reader.join();
+  if (!exit && !error.ok()) return ToGrpcStatus(error);
   return grpc::Status::OK;
 }
 

@@ -75,8 +75,8 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   grpc::Status PruneContainers(grpc::ServerContext* context,
                                const v1::PruneContainersRequest* request,
                                v1::PruneContainersResponse* response) override;
-  // Exec, Attach, PauseContainer, UnpauseContainer and ContainerStats are
-  // not implemented yet (the base class answers UNIMPLEMENTED).
+  // PauseContainer, UnpauseContainer and ContainerStats are not implemented
+  // yet (the base class answers UNIMPLEMENTED).
 
  private:
   // FailedPrecondition when a host port is taken (by another container or a
@@ -91,6 +91,18 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // stderr back as output frames, then the exit. A tty is UNIMPLEMENTED.
   grpc::Status Exec(grpc::ServerContext* context,
                     grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream) override;
+
+  // Attach through the container's shim. On a created container it answers
+  // attached at once, waits for the start (polling) and then attaches,
+  // replaying the log entries written between the start and the attachment
+  // (so short-lived containers lose no complete lines; a partial line being
+  // written at that instant may be lost). On an exited container it replays
+  // the last run's log and sends its exit. AttachSpec.logs replays the log
+  // first. stdout/stderr/detach_keys are not honoured yet (both streams are
+  // sent; no detach keys: cancel the RPC to detach).
+  grpc::Status Attach(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) override;
 
  private:
   // The stored API record of container `id`.

@@ -1,0 +1,30 @@
+// An interactive attachment to a container (the Attach RPC), shared by
+// `pier attach` and `pier run -i/-t`.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "cli/runtime_client.h"
+
+namespace pier::cli {
+
+struct AttachResult {
+  std::optional<int> exit_code;  // the container's, when it exited
+  std::string error;             // the exit's error, if any
+  bool detached = false;
+  grpc::Status status;  // the RPC's failure when there is no exit code
+};
+
+// Attaches to `container`: our stdin is copied to it when `stdin`, its
+// output goes to our stdout/stderr. With a container tty and a terminal on
+// our stdin, the terminal is put in raw mode (restored on return and on
+// SIGTERM/SIGHUP/SIGQUIT) and its size is sent at once and on SIGWINCH.
+// `on_attached` runs once the server has confirmed the attachment (e.g.
+// StartContainer); its error ends the session and is returned in status.
+AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& container,
+                           bool stdin, const std::function<grpc::Status()>& on_attached);
+
+}  // namespace pier::cli
