@@ -14,10 +14,11 @@ int Export(const Globals& g, const std::vector<std::string>& args) {
   flags.String("output", "o", &output, "write to FILE instead of standard output");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
-  if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier export needs one CONTAINER"), 2);
+  if (pos.size() != 1)
+    return Fail(absl::InvalidArgumentError("pier export needs one CONTAINER"), 2);
   if (output.empty() && ::isatty(STDOUT_FILENO)) {
-    return Fail(absl::InvalidArgumentError("refusing to write a tarball to a terminal: use -o FILE"),
-                2);
+    return Fail(
+        absl::InvalidArgumentError("refusing to write a tarball to a terminal: use -o FILE"), 2);
   }
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
