@@ -81,10 +81,20 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
     fe->set_uid(st.st_uid);
     fe->set_gid(st.st_gid);
     switch (e.type) {
-      case builder::dockerfile::ContextEntry::Type::kFile:
+      case builder::dockerfile::ContextEntry::Type::kFile: {
         fe->set_type(bpb::FileEntry::TYPE_REGULAR);
         fe->set_size(st.st_size);
+        // The digest lets the builder skip content it already has.
+        UniqueFd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+        if (fd.valid()) {
+          oci::Sha256 h;
+          char buf[1 << 16];
+          ssize_t n;
+          while ((n = read(fd.get(), buf, sizeof(buf))) > 0) h.Update(buf, static_cast<size_t>(n));
+          if (n == 0) fe->set_digest(h.Finish().str());
+        }
         break;
+      }
       case builder::dockerfile::ContextEntry::Type::kDirectory:
         fe->set_type(bpb::FileEntry::TYPE_DIRECTORY);
         break;
@@ -110,6 +120,9 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   int rc = 0;
   while (stream->Read(&resp)) {
     if (resp.has_need_files()) {
+      std::cout << "context: sending " << resp.need_files().paths_size() << " of "
+                << man->entries_size() << " entries (" << resp.need_files().total_bytes()
+                << " bytes)" << std::endl;
       for (const std::string& path : resp.need_files().paths()) {
         UniqueFd fd(open((ctx_dir + "/" + path).c_str(), O_RDONLY | O_CLOEXEC));
         int64_t off = 0;

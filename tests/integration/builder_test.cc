@@ -209,10 +209,15 @@ TEST_F(BuilderTest, ChangedCopyRebuildsFromThatStepAndBuildsAreReproducible) {
   EXPECT_EQ(StepStatus(again.output, "echo one"), "DONE") << again.output;
   EXPECT_EQ(ManifestLine(again.output), d1);
 
-  // Changing a.txt rebuilds from its COPY on; the steps before stay cached.
+  // The builder keeps what it received: an unchanged context sends nothing.
+  EXPECT_THAT(again.output, HasSubstr("context: sending 0 of"));
+
+  // Changing a.txt rebuilds from its COPY on; the steps before stay cached,
+  // and only a.txt crosses the wire.
   Write(app + "/a.txt", "second\n");
   CommandResult changed = Build({"-t", reg_ + "/demo/repro:v3", app});
   ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  EXPECT_THAT(changed.output, HasSubstr("context: sending 1 of"));
   EXPECT_EQ(StepStatus(changed.output, "COPY b.txt"), "CACHED") << changed.output;
   EXPECT_EQ(StepStatus(changed.output, "echo one"), "CACHED") << changed.output;
   EXPECT_EQ(StepStatus(changed.output, "COPY a.txt"), "DONE") << changed.output;

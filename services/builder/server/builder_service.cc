@@ -20,6 +20,32 @@
 namespace pier::builder {
 namespace {
 
+// Copies regular file `src` to a new file `dst` (in-kernel when possible).
+absl::Status CopyFile(const std::string& src, const std::string& dst) {
+  UniqueFd in(open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return ErrnoStatus(errno, "open " + src);
+  UniqueFd out(open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!out.valid()) return ErrnoStatus(errno, "create " + dst);
+  for (;;) {
+    ssize_t n = copy_file_range(in.get(), nullptr, out.get(), nullptr, 1 << 30, 0);
+    if (n == 0) return absl::OkStatus();
+    if (n > 0) continue;
+    if (errno == EINTR) continue;
+    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS) {
+      return ErrnoStatus(errno, "copy " + src);
+    }
+    break;
+  }
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = read(in.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "read " + src);
+    if (n == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(WriteAll(out.get(), absl::string_view(buf, static_cast<size_t>(n)), dst));
+  }
+}
+
 namespace pb = ::pier::builder::v1;
 
 void SetTime(google::protobuf::Timestamp* t, absl::Time when) {
@@ -111,12 +137,44 @@ grpc::Status BuilderService::Build(
     }
     complete = req.context_manifest().complete();
   }
+  // Only what the builder lacks crosses the wire: files whose digest the
+  // context store already holds (from earlier builds) are copied from it,
+  // and of several files with one digest only the first is asked for.
+  const std::string store = absl::StrCat(root_, "/context-store");
+  if (absl::Status s = MakeDirs(store, 0700); !s.ok()) return fail(s);
+  auto stored = [&](const pb::FileEntry& e) -> std::string {
+    absl::StatusOr<oci::Digest> d = oci::Digest::Parse(e.digest());
+    if (!d.ok()) return "";
+    return absl::StrCat(store, "/", d->hex());
+  };
+  std::map<std::string, std::vector<std::string>> twins;  // first path -> same digest
+  std::map<std::string, std::string> first_by_digest;
+  std::vector<std::string> wanted;
   pb::BuildResponse need;
   int64_t total = 0;
   for (const std::string& p : order) {
+    const pb::FileEntry& e = entries[p];
+    std::string in_store = stored(e);
+    struct stat st;
+    if (!in_store.empty() && stat(in_store.c_str(), &st) == 0 && st.st_size == e.size()) {
+      std::string dst = ctx_dir + "/" + p;
+      absl::Status s = MakeDirs(Dirname(dst), 0755);
+      if (s.ok()) s = CopyFile(in_store, dst);
+      if (!s.ok()) return fail(s);
+      continue;
+    }
+    if (!e.digest().empty()) {
+      auto [it, inserted] = first_by_digest.emplace(e.digest(), p);
+      if (!inserted) {
+        twins[it->second].push_back(p);
+        continue;
+      }
+    }
+    wanted.push_back(p);
     need.mutable_need_files()->add_paths(p);
-    total += entries[p].size();
+    total += e.size();
   }
+  order = wanted;
   need.mutable_need_files()->set_total_bytes(total);
   send(need);
   // Files, in order.
@@ -152,6 +210,19 @@ grpc::Status BuilderService::Build(
                                         " does not match its manifest digest or size"));
       }
       cur.Reset();
+      // Keep it for later builds, and fill in files with the same content.
+      std::string src = ctx_dir + "/" + c.path();
+      if (std::string in_store = stored(e); !in_store.empty() && !e.digest().empty()) {
+        if (link(src.c_str(), in_store.c_str()) != 0 && errno != EEXIST) {
+          return fail(ErrnoStatus(errno, "store context file " + c.path()));
+        }
+      }
+      for (const std::string& twin : twins[c.path()]) {
+        std::string dst = ctx_dir + "/" + twin;
+        absl::Status s = MakeDirs(Dirname(dst), 0755);
+        if (s.ok()) s = CopyFile(src, dst);
+        if (!s.ok()) return fail(s);
+      }
       ++next;
       written = 0;
     }
