@@ -33,6 +33,7 @@
 #include "lib/common/testing.h"
 #include "pier/runtime/v1/runtime.grpc.pb.h"
 #include "tests/integration/daemon_process.h"
+#include "tests/integration/runtime_helpers.h"
 
 namespace pier::testing {
 namespace {
@@ -180,25 +181,10 @@ class NetworkTest : public ::testing::Test {
   }
 
   grpc::Status Run(const v1::ContainerSpec& spec, std::string* id) {
-    grpc::ClientContext c;
-    v1::RunContainerRequest req;
-    *req.mutable_spec() = spec;
-    v1::RunContainerResponse resp;
-    grpc::Status s = containers_->RunContainer(&c, req, &resp);
-    *id = resp.id();
-    return s;
+    return RunContainer(*containers_, spec, id);
   }
 
-  int Wait(const std::string& id) {
-    grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::WaitContainerRequest req;
-    req.set_id(id);
-    v1::WaitContainerResponse resp;
-    grpc::Status s = containers_->WaitContainer(&c, req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return resp.exit_code();
-  }
+  int Wait(const std::string& id) { return WaitContainer(*containers_, id); }
 
   v1::Container Inspect(const std::string& id) {
     grpc::ClientContext c;
