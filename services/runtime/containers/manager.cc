@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <deque>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -343,7 +344,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
   }
   std::string dir = StateDir(id);
   RETURN_IF_ERROR(MakeDirs(dir, 0711));
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(c.spec)));
+  RETURN_IF_ERROR(WriteFileReplace(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(c.spec)));
   kv::Batch batch;
   batch.Put(absl::StrCat(kRecordPrefix, id), RecordToJson(c));
   batch.Put(absl::StrCat(kNamePrefix, name), id);
@@ -360,7 +361,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
 absl::StatusOr<shim::ShimState> ContainerManager::SpawnShim(const std::string& id,
                                                             const ContainerInfo& info) {
   const std::string dir = StateDir(id);
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(info.spec)));
+  RETURN_IF_ERROR(WriteFileReplace(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(info.spec)));
   int p[2];
   if (::pipe2(p, O_CLOEXEC) < 0) return ErrnoStatus(errno, "pipe");
   UniqueFd sync_r(p[0]), sync_w(p[1]);
@@ -965,6 +966,14 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
 
   UniqueFd in(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!in.valid()) return ErrnoStatus(errno, "inotify_init1");
+  // Closing an inotify descriptor waits for an SRCU grace period (~10 ms):
+  // done on a detached thread so the end of the stream is not delayed.
+  struct CloseInBackground {
+    UniqueFd* fd;
+    ~CloseInBackground() {
+      std::thread([f = fd->Release()] { ::close(f); }).detach();
+    }
+  } close_later{&in};
   if (::inotify_add_watch(in.get(), dir.c_str(),
                           IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
     return ErrnoStatus(errno, absl::StrCat("inotify_add_watch ", dir));
