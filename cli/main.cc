@@ -61,9 +61,10 @@ void PrintUsage(std::ostream& out) {
          "      --registry string   pier-registry gRPC address (env PIER_REGISTRY)\n"
          "      --builder string    pier-builder gRPC address (env PIER_BUILDER)\n"
          "      --runtime string    pier-runtime gRPC address (env PIER_RUNTIME)\n"
-         "      --tls-ca string     CA to verify the services (env PIER_TLS_CA)\n"
-         "      --tls-cert string   client certificate for mTLS (env PIER_TLS_CERT)\n"
-         "      --tls-key string    client key for mTLS (env PIER_TLS_KEY)\n"
+         "      --tlscacert string  CA to verify the services (env PIER_TLS_CA; alias --tls-ca)\n"
+         "      --tlscert string    client certificate for mTLS (env PIER_TLS_CERT; alias "
+         "--tls-cert)\n"
+         "      --tlskey string     client key for mTLS (env PIER_TLS_KEY; alias --tls-key)\n"
          "\nRun 'pier COMMAND --help' for more on a command.\n";
 }
 
@@ -82,6 +83,10 @@ int Main(int argc, char** argv) {
   flags.String("tls-ca", "", &g.tls.ca, "CA bundle");
   flags.String("tls-cert", "", &g.tls.cert, "client certificate");
   flags.String("tls-key", "", &g.tls.key, "client key");
+  // docker's spelling of the same three.
+  flags.String("tlscacert", "", &g.tls.ca, "CA bundle");
+  flags.String("tlscert", "", &g.tls.cert, "client certificate");
+  flags.String("tlskey", "", &g.tls.key, "client key");
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args, true);
   if (!rest.ok()) {
