@@ -32,12 +32,18 @@ struct Verb {
   VerbFn run;
 };
 
+// The verb table and the global flags' usage text (main.cc), for `pier
+// completion`.
+std::vector<Verb> AllVerbs();
+std::string GlobalFlagsUsage();
+
 // Prints "pier: <message>" to stderr and returns `code`.
 int Fail(const absl::Status& status, int code = 1);
 
 int Attach(const Globals& globals, const std::vector<std::string>& args);
 int Build(const Globals& globals, const std::vector<std::string>& args);
 int Commit(const Globals& globals, const std::vector<std::string>& args);
+int Completion(const Globals& globals, const std::vector<std::string>& args);
 int Create(const Globals& globals, const std::vector<std::string>& args);
 int Exec(const Globals& globals, const std::vector<std::string>& args);
 int Export(const Globals& globals, const std::vector<std::string>& args);

@@ -2,6 +2,7 @@
 // pier-builder and pier-runtime. Wiring only; each verb has its own file.
 #include <cstdlib>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ constexpr Verb kVerbs[] = {
     {"attach", "Attach to a running container's input and output", Attach},
     {"build", "Build an image from a Dockerfile", Build},
     {"commit", "Create an image from a container's changes", Commit},
+    {"completion", "Print a shell completion script (bash)", Completion},
     {"create", "Create a container", Create},
     {"exec", "Run a command in a running container", Exec},
     {"export", "Export a container's filesystem as a tarball", Export},
@@ -68,15 +70,7 @@ void PrintUsage(std::ostream& out) {
          "\nRun 'pier COMMAND --help' for more on a command.\n";
 }
 
-int Main(int argc, char** argv) {
-  Globals g;
-  g.registry = Env("PIER_REGISTRY", "127.0.0.1:5050");
-  g.builder = Env("PIER_BUILDER", "127.0.0.1:5051");
-  g.runtime = Env("PIER_RUNTIME", "unix:///run/pier/runtime.sock");
-  g.tls.ca = Env("PIER_TLS_CA", "");
-  g.tls.cert = Env("PIER_TLS_CERT", "");
-  g.tls.key = Env("PIER_TLS_KEY", "");
-  FlagSet flags("pier", "[global flags] COMMAND [ARGS...]");
+void AddGlobalFlags(FlagSet& flags, Globals& g) {
   flags.String("registry", "", &g.registry, "pier-registry address");
   flags.String("builder", "", &g.builder, "pier-builder address");
   flags.String("runtime", "", &g.runtime, "pier-runtime address");
@@ -87,6 +81,18 @@ int Main(int argc, char** argv) {
   flags.String("tlscacert", "", &g.tls.ca, "CA bundle");
   flags.String("tlscert", "", &g.tls.cert, "client certificate");
   flags.String("tlskey", "", &g.tls.key, "client key");
+}
+
+int Main(int argc, char** argv) {
+  Globals g;
+  g.registry = Env("PIER_REGISTRY", "127.0.0.1:5050");
+  g.builder = Env("PIER_BUILDER", "127.0.0.1:5051");
+  g.runtime = Env("PIER_RUNTIME", "unix:///run/pier/runtime.sock");
+  g.tls.ca = Env("PIER_TLS_CA", "");
+  g.tls.cert = Env("PIER_TLS_CERT", "");
+  g.tls.key = Env("PIER_TLS_KEY", "");
+  FlagSet flags("pier", "[global flags] COMMAND [ARGS...]");
+  AddGlobalFlags(flags, g);
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args, true);
   if (!rest.ok()) {
@@ -114,6 +120,16 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
+
+std::vector<Verb> AllVerbs() { return std::vector<Verb>(std::begin(kVerbs), std::end(kVerbs)); }
+
+std::string GlobalFlagsUsage() {
+  Globals g;
+  FlagSet flags("pier", "[global flags] COMMAND [ARGS...]");
+  AddGlobalFlags(flags, g);
+  return flags.Usage();
+}
+
 }  // namespace pier::cli
 
 int main(int argc, char** argv) { return pier::cli::Main(argc, argv); }
