@@ -15,7 +15,8 @@
 namespace pier::cli {
 
 // Where the services are, from --registry/--builder/--runtime, then
-// PIER_REGISTRY / PIER_BUILDER / PIER_RUNTIME, then the defaults
+// PIER_REGISTRY / PIER_BUILDER / PIER_RUNTIME, then the config file
+// ($PIER_CLI_CONFIG or ~/.config/pier/pier.conf), then the defaults
 // 127.0.0.1:5050, 127.0.0.1:5051 and unix:///run/pier/runtime.sock.
 struct Globals {
   std::string registry;

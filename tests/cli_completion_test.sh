@@ -2,7 +2,8 @@
 # `pier completion bash` sourced into bash completes verbs, each verb's flags
 # and subcommands (checked through COMP_WORDS/COMP_CWORD/COMPREPLY as bash
 # calls it); and `pier --help` and `pier VERB --help` for every verb the CLI
-# lists exit 0 with a Usage line. Needs no daemon.
+# lists exit 0 with a Usage line; service addresses come from flags, else the
+# environment, else the config file, else the defaults. Needs no daemon.
 set -euo pipefail
 BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -46,3 +47,29 @@ done
 rc=0; "$BIN/pier" nosuchverb >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "unknown verb exited $rc, want 2"
 echo "ok: --help for $(echo "$verbs" | wc -l) verbs"
+
+# Address precedence, read back from `pier status` (nothing listens there).
+WORK=$(mktemp -d /tmp/pier-cli-conf-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+printf 'registry = 127.0.0.9:1\nbuilder = "127.0.0.9:2"\n# comment\nruntime = unix://%s/c.sock\n' \
+  "$WORK" > "$WORK/pier.conf"
+addr_of() {  # SERVICE COMMAND... -> the address `pier status` used
+  local service=$1
+  shift
+  "$@" status --timeout 1 2>/dev/null | awk -v s="$service" '$1 == s { print $2 }'
+}
+st() { addr_of "$1" env -u PIER_REGISTRY -u PIER_BUILDER -u PIER_RUNTIME "${@:2}"; }
+[ "$(st pier-registry PIER_CLI_CONFIG="$WORK/pier.conf" "$BIN/pier")" = 127.0.0.9:1 ] || fail "config registry"
+[ "$(st pier-builder PIER_CLI_CONFIG="$WORK/pier.conf" "$BIN/pier")" = 127.0.0.9:2 ] || fail "config builder"
+[ "$(st pier-runtime PIER_CLI_CONFIG="$WORK/pier.conf" "$BIN/pier")" = "unix://$WORK/c.sock" ] || fail "config runtime"
+mkdir -p "$WORK/home/.config/pier" && cp "$WORK/pier.conf" "$WORK/home/.config/pier/"
+[ "$(st pier-registry HOME="$WORK/home" "$BIN/pier")" = 127.0.0.9:1 ] || fail "~/.config/pier/pier.conf"
+[ "$(st pier-registry HOME="$WORK/none" "$BIN/pier")" = 127.0.0.1:5050 ] || fail "default registry"
+[ "$(st pier-registry PIER_CLI_CONFIG="$WORK/pier.conf" PIER_REGISTRY=127.0.0.8:3 "$BIN/pier")" = 127.0.0.8:3 ] ||
+  fail "environment over config"
+[ "$(st pier-registry PIER_REGISTRY=127.0.0.8:3 "$BIN/pier" --registry 127.0.0.7:4)" = 127.0.0.7:4 ] ||
+  fail "flag over environment"
+echo "bogus = 1" > "$WORK/bad.conf"
+rc=0; PIER_CLI_CONFIG="$WORK/bad.conf" "$BIN/pier" status >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "bad config file exited $rc, want 2"
+echo "ok: addresses from flags, environment, config file"
