@@ -62,6 +62,8 @@ absl::StatusOr<std::unique_ptr<RegistryClient>> RegistryClient::Create(
   http::ClientOptions copts;
   copts.tls_verify = options.tls_verify;
   copts.ca_file = options.ca_file;
+  copts.cert_file = options.cert_file;
+  copts.key_file = options.key_file;
   ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client, http::Client::Create(copts));
   std::string base = absl::StrCat(tls ? "https://" : "http://", host);
   return std::unique_ptr<RegistryClient>(

@@ -33,7 +33,9 @@ struct RegistryClientOptions {
   bool insecure = false;   // plain http even for non-loopback hosts
   bool force_tls = false;  // https even for loopback hosts
   bool tls_verify = true;
-  std::string ca_file;
+  std::string ca_file;    // PEM CA bundle trusted besides the system CAs
+  std::string cert_file;  // PEM client certificate, for registries that require mTLS
+  std::string key_file;   // its private key
 };
 
 // True for 127.0.0.0/8, localhost and [::1] (with or without a port).

@@ -250,9 +250,8 @@ class Run {
         p_(params),
         events_(events),
         failure_(failure),
-        cache_(kv) {
-    (void)b;
-  }
+        cache_(kv),
+        registry_options_(b->registry_options()) {}
 
   absl::StatusOr<BuildOutcome> Go();
 
@@ -285,6 +284,7 @@ class Run {
   const EventFn& events_;
   BuildFailure* failure_;
   LayerCache cache_;
+  distribution::RegistryClientOptions registry_options_;
   df::Dockerfile df_;
   std::map<std::string, BaseImage> images_;
   std::map<size_t, StageState> built_;
@@ -300,7 +300,7 @@ absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
   absl::StatusOr<image::Image> img = absl::NotFoundError("");
   if (!p_.pull) img = store_->Get(ref);
   if (!img.ok()) {
-    distribution::RegistryClientOptions opts;
+    distribution::RegistryClientOptions opts = registry_options_;
     img = store_->Pull(ref, opts);
     if (!img.ok()) return Annotate(img.status(), "pulling " + ref);
   }
@@ -852,7 +852,7 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   if (p_.push) {
     for (size_t i = 0; i < p_.tags.size(); ++i) {
       if (!NamesRegistry(p_.tags[i])) continue;
-      distribution::RegistryClientOptions opts;
+      distribution::RegistryClientOptions opts = registry_options_;
       absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), normalized[i], opts);
       if (!d.ok()) return Annotate(d.status(), "pushing " + p_.tags[i]);
       out.pushed.push_back(normalized[i] + "@" + d->digest.str());

@@ -34,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/distribution/registry_client.h"
 #include "lib/exec/executor.h"
 #include "lib/image/store.h"
 #include "lib/kv/kv_store.h"
@@ -97,7 +98,15 @@ class Builder {
   absl::StatusOr<BuildOutcome> Build(const BuildParams& params, const EventFn& events,
                                      BuildFailure* failure);
 
+  // How base images are pulled and results pushed (TLS CA, client
+  // certificate for registries that require mTLS). Set before the first Build.
+  void set_registry_options(distribution::RegistryClientOptions options) {
+    registry_options_ = std::move(options);
+  }
+  const distribution::RegistryClientOptions& registry_options() const { return registry_options_; }
+
  private:
+  distribution::RegistryClientOptions registry_options_;
   image::ImageStore* store_;
   kv::KvStore* kv_;
   exec::Executor* executor_;
