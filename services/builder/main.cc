@@ -33,6 +33,7 @@ struct State {
 int main(int argc, char** argv) {
   State state;
   pier::distribution::RegistryClientOptions registry_options;
+  std::vector<std::string> aliases;
   pier::rpc::DaemonSpec spec;
   spec.name = "pier-builder";
   spec.default_listen = "127.0.0.1:5051";
@@ -44,9 +45,13 @@ int main(int argc, char** argv) {
                  "PEM client certificate for registries that require mTLS");
     flags.String("registry-tls-key", "", &registry_options.key_file,
                  "PEM private key for --registry-tls-cert");
+    flags.StringList("registry-alias", "", &aliases,
+                     "NAME=HOST[:PORT]: reach registry NAME at that address, e.g. "
+                     "localhost=127.0.0.1:5000 (repeatable)");
   };
   spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
     const std::string& root = ctx.options().root;
+    RETURN_IF_ERROR(pier::distribution::ParseRegistryAliases(aliases, &registry_options.aliases));
     RETURN_IF_ERROR(pier::MakeDirs(root + "/content", 0700));
     (void)pier::RemoveAll(root + "/contexts");
     (void)pier::RemoveAll(root + "/mnt");

@@ -42,6 +42,7 @@ namespace {
 struct Flags {
   std::string default_registry = "docker.io";
   std::vector<std::string> insecure;
+  std::vector<std::string> aliases;
   std::string shim;
   std::string credentials;
   std::string bridge_subnet = "10.88.0.0/16";
@@ -98,6 +99,9 @@ int main(int argc, char** argv) {
                  "PEM client certificate for registries that require mTLS");
     flags.String("registry-tls-key", "", &f.registry_key,
                  "PEM private key for --registry-tls-cert");
+    flags.StringList("registry-alias", "", &f.aliases,
+                     "NAME=HOST[:PORT]: reach registry NAME at that address, e.g. "
+                     "localhost=127.0.0.1:5000 (repeatable)");
     flags.String("credentials", "", &f.credentials,
                  "registry credentials file as `pier login` writes it (default: none)");
   };
@@ -127,6 +131,7 @@ int main(int argc, char** argv) {
     state.ctx.root = root;
     state.ctx.default_registry = f.default_registry;
     state.ctx.insecure = f.insecure;
+    RETURN_IF_ERROR(pier::distribution::ParseRegistryAliases(f.aliases, &state.ctx.aliases));
     state.ctx.credentials_path = f.credentials;
     state.ctx.registry_ca = f.registry_ca;
     state.ctx.registry_cert = f.registry_cert;

@@ -718,6 +718,14 @@ absl::Status ContainerManager::Kill(absl::string_view id_or_name, int signal) {
     if (entries_.at(id).info.state != ContainerState::kRunning) {
       return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
     }
+    // `kill` (SIGKILL) ends a container on purpose, as `stop` does: its
+    // restart policy does not bring it back. Other signals (a reload, a
+    // dump) leave the policy in force for a later exit.
+    if (signal == SIGKILL) {
+      Entry& e = entries_.at(id);
+      e.info.manually_stopped = true;
+      RETURN_IF_ERROR(PersistLocked(e));
+    }
   }
   absl::Status s = shim::ShimClient(StateDir(id)).Kill(signal);
   if (absl::IsNotFound(s) || absl::IsUnavailable(s)) {

@@ -99,6 +99,7 @@ absl::StatusOr<distribution::RegistryClientOptions> RuntimeContext::RegistryOpti
   options.ca_file = registry_ca;
   options.cert_file = registry_cert;
   options.key_file = registry_key;
+  options.aliases = aliases;
   // With registry TLS settings, loopback registries are reached over https
   // too (they are the suite's own registry, serving TLS); --insecure-registry
   // hosts stay plain http.

@@ -9,6 +9,7 @@
 // stateless.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,14 +29,15 @@
 namespace pier::runtime {
 
 struct RuntimeContext {
-  std::string root;                     // --root
-  std::string default_registry;         // --default-registry
-  std::vector<std::string> insecure;    // --insecure-registry hosts
-  std::string credentials_path;         // --credentials; "" for none
-  std::string registry_ca;              // --registry-ca; "" for the system CAs only
-  std::string registry_cert;            // --registry-tls-cert (mTLS to registries)
-  std::string registry_key;             // --registry-tls-key
-  image::ImageStore* images = nullptr;  // borrowed
+  std::string root;                            // --root
+  std::string default_registry;                // --default-registry
+  std::vector<std::string> insecure;           // --insecure-registry hosts
+  std::map<std::string, std::string> aliases;  // --registry-alias
+  std::string credentials_path;                // --credentials; "" for none
+  std::string registry_ca;                     // --registry-ca; "" for the system CAs only
+  std::string registry_cert;                   // --registry-tls-cert (mTLS to registries)
+  std::string registry_key;                    // --registry-tls-key
+  image::ImageStore* images = nullptr;         // borrowed
   ContainerManager* containers = nullptr;
   kv::KvStore* kv = nullptr;
   VolumeStore* volumes = nullptr;
