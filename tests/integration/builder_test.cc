@@ -10,11 +10,14 @@
 #include <cstdio>
 #include <fstream>
 
+#include <grpcpp/grpcpp.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "lib/common/fs.h"
 #include "lib/common/testing.h"
 #include "nlohmann/json.hpp"
+#include "pier/builder/v1/builder.grpc.pb.h"
 #include "tests/integration/daemon_process.h"
 
 namespace pier::testing {
@@ -22,6 +25,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+namespace bpb = ::pier::builder::v1;
 
 std::string Sh(const std::string& cmd) {
   std::string out;
@@ -37,6 +41,36 @@ std::string Sh(const std::string& cmd) {
 void Write(const std::string& path, const std::string& data) {
   ASSERT_OK(MakeDirs(Dirname(path), 0755));
   std::ofstream(path) << data;
+}
+
+// A build over gRPC: the Dockerfile travels in the spec, the context is
+// empty. Returns every event and the final status.
+struct RpcBuild {
+  grpc::Status status;
+  std::vector<bpb::BuildResponse> events;
+};
+RpcBuild BuildOverGrpc(const std::string& address, const bpb::BuildSpec& spec) {
+  auto stub = bpb::BuilderService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto stream = stub->Build(&ctx);
+  bpb::BuildRequest req;
+  *req.mutable_spec() = spec;
+  stream->Write(req);
+  req.mutable_context_manifest()->set_complete(true);
+  stream->Write(req);
+  RpcBuild out;
+  bpb::BuildResponse resp;
+  while (stream->Read(&resp)) {
+    if (resp.has_need_files()) {
+      req.mutable_context_done();
+      stream->Write(req);
+      stream->WritesDone();
+    }
+    out.events.push_back(resp);
+  }
+  out.status = stream->Finish();
+  return out;
 }
 
 class BuilderTest : public ::testing::Test {
@@ -358,6 +392,101 @@ TEST_F(BuilderTest, BadInputsNameTheirObjectAndPushNothing) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("127.0.0.1:1"));
   EXPECT_FALSE(Get("/v2/demo/bad2/manifests/v1").is_object());
+}
+
+TEST_F(BuilderTest, TarballOutputsAsBuildxWritesThem) {
+  std::string app = dir_.Sub("tar");
+  Write(app + "/hello.txt", "hello\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                                          "COPY hello.txt /hello.txt\n"
+                                          "RUN echo ran > /ran\n"
+                                          "CMD [\"cat\", \"/hello.txt\"]\n"));
+  // type=oci: an OCI layout tar that skopeo reads; nothing is pushed.
+  std::string oci = dir_.Sub("out/oci.tar");
+  ASSERT_OK(MakeDirs(dir_.Sub("out"), 0755));
+  CommandResult r = Build({"-t", reg_ + "/demo/tar:v1", "-o", "type=oci,dest=" + oci, app});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string manifest_digest = ManifestLine(r.output);
+  ASSERT_FALSE(manifest_digest.empty()) << r.output;
+  nlohmann::json inspect =
+      nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + oci), nullptr, false);
+  ASSERT_TRUE(inspect.is_object()) << r.output;
+  EXPECT_EQ(inspect["Digest"], manifest_digest);
+  EXPECT_EQ(inspect["Layers"].size(), 3u);  // base, COPY, RUN
+  nlohmann::json config =
+      nlohmann::json::parse(Sh("skopeo inspect --config oci-archive:" + oci), nullptr, false);
+  ASSERT_TRUE(config.is_object());
+  EXPECT_EQ(config["config"]["Cmd"], nlohmann::json::array({"cat", "/hello.txt"}));
+  std::string index = Sh("tar -xOf " + oci + " index.json");
+  EXPECT_THAT(index, HasSubstr(reg_ + "/demo/tar:v1"));
+  EXPECT_FALSE(Get("/v2/demo/tar/manifests/v1").is_object());
+  // umoci unpacks the layout: the files are there.
+  std::string layout = dir_.Sub("out/layout");
+  ASSERT_OK(MakeDirs(layout, 0755));
+  Sh("tar -C " + layout + " -xf " + oci);
+  std::string bundle = dir_.Sub("out/bundle");
+  Sh("umoci unpack --image " + layout + ":v1 " + bundle + " 2>&1");
+  EXPECT_EQ(Sh("cat " + bundle + "/rootfs/hello.txt " + bundle + "/rootfs/ran"), "hello\nran\n");
+
+  // type=docker: manifest.json with the tag, the config and three layers.
+  std::string docker = dir_.Sub("out/docker.tar");
+  r = Build({"-t", reg_ + "/demo/tar:v1", "-o", "type=docker,dest=" + docker, app});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(ManifestLine(r.output), manifest_digest);
+  nlohmann::json mj =
+      nlohmann::json::parse(Sh("tar -xOf " + docker + " manifest.json"), nullptr, false);
+  ASSERT_TRUE(mj.is_array() && mj.size() == 1u) << mj.dump();
+  EXPECT_EQ(mj[0]["RepoTags"], nlohmann::json::array({reg_ + "/demo/tar:v1"}));
+  EXPECT_EQ(mj[0]["Layers"].size(), 3u);
+  size_t at = r.output.find("writing image sha256:");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(mj[0]["Config"], r.output.substr(at + 21, 64) + ".json");
+  nlohmann::json dinspect =
+      nlohmann::json::parse(Sh("skopeo inspect docker-archive:" + docker), nullptr, false);
+  ASSERT_TRUE(dinspect.is_object());
+  EXPECT_EQ(dinspect["Layers"].size(), 3u);
+  EXPECT_FALSE(Get("/v2/demo/tar/manifests/v1").is_object());
+
+  // dest=-: the archive on standard output, progress on standard error.
+  std::string piped = dir_.Sub("out/piped.tar");
+  Sh("SOURCE_DATE_EPOCH=1700000000 " + BinDir() + "/pier --builder=" + builder_.Address() +
+     " build -o type=oci,dest=- " + app + " > " + piped + " 2>/dev/null");
+  inspect = nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + piped), nullptr, false);
+  ASSERT_TRUE(inspect.is_object());
+  EXPECT_EQ(inspect["Digest"], manifest_digest);
+
+  // type=registry pushes (the default without -o does too).
+  r = Build({"-t", reg_ + "/demo/tar:v1", "-o", "type=registry", app});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(Get("/v2/demo/tar/manifests/v1").is_object());
+
+  // Bad -o flags are usage errors naming the flag.
+  r = Build({"-o", "type=oci", app});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("dest= is required"));
+  r = Build({"-o", "type=zip,dest=x.zip", app});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("unknown output type \"zip\""));
+
+  // Over gRPC, the builder refuses a typeless output and a relative dest.
+  bpb::BuildSpec spec;
+  spec.set_dockerfile(absl::StrCat("FROM ", reg_, "/base/busybox:latest\n"));
+  spec.add_outputs();
+  RpcBuild bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("outputs[0]"));
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_OCI);
+  spec.mutable_outputs(0)->set_dest("relative.tar");
+  bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("dest"));
+  // An absolute dest is written on the builder's host.
+  spec.mutable_outputs(0)->set_dest(dir_.Sub("out/server.tar"));
+  RpcBuild good = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(good.status.ok()) << good.status.error_message();
+  EXPECT_TRUE(nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + dir_.Sub("out/server.tar")),
+                                    nullptr, false)
+                  .is_object());
 }
 
 }  // namespace

@@ -845,17 +845,20 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   }
   BuildOutcome out;
   out.config_digest = img.id.str();
+  out.names = normalized;
   out.manifest = img.target;
   ASSIGN_OR_RETURN(oci::Manifest m, store_->GetManifest(img));
   out.layers = m.layers;
   out.cached_steps = cached_;
   if (p_.push) {
-    for (size_t i = 0; i < p_.tags.size(); ++i) {
-      if (!NamesRegistry(p_.tags[i])) continue;
+    const std::vector<std::string>& targets = p_.push_targets.empty() ? p_.tags : p_.push_targets;
+    for (const std::string& target : targets) {
+      if (!NamesRegistry(target)) continue;
+      ASSIGN_OR_RETURN(std::string name, store_->NormalizeName(target));
       distribution::RegistryClientOptions opts;
-      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), normalized[i], opts);
-      if (!d.ok()) return Annotate(d.status(), "pushing " + p_.tags[i]);
-      out.pushed.push_back(normalized[i] + "@" + d->digest.str());
+      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), name, opts);
+      if (!d.ok()) return Annotate(d.status(), "pushing " + target);
+      out.pushed.push_back(name + "@" + d->digest.str());
     }
   }
   return out;
@@ -869,6 +872,13 @@ absl::StatusOr<BuildOutcome> Builder::Build(const BuildParams& params, const Eve
   if (failure == nullptr) failure = &local;
   Run run(this, store_, kv_, executor_, root_, params, events, failure);
   return run.Go();
+}
+
+absl::Status Builder::Export(const BuildOutcome& outcome, image::ArchiveFormat format,
+                             const archive::ByteSink& sink) {
+  std::vector<std::string> names = outcome.names;
+  if (names.empty()) names.push_back(outcome.config_digest);
+  return store_->Save(names, format, sink);
 }
 
 }  // namespace pier::builder

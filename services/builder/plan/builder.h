@@ -70,13 +70,19 @@ struct BuildParams {
   std::vector<std::string> tags;
   bool no_cache = false;
   bool pull = false;
-  bool push = true;
+  // Push the result to every tag that names a registry (or to push_targets
+  // instead, when given).
+  bool push = false;
+  std::vector<std::string> push_targets;
   std::optional<int64_t> source_date_epoch;
   int64_t memory_bytes = 0;
 };
 
 struct BuildOutcome {
   std::string config_digest;
+  // Normalised names of the image (from BuildParams::tags), as recorded in
+  // the builder's store; empty for an untagged build.
+  std::vector<std::string> names;
   oci::Descriptor manifest;
   std::vector<oci::Descriptor> layers;
   std::vector<std::string> pushed;
@@ -96,6 +102,13 @@ class Builder {
 
   absl::StatusOr<BuildOutcome> Build(const BuildParams& params, const EventFn& events,
                                      BuildFailure* failure);
+
+  // Writes the image of a successful build as an archive (docker-archive or
+  // OCI layout tar, see ImageStore::Save) to `sink`, named by outcome.names
+  // (unnamed when there are none). NotFound when the image was removed in
+  // the meantime; the sink's own errors.
+  absl::Status Export(const BuildOutcome& outcome, image::ArchiveFormat format,
+                      const archive::ByteSink& sink);
 
  private:
   image::ImageStore* store_;

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "lib/archive/stream.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 #include "lib/oci/digest.h"
@@ -62,6 +65,91 @@ bool ValidPath(absl::string_view p) {
   return true;
 }
 
+// Checks BuildSpec.outputs: a known type, and options that type supports.
+absl::Status CheckOutputs(const pb::BuildSpec& spec) {
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    const pb::Output& o = spec.outputs(i);
+    const std::string what = absl::StrCat("outputs[", i, "]");
+    switch (o.type()) {
+      case pb::Output::TYPE_REGISTRY:
+      case pb::Output::TYPE_OCI:
+      case pb::Output::TYPE_DOCKER:
+        break;
+      case pb::Output::TYPE_LOCAL:
+        return absl::UnimplementedError(what + ": type local is not supported by this builder");
+      case pb::Output::TYPE_UNSPECIFIED:
+        return absl::InvalidArgumentError(what + ": the output type is required (-o type=...)");
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": unknown output type ", static_cast<int>(o.type())));
+    }
+    if (o.compression() != pb::Output::COMPRESSION_UNSPECIFIED &&
+        o.compression() != pb::Output::COMPRESSION_GZIP) {
+      return absl::UnimplementedError(what + ": only gzip layer compression is supported");
+    }
+    if (o.docker_media_types() && o.type() != pb::Output::TYPE_DOCKER) {
+      return absl::UnimplementedError(what +
+                                      ": docker media types are only written by type docker");
+    }
+    if (o.type() == pb::Output::TYPE_REGISTRY && o.push() && o.dest().empty() &&
+        spec.tags().empty()) {
+      return absl::InvalidArgumentError(what + ": a pushed image needs a name (-t or name=)");
+    }
+    if (o.type() != pb::Output::TYPE_REGISTRY && !o.dest().empty() &&
+        !absl::StartsWith(o.dest(), "/")) {
+      return absl::InvalidArgumentError(what +
+                                        ": dest must be an absolute path on the builder "
+                                        "host, or empty to stream the archive back");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Streams the archive of `out` as TarballChunk events of output `index`, in
+// pieces of at most 1 MiB; the last one has eof set.
+absl::Status StreamArchive(Builder& builder, const BuildOutcome& out, image::ArchiveFormat format,
+                           int index, const std::function<void(pb::BuildResponse&)>& send) {
+  constexpr size_t kPiece = 1 << 20;
+  std::string buf;
+  int64_t offset = 0;
+  auto flush = [&](bool eof) {
+    pb::BuildResponse r;
+    pb::TarballChunk* c = r.mutable_tarball_chunk();
+    c->set_output(index);
+    c->set_offset(offset);
+    c->set_eof(eof);
+    offset += static_cast<int64_t>(buf.size());
+    c->set_data(std::move(buf));
+    buf.clear();
+    send(r);
+  };
+  RETURN_IF_ERROR(builder.Export(out, format, [&](absl::string_view chunk) {
+    while (!chunk.empty()) {
+      size_t n = std::min(chunk.size(), kPiece - buf.size());
+      buf.append(chunk.data(), n);
+      chunk.remove_prefix(n);
+      if (buf.size() == kPiece) flush(false);
+    }
+    return absl::OkStatus();
+  }));
+  flush(true);
+  return absl::OkStatus();
+}
+
+// Writes the archive of `out` to `dest` on this host (through a temporary
+// file renamed into place, so a failed export leaves no partial archive).
+absl::Status WriteArchive(Builder& builder, const BuildOutcome& out, image::ArchiveFormat format,
+                          const std::string& dest) {
+  const std::string tmp = dest + ".partial";
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoStatus(errno, "create " + tmp);
+  absl::Status s = builder.Export(out, format, archive::FdSink(fd.get()));
+  if (s.ok() && fsync(fd.get()) != 0) s = ErrnoStatus(errno, "fsync " + tmp);
+  if (s.ok() && rename(tmp.c_str(), dest.c_str()) != 0) s = ErrnoStatus(errno, "rename " + tmp);
+  if (!s.ok()) (void)unlink(tmp.c_str());
+  return s;
+}
+
 }  // namespace
 
 grpc::Status BuilderService::Build(
@@ -69,7 +157,7 @@ grpc::Status BuilderService::Build(
     grpc::ServerReaderWriter<pb::BuildResponse, pb::BuildRequest>* stream) {
   absl::Time started = absl::Now();
   std::mutex write_mu;
-  auto send = [&](pb::BuildResponse& r) {
+  std::function<void(pb::BuildResponse&)> send = [&](pb::BuildResponse& r) {
     SetTime(r.mutable_time(), absl::Now());
     std::lock_guard<std::mutex> l(write_mu);
     stream->Write(r);
@@ -98,6 +186,7 @@ grpc::Status BuilderService::Build(
     return fail(absl::InvalidArgumentError("the first message of Build must be a spec"));
   }
   pb::BuildSpec spec = req.spec();
+  if (absl::Status s = CheckOutputs(spec); !s.ok()) return fail(s);
   if (absl::Status s = MakeDirs(ctx_dir, 0700); !s.ok()) return fail(s);
   // Manifest.
   std::map<std::string, pb::FileEntry> entries;
@@ -260,12 +349,11 @@ grpc::Status BuilderService::Build(
   params.pull = spec.pull();
   if (spec.has_source_date_epoch()) params.source_date_epoch = spec.source_date_epoch();
   params.memory_bytes = spec.memory_bytes();
-  params.push = true;
+  params.push = false;
   for (const pb::Output& o : spec.outputs()) {
-    if (o.type() != pb::Output::TYPE_REGISTRY) {
-      return fail(absl::UnimplementedError("only registry outputs are supported"));
-    }
-    params.push = o.push();
+    if (o.type() != pb::Output::TYPE_REGISTRY || !o.push()) continue;
+    params.push = true;
+    if (!o.dest().empty()) params.push_targets.push_back(o.dest());
   }
   auto events = [&](const BuildEvent& e) {
     pb::BuildResponse r;
@@ -326,6 +414,16 @@ grpc::Status BuilderService::Build(
   (void)context;
   absl::StatusOr<BuildOutcome> out = builder_->Build(params, events, &failure);
   if (!out.ok()) return fail(out.status());
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    const pb::Output& o = spec.outputs(i);
+    if (o.type() != pb::Output::TYPE_OCI && o.type() != pb::Output::TYPE_DOCKER) continue;
+    image::ArchiveFormat format = o.type() == pb::Output::TYPE_OCI
+                                      ? image::ArchiveFormat::kOciArchive
+                                      : image::ArchiveFormat::kDockerArchive;
+    absl::Status s = o.dest().empty() ? StreamArchive(*builder_, *out, format, i, send)
+                                      : WriteArchive(*builder_, *out, format, o.dest());
+    if (!s.ok()) return fail(Annotate(s, absl::StrCat("exporting outputs[", i, "]")));
+  }
   pb::BuildResponse r;
   pb::BuildResult* res = r.mutable_result();
   res->set_image_digest(out->config_digest);

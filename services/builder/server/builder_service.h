@@ -1,10 +1,11 @@
 // The gRPC front door of pier-builder: BuilderService.Build over the sync
-// API. It receives the spec and the context manifest, asks for every
-// regular file (NeedFiles lists them all: the incremental "only what
-// changed" store of context files is not implemented yet), writes the
-// context into <root>/contexts/<build id>/ (removed after the build), runs
-// the build (plan/builder.h) and streams its events. ListCache, PruneCache
-// and DiskUsage are not implemented yet (UNIMPLEMENTED).
+// API. It receives the spec (outputs checked first), the context manifest,
+// asks (NeedFiles) only for content the context store (<root>/context-store)
+// lacks, materialises the context in <root>/contexts/<build id>/ (removed
+// after the build), runs the build (plan/builder.h), streams its events, and
+// then writes the outputs: a registry push happens inside the build; OCI and
+// docker archives are written to their dest on this host or streamed back
+// as TarballChunk events.
 //
 // Errors: as described in builder.proto; domain statuses are mapped with
 // rpc::ToGrpcStatus. Thread safety: concurrent builds are allowed.
