@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -97,12 +98,38 @@ absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
   return f;
 }
 
+// Parses a --cache-to/--cache-from value: "type=registry,ref=REF" or a
+// bare REF. InvalidArgument names the flag.
+absl::StatusOr<std::string> ParseCacheRef(const std::string& flag, const std::string& text) {
+  if (!absl::StrContains(text, "=")) return text;
+  std::string type = "registry", ref;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> p = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (p.first == "type") {
+      type = p.second;
+    } else if (p.first == "ref") {
+      ref = p.second;
+    } else if (p.first != "mode") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " ", text, ": unknown key \"", p.first, "\""));
+    }
+  }
+  if (type != "registry") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", text, ": unsupported cache type \"", type, "\" (only registry)"));
+  }
+  if (ref.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", text, ": ref= is required"));
+  }
+  return ref;
+}
+
 }  // namespace
 
 int Build(const Globals& g, const std::vector<std::string>& args) {
   std::vector<std::string> tags, build_args;
   std::string file, target;
-  std::vector<std::string> output_flags;
+  std::vector<std::string> output_flags, cache_to, cache_from;
   bool no_cache = false, pull = false;
   FlagSet flags("pier build", "[flags] CONTEXT");
   flags.StringList("tag", "t", &tags, "name and optionally a tag (repeatable)");
@@ -114,9 +141,22 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   flags.StringList("output", "o", &output_flags,
                    "output: type=registry (default), type=image[,push=true], "
                    "type=oci|docker,dest=FILE|- (repeatable)");
+  flags.StringList("cache-to", "", &cache_to,
+                   "export the build cache: type=registry,ref=REF (repeatable)");
+  flags.StringList("cache-from", "", &cache_from,
+                   "import a build cache: type=registry,ref=REF or REF (repeatable)");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
   if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier build needs one CONTEXT"), 2);
+  std::vector<std::string> cache_to_refs, cache_from_refs;
+  for (const auto& [flag, in, out] : {std::tuple("--cache-to", &cache_to, &cache_to_refs),
+                                      std::tuple("--cache-from", &cache_from, &cache_from_refs)}) {
+    for (const std::string& v : *in) {
+      absl::StatusOr<std::string> ref = ParseCacheRef(flag, v);
+      if (!ref.ok()) return Fail(ref.status(), 2);
+      out->push_back(*ref);
+    }
+  }
   std::vector<OutputFlag> outputs;
   for (const std::string& o : output_flags) {
     absl::StatusOr<OutputFlag> f = ParseOutput(o);
@@ -167,6 +207,8 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   spec->set_target(target);
   for (const std::string& t : tags) spec->add_tags(t);
   spec->set_no_cache(no_cache);
+  for (const std::string& r : cache_to_refs) spec->add_cache_to(r);
+  for (const std::string& r : cache_from_refs) spec->add_cache_from(r);
   for (size_t i = 0; i < outputs.size(); ++i) {
     *spec->add_outputs() = outputs[i].output;
     if (outputs[i].file.empty()) continue;

@@ -99,9 +99,11 @@ class BuilderTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
-  CommandResult Build(std::vector<std::string> args) {
+  CommandResult Build(std::vector<std::string> args) { return BuildOn(builder_, std::move(args)); }
+
+  CommandResult BuildOn(const DaemonProcess& builder, std::vector<std::string> args) {
     args.insert(args.begin(), "build");
-    args.insert(args.begin(), "--builder=" + builder_.Address());
+    args.insert(args.begin(), "--builder=" + builder.Address());
     return RunPier(args, {"SOURCE_DATE_EPOCH=1700000000"});
   }
 
@@ -487,6 +489,54 @@ TEST_F(BuilderTest, TarballOutputsAsBuildxWritesThem) {
   EXPECT_TRUE(nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + dir_.Sub("out/server.tar")),
                                     nullptr, false)
                   .is_object());
+}
+
+TEST_F(BuilderTest, RegistryCacheLetsAFreshBuilderSkipEveryStep) {
+  std::string app = dir_.Sub("cacheapp");
+  Write(app + "/a.txt", "a\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest AS tools\n",
+                                          "RUN echo tool > /tool\n"
+                                          "FROM ",
+                                          reg_, "/base/busybox:latest\n",
+                                          "ENV X=1\n"
+                                          "COPY a.txt /a.txt\n"
+                                          "RUN echo ran-once > /ran\n"
+                                          "COPY --from=tools /tool /tool\n"
+                                          "WORKDIR /w\n"));
+  const std::string cache = reg_ + "/demo/cacheapp:buildcache";
+  CommandResult first =
+      Build({"-t", reg_ + "/demo/cacheapp:v1", "--cache-to", "type=registry,ref=" + cache, app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_EQ(StepStatus(first.output, "echo ran-once"), "DONE") << first.output;
+  std::string digest = ManifestLine(first.output);
+  ASSERT_FALSE(digest.empty());
+  // The cache is an OCI artifact in the registry.
+  nlohmann::json m = Get("/v2/demo/cacheapp/manifests/buildcache");
+  ASSERT_TRUE(m.is_object());
+  EXPECT_EQ(m["artifactType"], "application/vnd.pier.build-cache.v1");
+  EXPECT_EQ(m["config"]["mediaType"], "application/vnd.pier.build-cache.config.v1+json");
+  EXPECT_EQ(m["layers"].size(), 4u);  // RUN tool, COPY a.txt, RUN ran-once, COPY --from
+
+  // A second builder on an empty root imports the cache and runs nothing.
+  DaemonProcess fresh;
+  ASSERT_OK(fresh.Start("pier-builder", {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("fresh")}));
+  CommandResult second = BuildOn(
+      fresh, {"-t", reg_ + "/demo/cacheapp:v2", "--cache-from", "type=registry,ref=" + cache, app});
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, Not(HasSubstr("DONE"))) << second.output;
+  for (const char* step :
+       {"echo tool", "ENV X=1", "COPY a.txt", "echo ran-once", "COPY --from", "WORKDIR /w"}) {
+    EXPECT_EQ(StepStatus(second.output, step), "CACHED") << step << "\n" << second.output;
+  }
+  EXPECT_EQ(ManifestLine(second.output), digest);
+
+  // A cache that does not exist is a warning, not a failure.
+  CommandResult missing = BuildOn(fresh, {"--cache-from", reg_ + "/demo/nocache:none", app});
+  EXPECT_EQ(missing.exit_code, 0) << missing.output;
+  EXPECT_THAT(missing.output, HasSubstr("WARNING: cache-from " + reg_ + "/demo/nocache:none"));
+  CommandResult bad = Build({"--cache-to", "type=local,dest=/tmp/x", app});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("--cache-to"));
 }
 
 }  // namespace

@@ -274,6 +274,15 @@ class Run {
     st->history.push_back(h);
   }
   void ApplyConfig(const df::ResolvedStep& step, StageState* st);
+  // Fetches each cache_from cache into the local cache (warnings for missing
+  // or foreign ones).
+  absl::Status ImportCaches();
+  // Pushes the records of used_keys_ (and their layers) to each cache_to.
+  absl::Status ExportCaches();
+  void UseKey(const std::string& key) {
+    std::lock_guard<std::mutex> l(keys_mu_);
+    if (used_set_.insert(key).second) used_keys_.push_back(key);
+  }
   void Emit(BuildEvent e) {
     if (events_) events_(e);
   }
@@ -291,7 +300,88 @@ class Run {
   int step_no_ = 0;
   int total_ = 0;
   int cached_ = 0;
+  std::mutex keys_mu_;
+  std::vector<std::string> used_keys_;  // guarded by keys_mu_, in first-use order
+  std::set<std::string> used_set_;      // guarded by keys_mu_
 };
+
+absl::Status Run::ImportCaches() {
+  for (const std::string& ref : p_.cache_from) {
+    distribution::RegistryClientOptions opts;
+    absl::StatusOr<oci::Manifest> m = store_->FetchManifestAndBlobs(ref, opts);
+    auto warn = [&](absl::string_view why) {
+      BuildEvent w;
+      w.kind = BuildEvent::Kind::kWarning;
+      w.data = absl::StrCat("cache-from ", ref, ": ", why);
+      Emit(w);
+    };
+    if (absl::IsNotFound(m.status())) {
+      warn(m.status().message());
+      continue;
+    }
+    if (!m.ok()) return Annotate(m.status(), "importing cache " + ref);
+    if (m->config.media_type != kCacheConfigMediaType) {
+      warn("not a Pier build cache (config media type " + m->config.media_type + ")");
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::string bytes, store_->content().ReadAll(m->config.digest, 64 << 20));
+    absl::StatusOr<std::vector<std::pair<std::string, CacheRecord>>> records =
+        DecodeCacheConfig(bytes);
+    if (!records.ok()) return Annotate(records.status(), "importing cache " + ref);
+    std::set<oci::Digest> fetched;
+    for (const oci::Descriptor& d : m->layers) fetched.insert(d.digest);
+    for (const auto& [key, record] : *records) {
+      if (record.layer && !fetched.count(record.layer->digest)) {
+        return absl::InvalidArgumentError(absl::StrCat("importing cache ", ref, ": record ", key,
+                                                       " names layer ", record.layer->digest.str(),
+                                                       " that the cache manifest lacks"));
+      }
+      ASSIGN_OR_RETURN(std::optional<CacheRecord> have, cache_.Lookup(key));
+      if (have && (!have->layer || store_->content().Info(have->layer->digest).ok())) continue;
+      RETURN_IF_ERROR(cache_.Store(key, record));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run::ExportCaches() {
+  if (p_.cache_to.empty()) return absl::OkStatus();
+  std::vector<std::pair<std::string, CacheRecord>> records;
+  std::vector<oci::Descriptor> layers;
+  std::set<oci::Digest> seen;
+  for (const std::string& key : used_keys_) {
+    ASSIGN_OR_RETURN(std::optional<CacheRecord> r, cache_.Lookup(key));
+    if (!r) continue;
+    if (r->layer && seen.insert(r->layer->digest).second) {
+      oci::Descriptor d;
+      d.media_type = r->layer->media_type;
+      d.digest = r->layer->digest;
+      d.size = static_cast<int64_t>(r->layer->size);
+      layers.push_back(d);
+    }
+    records.emplace_back(key, *std::move(r));
+  }
+  const std::string config = EncodeCacheConfig(records);
+  ASSIGN_OR_RETURN(content::Info info, store_->content().Put(config, oci::Digest::Of(config)));
+  (void)info;
+  oci::Manifest m;
+  m.media_type = oci::kOciManifest;
+  m.artifact_type = kCacheArtifactType;
+  m.config.media_type = kCacheConfigMediaType;
+  m.config.digest = oci::Digest::Of(config);
+  m.config.size = static_cast<int64_t>(config.size());
+  m.layers = layers;
+  const std::string manifest = m.ToJson();
+  std::vector<oci::Descriptor> blobs = layers;
+  blobs.push_back(m.config);
+  for (const std::string& ref : p_.cache_to) {
+    distribution::RegistryClientOptions opts;
+    absl::StatusOr<oci::Descriptor> d =
+        store_->PushManifest(ref, blobs, manifest, oci::kOciManifest, opts);
+    if (!d.ok()) return Annotate(d.status(), "exporting cache to " + ref);
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
   auto it = images_.find(ref);
@@ -682,6 +772,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     Emit(done);
   }
   st->key = key;
+  UseKey(key);
   ApplyConfig(step, st);
   if (std::holds_alternative<df::Arg>(ins.command)) return absl::OkStatus();
   if (layer) st->layers.push_back(*layer);
@@ -777,6 +868,7 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   started.total = total_;
   started.stages = names;
   Emit(started);
+  RETURN_IF_ERROR(ImportCaches());
   RETURN_IF_ERROR(MakeDirs(root_ + "/mnt", 0700));
   for (size_t i : needed) {
     const df::ResolvedStage& rs = stages[i];
@@ -861,6 +953,7 @@ absl::StatusOr<BuildOutcome> Run::Go() {
       out.pushed.push_back(name + "@" + d->digest.str());
     }
   }
+  RETURN_IF_ERROR(ExportCaches());
   return out;
 }
 

@@ -14,6 +14,10 @@
 // Every step has a cache key (cache/layer_cache.h); a hit reuses the layer
 // without running. The result is recorded with ImageStore::CreateImage under
 // the first tag and pushed to every tag that names a registry.
+// Registry caches (cache/layer_cache.h) named by cache_from are fetched into
+// the local cache (records and layer blobs) before the first step; the
+// records of every step of the build are exported to each cache_to
+// reference at the end.
 //
 // Errors (with BuildFailure filled in): InvalidArgument for Dockerfile
 // errors ("Dockerfile:<line>: ..."), an unknown target or --from stage, a
@@ -76,6 +80,12 @@ struct BuildParams {
   std::vector<std::string> push_targets;
   std::optional<int64_t> source_date_epoch;
   int64_t memory_bytes = 0;
+  // Registry references of exported build caches to import before the
+  // first step (--cache-from); a missing one is a warning.
+  std::vector<std::string> cache_from;
+  // References to export the cache records of this build's steps to
+  // (--cache-to), after the image is made.
+  std::vector<std::string> cache_to;
 };
 
 struct BuildOutcome {

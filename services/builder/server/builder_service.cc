@@ -18,6 +18,7 @@
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 #include "lib/oci/digest.h"
+#include "lib/oci/reference.h"
 #include "lib/rpc/status.h"
 
 namespace pier::builder {
@@ -100,6 +101,16 @@ absl::Status CheckOutputs(const pb::BuildSpec& spec) {
       return absl::InvalidArgumentError(what +
                                         ": dest must be an absolute path on the builder "
                                         "host, or empty to stream the archive back");
+    }
+  }
+  for (const auto* list : {&spec.cache_from(), &spec.cache_to()}) {
+    const char* name = list == &spec.cache_from() ? "cache_from" : "cache_to";
+    for (int i = 0; i < list->size(); ++i) {
+      absl::StatusOr<oci::Reference> ref = oci::Reference::Parse((*list)[i]);
+      if (!ref.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, "[", i, "]: ", (*list)[i], ": ", ref.status().message()));
+      }
     }
   }
   return absl::OkStatus();
@@ -349,6 +360,8 @@ grpc::Status BuilderService::Build(
   params.pull = spec.pull();
   if (spec.has_source_date_epoch()) params.source_date_epoch = spec.source_date_epoch();
   params.memory_bytes = spec.memory_bytes();
+  params.cache_from.assign(spec.cache_from().begin(), spec.cache_from().end());
+  params.cache_to.assign(spec.cache_to().begin(), spec.cache_to().end());
   params.push = false;
   for (const pb::Output& o : spec.outputs()) {
     if (o.type() != pb::Output::TYPE_REGISTRY || !o.push()) continue;
