@@ -315,12 +315,12 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
       stream->WritesDone();
     } else if (resp.has_step_started()) {
       const auto& s = resp.step_started();
-      out << "#" << s.step() << " [" << s.step() << "/" << s.total() << "] " << s.instruction()
-          << std::endl;
+      out << "#" << s.step() << " [" << s.stage() << " " << s.step() << "/" << s.total() << "] "
+          << s.instruction() << std::endl;
     } else if (resp.has_step_cached()) {
       const auto& s = resp.step_cached();
-      out << "#" << s.step() << " [" << s.step() << "/" << s.total() << "] " << s.instruction()
-          << "\n#" << s.step() << " CACHED" << std::endl;
+      out << "#" << s.step() << " [" << s.stage() << " " << s.step() << "/" << s.total() << "] "
+          << s.instruction() << "\n#" << s.step() << " CACHED" << std::endl;
     } else if (resp.has_step_log()) {
       out << "#" << resp.step_log().step() << " " << resp.step_log().data();
       if (!resp.step_log().data().empty() && resp.step_log().data().back() != '\n') out << "\n";

@@ -35,7 +35,15 @@ int main(int argc, char** argv) {
   spec.name = "pier-builder";
   spec.default_listen = "127.0.0.1:5051";
   spec.default_root = "/var/lib/pier/builder";
+  int64_t max_parallel_stages = 3;
+  spec.add_flags = [&](pier::FlagSet& flags) {
+    flags.Int("max-parallel-stages", "", &max_parallel_stages,
+              "independent stages of one build run at once, at most this many (default 3)");
+  };
   spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
+    if (max_parallel_stages < 1) {
+      return absl::InvalidArgumentError("--max-parallel-stages must be at least 1");
+    }
     const std::string& root = ctx.options().root;
     RETURN_IF_ERROR(pier::MakeDirs(root + "/content", 0700));
     (void)pier::RemoveAll(root + "/contexts");
@@ -47,7 +55,8 @@ int main(int argc, char** argv) {
                                                                  state.content.get()));
     state.executor = std::make_unique<pier::exec::NativeExecutor>();
     state.builder = std::make_unique<pier::builder::Builder>(state.images.get(), state.meta.get(),
-                                                             state.executor.get(), root);
+                                                             state.executor.get(), root,
+                                                             static_cast<int>(max_parallel_stages));
     state.service = std::make_unique<pier::builder::BuilderService>(state.builder.get(), root);
     ctx.RegisterService(state.service.get());
     return absl::OkStatus();

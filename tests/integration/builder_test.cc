@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include <grpcpp/grpcpp.h>
 
@@ -212,14 +213,16 @@ std::string ManifestLine(const std::string& output) {
 }
 
 // The status printed for the step whose line contains `step` ("CACHED",
-// "DONE", ...): the first later line that is one of them.
+// "DONE", ...): the "#<n> CACHED" or "#<n> DONE" line of its step number
+// (stages may run concurrently, so other steps' lines can come between).
 std::string StepStatus(const std::string& output, const std::string& step) {
   std::vector<std::string> lines = absl::StrSplit(output, '\n');
   for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].find(step) == std::string::npos) continue;
+    if (lines[i].find(step) == std::string::npos || !absl::StartsWith(lines[i], "#")) continue;
+    std::string n = lines[i].substr(0, lines[i].find(' '));
     for (size_t j = i; j < lines.size(); ++j) {
-      if (absl::StrContains(lines[j], "CACHED")) return "CACHED";
-      if (absl::StrContains(lines[j], "DONE")) return "DONE";
+      if (absl::StartsWith(lines[j], n + " CACHED")) return "CACHED";
+      if (absl::StartsWith(lines[j], n + " DONE")) return "DONE";
     }
   }
   return "";
@@ -537,6 +540,72 @@ TEST_F(BuilderTest, RegistryCacheLetsAFreshBuilderSkipEveryStep) {
   CommandResult bad = Build({"--cache-to", "type=local,dest=/tmp/x", app});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, HasSubstr("--cache-to"));
+}
+
+TEST_F(BuilderTest, IndependentStagesRunConcurrently) {
+  bpb::BuildSpec spec;
+  spec.set_dockerfile(absl::StrCat("FROM ", reg_, "/base/busybox:latest AS a\n",
+                                   "RUN sleep 1 && echo a > /a\n"
+                                   "FROM ",
+                                   reg_, "/base/busybox:latest AS b\n",
+                                   "RUN sleep 1 && echo b > /b\n"
+                                   "FROM ",
+                                   reg_,
+                                   "/base/busybox:latest\n"
+                                   "COPY --from=a /a /a\n"
+                                   "COPY --from=b /b /b\n"));
+  RpcBuild r = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  // Event positions of each RUN's start and completion, by stage.
+  std::map<std::string, size_t> started, completed;
+  std::map<int, std::string> stage_of_step;
+  std::vector<size_t> copies;  // positions of the final stage's COPY starts
+  for (size_t i = 0; i < r.events.size(); ++i) {
+    const bpb::BuildResponse& e = r.events[i];
+    if (e.has_step_started()) {
+      stage_of_step[e.step_started().step()] = e.step_started().stage();
+      if (absl::StartsWith(e.step_started().instruction(), "RUN")) {
+        started[e.step_started().stage()] = i;
+      } else {
+        EXPECT_EQ(e.step_started().stage(), "2");
+        copies.push_back(i);
+      }
+    }
+    if (e.has_step_completed() && stage_of_step.count(e.step_completed().step())) {
+      const std::string& stage = stage_of_step[e.step_completed().step()];
+      if (started.count(stage) && !completed.count(stage)) completed[stage] = i;
+    }
+  }
+  ASSERT_TRUE(started.count("a") && started.count("b")) << started.size();
+  ASSERT_TRUE(completed.count("a") && completed.count("b"));
+  // Each stage's RUN started before the other's finished: they overlapped.
+  EXPECT_LT(started["b"], completed["a"]);
+  EXPECT_LT(started["a"], completed["b"]);
+  // The final stage copied from both, after both.
+  ASSERT_EQ(copies.size(), 2u);
+  EXPECT_GT(copies[0], std::max(completed["a"], completed["b"]));
+  ASSERT_FALSE(r.events.empty());
+  ASSERT_TRUE(r.events.back().has_result());
+  EXPECT_EQ(r.events.back().result().layers_size(), 3);
+
+  // With one stage at a time, the same build runs them one after the other.
+  DaemonProcess serial;
+  ASSERT_OK(serial.Start("pier-builder", {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("serial"),
+                                          "--max-parallel-stages=1"}));
+  r = BuildOverGrpc(serial.Address(), spec);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  std::vector<std::string> order;  // "start a", "done a", ...
+  stage_of_step.clear();
+  for (const bpb::BuildResponse& e : r.events) {
+    if (e.has_step_started() && absl::StartsWith(e.step_started().instruction(), "RUN")) {
+      stage_of_step[e.step_started().step()] = e.step_started().stage();
+      order.push_back("start " + e.step_started().stage());
+    }
+    if (e.has_step_completed() && stage_of_step.count(e.step_completed().step())) {
+      order.push_back("done " + stage_of_step[e.step_completed().step()]);
+    }
+  }
+  EXPECT_EQ(order, std::vector<std::string>({"start a", "done a", "start b", "done b"}));
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -34,6 +36,12 @@ namespace {
 namespace df = ::pier::builder::dockerfile;
 
 std::string Quote(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+// Per stage of a running build: its step counter and, on failure, where.
+struct StageRun {
+  int step_no = 0;
+  BuildFailure failure;
+};
 
 // The state of a stage being built.
 struct StageState {
@@ -250,16 +258,27 @@ class Run {
         p_(params),
         events_(events),
         failure_(failure),
-        cache_(kv) {
-    (void)b;
-  }
+        cache_(kv),
+        max_parallel_(std::max(1, b->max_parallel_stages())) {}
 
   absl::StatusOr<BuildOutcome> Go();
 
  private:
   absl::StatusOr<BaseImage> GetImage(const std::string& ref);
-  absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st);
-  absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st);
+  absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st,
+                       StageRun* sr);
+  absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st,
+                       StageRun* sr);
+  // Runs stage i (FROM, then its steps) and records its state in built_.
+  absl::Status BuildStage(size_t i, const df::ResolvedFrom& from, const df::ResolvedStage& rs,
+                          StageRun* sr);
+  // A copy of a built stage's state; nullopt when it is not built.
+  std::optional<StageState> Built(size_t i) {
+    std::lock_guard<std::mutex> l(built_mu_);
+    auto it = built_.find(i);
+    if (it == built_.end()) return std::nullopt;
+    return it->second;
+  }
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                       const FsSource& source, const FsOp& op);
   // Turns the active snapshot `key` into a layer on top of st->chain.
@@ -295,11 +314,13 @@ class Run {
   BuildFailure* failure_;
   LayerCache cache_;
   df::Dockerfile df_;
-  std::map<std::string, BaseImage> images_;
-  std::map<size_t, StageState> built_;
-  int step_no_ = 0;
+  std::mutex images_mu_;                     // held across GetImage: one pull of a base at a time
+  std::map<std::string, BaseImage> images_;  // guarded by images_mu_ once stages run
+  std::mutex built_mu_;
+  std::map<size_t, StageState> built_;  // guarded by built_mu_
   int total_ = 0;
-  int cached_ = 0;
+  std::atomic<int> cached_{0};
+  int max_parallel_;
   std::mutex keys_mu_;
   std::vector<std::string> used_keys_;  // guarded by keys_mu_, in first-use order
   std::set<std::string> used_set_;      // guarded by keys_mu_
@@ -384,6 +405,7 @@ absl::Status Run::ExportCaches() {
 }
 
 absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
+  std::lock_guard<std::mutex> l(images_mu_);
   auto it = images_.find(ref);
   if (it != images_.end()) return it->second;
   BaseImage b;
@@ -505,7 +527,8 @@ absl::Status Run::ExecFs(const df::ResolvedStep& step, const std::string& key, S
   return absl::OkStatus();
 }
 
-absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st) {
+absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st,
+                          StageRun* sr) {
   const df::Instruction& ins = step.instruction;
   const auto& run = std::get<df::Run>(ins.command);
   if (!run.mounts.empty()) {
@@ -553,7 +576,7 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
       if (n <= 0) break;
       BuildEvent e;
       e.kind = BuildEvent::Kind::kStepLog;
-      e.step = step_no_;
+      e.step = sr->step_no;
       e.stream = stream;
       e.data.assign(buf, n);
       {
@@ -583,7 +606,7 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
   }
   if (st_exit->ExitCode() != 0) {
     (void)snap.RemoveActive(key);
-    failure_->exit_code = st_exit->ExitCode();
+    sr->failure.exit_code = st_exit->ExitCode();
     std::string msg = absl::StrCat(
         "RUN ", cmd, ": process did not complete successfully: exit code ", st_exit->ExitCode());
     if (!tail.empty()) absl::StrAppend(&msg, "\n", tail);
@@ -593,19 +616,21 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
 }
 
 absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage_name,
-                          StageState* st) {
+                          StageState* st, StageRun* sr) {
   const df::Instruction& ins = step.instruction;
-  ++step_no_;
-  failure_->line = ins.start_line;
-  failure_->step = step_no_;
+  ++sr->step_no;
+  const int step_no = sr->step_no;
+  sr->failure.line = ins.start_line;
+  sr->failure.step = step_no;
   std::string desc = Describe(ins);
   std::vector<std::string> inputs;
   bool fs = false;
   FsOp op;
   FsSource source;
   std::string src_view_key;
+  std::optional<oci::Digest> src_chain;  // COPY --from: the source's layers
   image::Snapshotter& snap = store_->snapshotter();
-  const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no_);
+  const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no);
   if (auto* run = std::get_if<df::Run>(&ins.command)) {
     fs = true;
     inputs = step.run_env;
@@ -668,16 +693,15 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
       source.dir = p_.context_dir;
     } else {
       op.preserve_owner = true;
-      std::optional<oci::Digest> src_chain;
       std::optional<size_t> idx = df::FindStage(df_, from);
       if (idx) {
-        auto it = built_.find(*idx);
-        if (it == built_.end()) {
+        std::optional<StageState> src = Built(*idx);
+        if (!src) {
           return Err(absl::StatusCode::kInvalidArgument, ins,
                      "COPY --from=" + from + ": stage is not built before this one");
         }
-        src_chain = it->second.chain;
-        inputs.push_back("from=" + it->second.key);
+        src_chain = src->chain;
+        inputs.push_back("from=" + src->key);
       } else if (!absl::StrContains(from, "/") && !absl::StrContains(from, ":") &&
                  !absl::StrContains(from, ".")) {
         return Err(absl::StatusCode::kInvalidArgument, ins,
@@ -711,7 +735,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     }
   }
   BuildEvent ev;
-  ev.step = step_no_;
+  ev.step = step_no;
   ev.total = total_;
   ev.stage = stage_name;
   ev.instruction = desc;
@@ -738,12 +762,9 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     Emit(ev);
     if (fs) {
       if (std::holds_alternative<df::Run>(ins.command)) {
-        RETURN_IF_ERROR(ExecRun(step, key_prefix, st));
+        RETURN_IF_ERROR(ExecRun(step, key_prefix, st, sr));
       } else {
         if (!src_view_key.empty()) {
-          std::optional<size_t> idx = df::FindStage(df_, std::get<df::Copy>(ins.command).from);
-          std::optional<oci::Digest> src_chain =
-              idx ? built_[*idx].chain : images_[std::get<df::Copy>(ins.command).from].chain;
           ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
         }
         absl::Status s = ExecFs(step, key_prefix, st, source, op);
@@ -762,7 +783,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     RETURN_IF_ERROR(cache_.Store(key, rec));
     BuildEvent done;
     done.kind = BuildEvent::Kind::kStepCompleted;
-    done.step = step_no_;
+    done.step = step_no;
     done.cache_key = key;
     if (layer) {
       done.layer_digest = layer->diff_id.str();
@@ -779,6 +800,49 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   std::string created_by =
       std::holds_alternative<df::Run>(ins.command) ? desc + " # buildkit" : desc;
   AddHistory(st, created_by, !layer.has_value());
+  return absl::OkStatus();
+}
+
+absl::Status Run::BuildStage(size_t i, const df::ResolvedFrom& from_spec,
+                             const df::ResolvedStage& rs, StageRun* sr) {
+  std::string stage_name = df_.stages[i].name.empty() ? absl::StrCat(i) : df_.stages[i].name;
+  StageState st;
+  const df::Instruction& from = df_.stages[i].from;
+  ++sr->step_no;
+  sr->failure.line = from.start_line;
+  sr->failure.step = sr->step_no;
+  BuildEvent ev;
+  ev.step = sr->step_no;
+  ev.total = total_;
+  ev.stage = stage_name;
+  ev.line = from.start_line;
+  ev.instruction = "FROM " + from_spec.image;
+  if (from_spec.base_stage) {
+    std::optional<StageState> base = Built(*from_spec.base_stage);
+    if (!base) return absl::InternalError("base stage not built");
+    st = *std::move(base);
+    st.cmd_set = false;
+  } else if (absl::AsciiStrToLower(from_spec.image) == "scratch") {
+    st.key = CacheKey("", "FROM scratch", {});
+    st.config.env = {std::string("PATH=") + exec::kDefaultPath};
+  } else {
+    ASSIGN_OR_RETURN(BaseImage b, GetImage(from_spec.image));
+    st.base_image = b.image.id.str();
+    st.chain = b.chain;
+    st.config = b.config.config;
+    st.config.on_build.clear();
+    st.author = b.config.author;
+    st.key = CacheKey("", "FROM", {b.image.target.digest.str()});
+  }
+  ev.cache_key = st.key;
+  ev.kind = BuildEvent::Kind::kStepCached;
+  ++cached_;
+  Emit(ev);
+  for (const df::ResolvedStep& step : rs.steps) {
+    RETURN_IF_ERROR(RunStep(step, stage_name, &st, sr));
+  }
+  std::lock_guard<std::mutex> l(built_mu_);
+  built_[i] = std::move(st);
   return absl::OkStatus();
 }
 
@@ -870,47 +934,75 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   Emit(started);
   RETURN_IF_ERROR(ImportCaches());
   RETURN_IF_ERROR(MakeDirs(root_ + "/mnt", 0700));
+  // Stages as a graph: a stage waits for its base stage and the stages it
+  // copies from; independent ones run at once, at most max_parallel_
+  // together. Step numbers are fixed per stage up front (stage order), so
+  // "[n/m]" does not depend on scheduling.
+  std::map<size_t, std::set<size_t>> deps;
+  std::map<size_t, int> first_step;
+  int next_step = 0;
   for (size_t i : needed) {
-    const df::ResolvedStage& rs = stages[i];
-    std::string stage_name = df_.stages[i].name.empty() ? absl::StrCat(i) : df_.stages[i].name;
-    StageState st;
-    const df::Instruction& from = df_.stages[i].from;
-    ++step_no_;
-    failure_->line = from.start_line;
-    failure_->step = step_no_;
-    BuildEvent ev;
-    ev.step = step_no_;
-    ev.total = total_;
-    ev.stage = stage_name;
-    ev.line = from.start_line;
-    ev.instruction = "FROM " + froms[i].image;
-    if (froms[i].base_stage) {
-      st = built_[*froms[i].base_stage];
-      st.cmd_set = false;
-    } else if (absl::AsciiStrToLower(froms[i].image) == "scratch") {
-      st.key = CacheKey("", "FROM scratch", {});
-      st.config.env = {std::string("PATH=") + exec::kDefaultPath};
-    } else {
-      const BaseImage& b = images_[froms[i].image];
-      st.base_image = b.image.id.str();
-      st.chain = b.chain;
-      st.config = b.config.config;
-      st.config.on_build.clear();
-      st.author = b.config.author;
-      st.key = CacheKey("", "FROM", {b.image.target.digest.str()});
+    first_step[i] = next_step;
+    next_step += 1 + static_cast<int>(stages[i].steps.size());
+    if (froms[i].base_stage) deps[i].insert(*froms[i].base_stage);
+    for (const df::Instruction& ins : df_.stages[i].instructions) {
+      if (auto* c = std::get_if<df::Copy>(&ins.command); c && !c->from.empty()) {
+        std::optional<size_t> s = df::FindStage(df_, c->from);
+        if (s && *s < i) deps[i].insert(*s);
+      }
     }
-    ev.cache_key = st.key;
-    ev.kind = BuildEvent::Kind::kStepCached;
-    ++cached_;
-    Emit(ev);
-    for (const df::ResolvedStep& step : rs.steps) {
-      RETURN_IF_ERROR(RunStep(step, stage_name, &st));
+  }
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::set<size_t> pending = needed, done;
+    int running = 0;
+    absl::Status first_error;
+    std::vector<std::thread> threads;
+    std::unique_lock<std::mutex> l(mu);
+    for (;;) {
+      if (first_error.ok()) {
+        for (auto it = pending.begin(); it != pending.end() && running < max_parallel_;) {
+          size_t i = *it;
+          bool ready = std::all_of(deps[i].begin(), deps[i].end(),
+                                   [&](size_t d) { return done.count(d) > 0; });
+          if (!ready) {
+            ++it;
+            continue;
+          }
+          it = pending.erase(it);
+          ++running;
+          threads.emplace_back([&, i] {
+            StageRun sr;
+            sr.step_no = first_step[i];
+            absl::Status st = BuildStage(i, froms[i], stages[i], &sr);
+            std::lock_guard<std::mutex> g(mu);
+            if (st.ok()) {
+              done.insert(i);
+            } else if (first_error.ok()) {
+              first_error = st;
+              *failure_ = sr.failure;
+            }
+            --running;
+            cv.notify_all();
+          });
+        }
+      }
+      if (running == 0) {
+        if (first_error.ok() && !pending.empty()) {
+          first_error = absl::InternalError("stage graph has a cycle");
+        }
+        break;
+      }
+      cv.wait(l);
     }
-    built_[i] = st;
+    l.unlock();
+    for (std::thread& t : threads) t.join();
+    RETURN_IF_ERROR(first_error);
   }
   *failure_ = BuildFailure{};
   // The image.
-  const StageState& fin = built_[target];
+  const StageState fin = *Built(target);
   image::NewImage ni;
   ni.base = fin.base_image;
   ni.layers = fin.layers;
@@ -941,7 +1033,7 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   out.manifest = img.target;
   ASSIGN_OR_RETURN(oci::Manifest m, store_->GetManifest(img));
   out.layers = m.layers;
-  out.cached_steps = cached_;
+  out.cached_steps = cached_.load();
   if (p_.push) {
     const std::vector<std::string>& targets = p_.push_targets.empty() ? p_.tags : p_.push_targets;
     for (const std::string& target : targets) {

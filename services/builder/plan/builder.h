@@ -1,7 +1,10 @@
 // Builder: runs one Dockerfile build against a context directory.
 //
 // Build() parses the Dockerfile, picks the stages the target needs (its
-// FROM chain and COPY --from references, in order), pulls base images into
+// FROM chain and COPY --from references) and runs them as a graph: a stage
+// starts once its base stage and the stages it copies from are built, so
+// independent stages run concurrently (at most max_parallel_stages at
+// once); events carry the stage's name. It pulls base images into
 // the ImageStore (loopback registries over plain HTTP), resolves variables
 // (dockerfile/expand.h) and executes each instruction:
 //   RUN        in a NativeExecutor container on a writable overlay snapshot
@@ -107,8 +110,17 @@ struct BuildFailure {
 
 class Builder {
  public:
-  Builder(image::ImageStore* store, kv::KvStore* kv, exec::Executor* executor, std::string root)
-      : store_(store), kv_(kv), executor_(executor), root_(std::move(root)) {}
+  // `max_parallel_stages` bounds how many independent stages of one build
+  // run at once (at least 1).
+  Builder(image::ImageStore* store, kv::KvStore* kv, exec::Executor* executor, std::string root,
+          int max_parallel_stages = 3)
+      : store_(store),
+        kv_(kv),
+        executor_(executor),
+        root_(std::move(root)),
+        max_parallel_stages_(max_parallel_stages) {}
+
+  int max_parallel_stages() const { return max_parallel_stages_; }
 
   absl::StatusOr<BuildOutcome> Build(const BuildParams& params, const EventFn& events,
                                      BuildFailure* failure);
@@ -125,6 +137,7 @@ class Builder {
   kv::KvStore* kv_;
   exec::Executor* executor_;
   std::string root_;
+  int max_parallel_stages_;
 };
 
 }  // namespace pier::builder
