@@ -608,5 +608,128 @@ TEST_F(BuilderTest, IndependentStagesRunConcurrently) {
   EXPECT_EQ(order, std::vector<std::string>({"start a", "done a", "start b", "done b"}));
 }
 
+TEST_F(BuilderTest, ListPruneAndDiskUsageOverGrpc) {
+  std::string app = dir_.Sub("prune");
+  Write(app + "/data.txt", "some context data\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                                          "COPY data.txt /data.txt\n"
+                                          "RUN echo pruned > /p\n"));
+  CommandResult first = Build({app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  auto stub = bpb::BuilderService::NewStub(
+      grpc::CreateChannel(builder_.Address(), grpc::InsecureChannelCredentials()));
+
+  // ListCache: newest first, paginated, every entry described.
+  auto list = [&](int page_size, const std::string& token, bpb::ListCacheResponse* resp) {
+    grpc::ClientContext ctx;
+    bpb::ListCacheRequest req;
+    req.set_page_size(page_size);
+    req.set_page_token(token);
+    return stub->ListCache(&ctx, req, resp);
+  };
+  bpb::ListCacheResponse all;
+  ASSERT_TRUE(list(0, "", &all).ok());
+  // The base image's COPY and CMD (config only), and this build's COPY and RUN.
+  ASSERT_EQ(all.entries_size(), 4);
+  int with_layer = 0;
+  EXPECT_TRUE(all.next_page_token().empty());
+  int64_t listed_bytes = 0;
+  for (int i = 0; i < all.entries_size(); ++i) {
+    const bpb::CacheEntry& e = all.entries(i);
+    EXPECT_FALSE(e.in_use());
+    EXPECT_GE(e.usage_count(), 1);
+    with_layer += e.layer_digest().empty() ? 0 : 1;
+    EXPECT_EQ(e.size() > 0, !e.layer_digest().empty()) << e.description();
+    listed_bytes += e.size();
+    if (i > 0) {
+      EXPECT_LE(e.last_used().seconds(), all.entries(i - 1).last_used().seconds());
+    }
+  }
+  EXPECT_EQ(with_layer, 3);
+  std::string descriptions;
+  for (const bpb::CacheEntry& e : all.entries()) descriptions += e.description() + "\n";
+  EXPECT_THAT(descriptions, HasSubstr("RUN /bin/sh -c echo pruned"));
+  EXPECT_THAT(descriptions, HasSubstr("COPY data.txt /data.txt"));
+  bpb::ListCacheResponse page;
+  ASSERT_TRUE(list(2, "", &page).ok());
+  EXPECT_EQ(page.entries_size(), 2);
+  ASSERT_EQ(page.next_page_token(), "2");
+  ASSERT_TRUE(list(3, page.next_page_token(), &page).ok());
+  EXPECT_EQ(page.entries_size(), 2);
+  EXPECT_TRUE(page.next_page_token().empty());
+  EXPECT_EQ(list(2, "bogus", &page).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto du = [&] {
+    grpc::ClientContext ctx;
+    bpb::DiskUsageResponse resp;
+    EXPECT_TRUE(stub->DiskUsage(&ctx, bpb::DiskUsageRequest(), &resp).ok());
+    return resp;
+  };
+  bpb::DiskUsageResponse before = du();
+  EXPECT_EQ(before.cache_entries(), 4);
+  EXPECT_EQ(before.cache_bytes(), listed_bytes);
+  EXPECT_GT(before.context_bytes(), 1000000);  // busybox of the base image's context
+  EXPECT_GT(before.content_bytes(), 0);        // config and manifest blobs
+  EXPECT_GE(before.reclaimable_bytes(), before.cache_bytes() + before.context_bytes());
+
+  auto prune = [&](const bpb::PruneCacheRequest& req, bpb::PruneCacheResponse* resp) {
+    grpc::ClientContext ctx;
+    return stub->PruneCache(&ctx, req, resp);
+  };
+  bpb::PruneCacheRequest req;
+  bpb::PruneCacheResponse resp;
+  req.set_keep_bytes(-1);
+  EXPECT_EQ(prune(req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Entries used within the hour stay.
+  req.set_keep_bytes(0);
+  req.mutable_keep_duration()->set_seconds(3600);
+  ASSERT_TRUE(prune(req, &resp).ok());
+  EXPECT_EQ(resp.entries_deleted(), 0);
+  EXPECT_EQ(resp.bytes_freed(), 0);
+  // A dry run of --all reports and deletes nothing.
+  req.Clear();
+  req.set_all(true);
+  req.set_dry_run(true);
+  ASSERT_TRUE(prune(req, &resp).ok());
+  EXPECT_EQ(resp.entries_deleted(), 4);
+  EXPECT_EQ(resp.bytes_freed(), before.reclaimable_bytes());
+  EXPECT_EQ(du().cache_entries(), 4);
+  // --all empties the cache and the context store.
+  req.set_dry_run(false);
+  ASSERT_TRUE(prune(req, &resp).ok());
+  EXPECT_EQ(resp.entries_deleted(), 4);
+  EXPECT_EQ(resp.bytes_freed(), before.reclaimable_bytes());
+  bpb::DiskUsageResponse after = du();
+  EXPECT_EQ(after.cache_entries(), 0);
+  EXPECT_EQ(after.cache_bytes(), 0);
+  EXPECT_EQ(after.context_bytes(), 0);
+  EXPECT_EQ(after.content_bytes(), 0);
+  EXPECT_EQ(Sh("ls " + dir_.Sub("builder/context-store")), "");
+  ASSERT_TRUE(list(0, "", &all).ok());
+  EXPECT_EQ(all.entries_size(), 0);
+
+  // The next build sends its context again and runs its steps.
+  CommandResult again = Build({app});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("context: sending 2 of"));
+  EXPECT_EQ(StepStatus(again.output, "echo pruned"), "DONE") << again.output;
+
+  // The CLI verbs.
+  CommandResult cli_du = RunPier({"--builder=" + builder_.Address(), "builder", "du", "-v"});
+  EXPECT_EQ(cli_du.exit_code, 0) << cli_du.output;
+  EXPECT_THAT(cli_du.output, HasSubstr("echo pruned"));
+  EXPECT_THAT(cli_du.output, HasSubstr("Build cache\t2"));
+  CommandResult cli_prune =
+      RunPier({"--builder=" + builder_.Address(), "builder", "prune", "--keep-storage", "1GB"});
+  EXPECT_EQ(cli_prune.exit_code, 0) << cli_prune.output;
+  EXPECT_THAT(cli_prune.output, HasSubstr("(0 cache entries)"));
+  cli_prune = RunPier({"--builder=" + builder_.Address(), "builder", "prune", "-a"});
+  EXPECT_EQ(cli_prune.exit_code, 0) << cli_prune.output;
+  EXPECT_THAT(cli_prune.output, HasSubstr("(2 cache entries)"));
+  cli_prune = RunPier({"--builder=" + builder_.Address(), "builder", "prune", "--filter", "x"});
+  EXPECT_EQ(cli_prune.exit_code, 2);
+  EXPECT_THAT(cli_prune.output, HasSubstr("--filter"));
+}
+
 }  // namespace
 }  // namespace pier::testing

@@ -12,6 +12,8 @@ nlohmann::json RecordToJson(const CacheRecord& record) {
   nlohmann::json j;
   j["description"] = record.description;
   j["created"] = record.created_unix;
+  j["last_used"] = record.last_used_unix;
+  j["usage_count"] = record.usage_count;
   if (record.layer) {
     j["layer"] = {{"digest", record.layer->digest.str()},
                   {"diff_id", record.layer->diff_id.str()},
@@ -29,6 +31,9 @@ std::optional<CacheRecord> RecordFromJson(const nlohmann::json& j) {
   CacheRecord r;
   r.description = j.value("description", "");
   r.created_unix = j.value("created", int64_t{0});
+  r.last_used_unix = j.value("last_used", int64_t{0});
+  if (r.last_used_unix == 0) r.last_used_unix = r.created_unix;  // never used since
+  r.usage_count = j.value("usage_count", int64_t{0});
   if (j.contains("layer")) {
     const nlohmann::json& l = j["layer"];
     if (!l.is_object()) return std::nullopt;
@@ -67,6 +72,28 @@ absl::StatusOr<std::optional<CacheRecord>> LayerCache::Lookup(absl::string_view 
 
 absl::Status LayerCache::Store(absl::string_view key, const CacheRecord& record) {
   return kv_->Put(absl::StrCat("cache/", key), RecordToJson(record).dump());
+}
+
+absl::Status LayerCache::Touch(absl::string_view key, int64_t now_unix) {
+  ASSIGN_OR_RETURN(std::optional<CacheRecord> r, Lookup(key));
+  if (!r) return absl::NotFoundError(absl::StrCat("cache entry ", key, " not found"));
+  r->last_used_unix = now_unix;
+  ++r->usage_count;
+  return Store(key, *r);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, CacheRecord>>> LayerCache::List() {
+  std::vector<std::pair<std::string, CacheRecord>> out;
+  RETURN_IF_ERROR(kv_->Scan("cache/", "", 0, [&](absl::string_view key, absl::string_view value) {
+    std::optional<CacheRecord> r = RecordFromJson(nlohmann::json::parse(value, nullptr, false));
+    if (r) out.emplace_back(std::string(key.substr(6)), *std::move(r));
+    return true;
+  }));
+  return out;
+}
+
+absl::Status LayerCache::Delete(absl::string_view key) {
+  return kv_->Delete(absl::StrCat("cache/", key));
 }
 
 std::string EncodeCacheConfig(const std::vector<std::pair<std::string, CacheRecord>>& records) {

@@ -38,6 +38,8 @@ struct CacheRecord {
   std::optional<archive::LayerInfo> layer;  // nullopt: config-only step
   std::string description;                  // the instruction
   int64_t created_unix = 0;
+  int64_t last_used_unix = 0;  // last build that stored or hit it
+  int64_t usage_count = 0;     // builds that stored or hit it
 };
 
 // sha256 over the parts, each length-prefixed, "sha256:<hex>".
@@ -60,6 +62,13 @@ class LayerCache {
   explicit LayerCache(kv::KvStore* kv) : kv_(kv) {}
   absl::StatusOr<std::optional<CacheRecord>> Lookup(absl::string_view key);
   absl::Status Store(absl::string_view key, const CacheRecord& record);
+  // Records a use of `key` now (last_used, usage_count). NotFound when the
+  // entry is gone.
+  absl::Status Touch(absl::string_view key, int64_t now_unix);
+  // Every readable entry, in key order.
+  absl::StatusOr<std::vector<std::pair<std::string, CacheRecord>>> List();
+  // Deletes the entry (absent: OK).
+  absl::Status Delete(absl::string_view key);
 
  private:
   kv::KvStore* kv_;

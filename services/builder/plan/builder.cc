@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -259,7 +260,14 @@ class Run {
         events_(events),
         failure_(failure),
         cache_(kv),
-        max_parallel_(std::max(1, b->max_parallel_stages())) {}
+        max_parallel_(std::max(1, b->max_parallel_stages())),
+        builder_(b) {
+    builder_->BuildStarted();
+  }
+  ~Run() {
+    builder_->Release(used_keys_);
+    builder_->BuildFinished();
+  }
 
   absl::StatusOr<BuildOutcome> Go();
 
@@ -300,7 +308,10 @@ class Run {
   absl::Status ExportCaches();
   void UseKey(const std::string& key) {
     std::lock_guard<std::mutex> l(keys_mu_);
-    if (used_set_.insert(key).second) used_keys_.push_back(key);
+    if (used_set_.insert(key).second) {
+      used_keys_.push_back(key);
+      builder_->Hold(key);
+    }
   }
   void Emit(BuildEvent e) {
     if (events_) events_(e);
@@ -321,6 +332,7 @@ class Run {
   int total_ = 0;
   std::atomic<int> cached_{0};
   int max_parallel_;
+  Builder* builder_;
   std::mutex keys_mu_;
   std::vector<std::string> used_keys_;  // guarded by keys_mu_, in first-use order
   std::set<std::string> used_set_;      // guarded by keys_mu_
@@ -359,7 +371,10 @@ absl::Status Run::ImportCaches() {
       }
       ASSIGN_OR_RETURN(std::optional<CacheRecord> have, cache_.Lookup(key));
       if (have && (!have->layer || store_->content().Info(have->layer->digest).ok())) continue;
-      RETURN_IF_ERROR(cache_.Store(key, record));
+      CacheRecord imported = record;
+      imported.last_used_unix = absl::ToUnixSeconds(absl::Now());
+      imported.usage_count = 0;
+      RETURN_IF_ERROR(cache_.Store(key, imported));
     }
   }
   return absl::OkStatus();
@@ -726,6 +741,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     op.dest = step.workdir;
   }
   std::string key = CacheKey(st->key, desc, inputs);
+  UseKey(key);  // held before the lookup, so a prune cannot take it away meanwhile
   std::optional<CacheRecord> hit;
   if (!p_.no_cache) {
     ASSIGN_OR_RETURN(hit, cache_.Lookup(key));
@@ -753,6 +769,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
                                    [&](char* buf, size_t len) { return r->Read(buf, len); }));
       st->chain = chain;
     }
+    RETURN_IF_ERROR(cache_.Touch(key, absl::ToUnixSeconds(absl::Now())));
     ev.kind = BuildEvent::Kind::kStepCached;
     if (layer) ev.layer_digest = layer->diff_id.str();
     ++cached_;
@@ -780,6 +797,8 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     rec.layer = layer;
     rec.description = desc;
     rec.created_unix = absl::ToUnixSeconds(absl::Now());
+    rec.last_used_unix = rec.created_unix;
+    rec.usage_count = 1;
     RETURN_IF_ERROR(cache_.Store(key, rec));
     BuildEvent done;
     done.kind = BuildEvent::Kind::kStepCompleted;
@@ -793,7 +812,6 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     Emit(done);
   }
   st->key = key;
-  UseKey(key);
   ApplyConfig(step, st);
   if (std::holds_alternative<df::Arg>(ins.command)) return absl::OkStatus();
   if (layer) st->layers.push_back(*layer);
@@ -1064,6 +1082,180 @@ absl::Status Builder::Export(const BuildOutcome& outcome, image::ArchiveFormat f
   std::vector<std::string> names = outcome.names;
   if (names.empty()) names.push_back(outcome.config_digest);
   return store_->Save(names, format, sink);
+}
+
+void Builder::Hold(const std::string& key) {
+  std::lock_guard<std::mutex> l(use_mu_);
+  ++held_[key];
+}
+
+void Builder::Release(const std::vector<std::string>& keys) {
+  std::lock_guard<std::mutex> l(use_mu_);
+  for (const std::string& k : keys) {
+    auto it = held_.find(k);
+    if (it != held_.end() && --it->second <= 0) held_.erase(it);
+  }
+}
+
+void Builder::BuildStarted() {
+  std::lock_guard<std::mutex> l(use_mu_);
+  ++running_builds_;
+}
+
+void Builder::BuildFinished() {
+  std::lock_guard<std::mutex> l(use_mu_);
+  --running_builds_;
+}
+
+namespace {
+
+// Entries with their sizes: each layer blob counted in its oldest entry.
+absl::StatusOr<std::vector<CacheEntryInfo>> Entries(LayerCache& cache,
+                                                    const std::map<std::string, int>& held) {
+  ASSIGN_OR_RETURN(auto records, cache.List());
+  std::vector<CacheEntryInfo> out;
+  for (auto& [key, record] : records) {
+    CacheEntryInfo e;
+    e.key = key;
+    e.record = std::move(record);
+    e.in_use = held.count(key) > 0;
+    out.push_back(std::move(e));
+  }
+  std::sort(out.begin(), out.end(), [](const CacheEntryInfo& a, const CacheEntryInfo& b) {
+    return std::tie(a.record.created_unix, a.key) < std::tie(b.record.created_unix, b.key);
+  });
+  std::set<oci::Digest> counted;
+  for (CacheEntryInfo& e : out) {
+    if (e.record.layer && counted.insert(e.record.layer->digest).second) {
+      e.size = static_cast<int64_t>(e.record.layer->size);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const CacheEntryInfo& a, const CacheEntryInfo& b) {
+    return std::tie(b.record.last_used_unix, a.key) < std::tie(a.record.last_used_unix, b.key);
+  });
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<CacheEntryInfo>> Builder::ListCache() {
+  LayerCache cache(kv_);
+  std::map<std::string, int> held;
+  {
+    std::lock_guard<std::mutex> l(use_mu_);
+    held = held_;
+  }
+  return Entries(cache, held);
+}
+
+absl::StatusOr<PruneResult> Builder::PruneCache(const PruneOptions& options) {
+  if (options.keep_duration < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("keep_duration must not be negative");
+  }
+  if (options.keep_bytes < 0) return absl::InvalidArgumentError("keep_bytes must not be negative");
+  const bool all =
+      options.all || (options.keep_duration == absl::ZeroDuration() && options.keep_bytes == 0);
+  std::lock_guard<std::mutex> l(use_mu_);
+  LayerCache cache(kv_);
+  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, Entries(cache, held_));
+  // Decide, least recently used last in `entries` (most recent first).
+  std::vector<bool> drop(entries.size(), false);
+  const int64_t cutoff = absl::ToUnixSeconds(absl::Now() - options.keep_duration);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].in_use) continue;
+    if (all || (options.keep_duration > absl::ZeroDuration() &&
+                entries[i].record.last_used_unix < cutoff)) {
+      drop[i] = true;
+    }
+  }
+  if (!all && options.keep_bytes > 0) {
+    auto kept_bytes = [&] {
+      std::set<oci::Digest> blobs;
+      int64_t total = 0;
+      for (size_t i = 0; i < entries.size(); ++i) {
+        const auto& layer = entries[i].record.layer;
+        if (!drop[i] && layer && blobs.insert(layer->digest).second) total += layer->size;
+      }
+      return total;
+    };
+    for (size_t i = entries.size(); i-- > 0 && kept_bytes() > options.keep_bytes;) {
+      if (!entries[i].in_use) drop[i] = true;
+    }
+  }
+  // Blobs still needed: by kept entries, and by images unless those go too.
+  const bool remove_images = all && running_builds_ == 0;
+  std::set<oci::Digest> needed;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!drop[i] && entries[i].record.layer) needed.insert(entries[i].record.layer->digest);
+  }
+  ASSIGN_OR_RETURN(std::vector<image::Image> images, store_->List());
+  if (!remove_images) {
+    for (const image::Image& img : images) {
+      absl::StatusOr<oci::Manifest> m = store_->GetManifest(img);
+      if (!m.ok()) continue;
+      for (const oci::Descriptor& d : m->layers) needed.insert(d.digest);
+    }
+  }
+  PruneResult out;
+  std::set<oci::Digest> freed;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!drop[i]) continue;
+    ++out.entries_deleted;
+    const auto& layer = entries[i].record.layer;
+    if (layer && !needed.count(layer->digest) && freed.insert(layer->digest).second) {
+      absl::StatusOr<content::Info> info = store_->content().Info(layer->digest);
+      if (!info.ok()) continue;  // already gone
+      out.bytes_freed += static_cast<int64_t>(info->size);
+      if (!options.dry_run) {
+        absl::Status s = store_->content().Delete(layer->digest);
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+      }
+    }
+    if (!options.dry_run) RETURN_IF_ERROR(cache.Delete(entries[i].key));
+  }
+  if (remove_images) {
+    // Everything the images hold goes with them.
+    ASSIGN_OR_RETURN(std::vector<content::Info> blobs, store_->content().List());
+    for (const content::Info& b : blobs) {
+      if (!freed.count(b.digest)) out.bytes_freed += static_cast<int64_t>(b.size);
+    }
+    if (!options.dry_run) {
+      std::set<std::string> done;
+      for (const image::Image& img : images) {
+        if (!done.insert(img.id.str()).second) continue;
+        absl::StatusOr<image::RemoveResult> r = store_->Remove(img.id.str(), /*force=*/true);
+        if (!r.ok() && !absl::IsNotFound(r.status())) return r.status();
+      }
+      // Blobs no image recorded (cache exports' configs, layers of stages
+      // that were not the target).
+      ASSIGN_OR_RETURN(blobs, store_->content().List());
+      for (const content::Info& b : blobs) {
+        absl::Status s = store_->content().Delete(b.digest);
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+      }
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<CacheDiskUsage> Builder::DiskUsage() {
+  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, ListCache());
+  CacheDiskUsage u;
+  u.cache_entries = static_cast<int64_t>(entries.size());
+  std::set<oci::Digest> cache_blobs;
+  for (const CacheEntryInfo& e : entries) {
+    if (e.record.layer) cache_blobs.insert(e.record.layer->digest);
+  }
+  ASSIGN_OR_RETURN(std::vector<content::Info> blobs, store_->content().List());
+  for (const content::Info& b : blobs) {
+    (cache_blobs.count(b.digest) ? u.cache_bytes : u.content_bytes) += static_cast<int64_t>(b.size);
+  }
+  PruneOptions all;
+  all.all = true;
+  all.dry_run = true;
+  ASSIGN_OR_RETURN(PruneResult r, PruneCache(all));
+  u.reclaimable_bytes = r.bytes_freed;
+  return u;
 }
 
 }  // namespace pier::builder

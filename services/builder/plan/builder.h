@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "lib/image/store.h"
 #include "lib/kv/kv_store.h"
 #include "lib/oci/types.h"
+#include "services/builder/cache/layer_cache.h"
 
 namespace pier::builder {
 
@@ -108,6 +110,35 @@ struct BuildFailure {
   int exit_code = 0;
 };
 
+// One layer cache entry as ListCache reports it.
+struct CacheEntryInfo {
+  std::string key;
+  CacheRecord record;
+  // Bytes of its layer blob, counted in the oldest entry that has it (0 for
+  // the others and for config-only entries).
+  int64_t size = 0;
+  bool in_use = false;  // a running build holds it
+};
+
+struct PruneOptions {
+  bool all = false;              // every entry not in use, and the builder's images
+  absl::Duration keep_duration;  // keep entries used within this (0: no age rule)
+  int64_t keep_bytes = 0;        // then LRU until at most this many bytes (0: no limit)
+  bool dry_run = false;
+};
+
+struct PruneResult {
+  int64_t entries_deleted = 0;
+  int64_t bytes_freed = 0;
+};
+
+struct CacheDiskUsage {
+  int64_t cache_bytes = 0;  // distinct layer blobs of cache entries
+  int64_t cache_entries = 0;
+  int64_t content_bytes = 0;  // the rest of the content store
+  int64_t reclaimable_bytes = 0;
+};
+
 class Builder {
  public:
   // `max_parallel_stages` bounds how many independent stages of one build
@@ -121,6 +152,28 @@ class Builder {
         max_parallel_stages_(max_parallel_stages) {}
 
   int max_parallel_stages() const { return max_parallel_stages_; }
+
+  // Layer cache entries, most recently used first.
+  absl::StatusOr<std::vector<CacheEntryInfo>> ListCache();
+
+  // Deletes cache entries by the rules of `options` (no rule at all: like
+  // `all`), skipping entries a running build holds, and each deleted
+  // entry's layer blob when no remaining entry or image needs it. With
+  // `all` and no build running, the builder's image records go too (their
+  // blobs and snapshots with them, ImageStore::Remove). InvalidArgument for
+  // a negative keep_duration or keep_bytes; the stores' errors otherwise.
+  absl::StatusOr<PruneResult> PruneCache(const PruneOptions& options);
+
+  // Space the cache and the content store use; reclaimable is what
+  // PruneCache{all} would free now.
+  absl::StatusOr<CacheDiskUsage> DiskUsage();
+
+  // For builds: marks cache `key` as held until released (pruning skips
+  // held entries), and counts running builds.
+  void Hold(const std::string& key);
+  void Release(const std::vector<std::string>& keys);
+  void BuildStarted();
+  void BuildFinished();
 
   absl::StatusOr<BuildOutcome> Build(const BuildParams& params, const EventFn& events,
                                      BuildFailure* failure);
@@ -138,6 +191,9 @@ class Builder {
   exec::Executor* executor_;
   std::string root_;
   int max_parallel_stages_;
+  std::mutex use_mu_;                // held by PruneCache throughout, so holds wait for it
+  std::map<std::string, int> held_;  // guarded by use_mu_
+  int running_builds_ = 0;           // guarded by use_mu_
 };
 
 }  // namespace pier::builder

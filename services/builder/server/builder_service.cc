@@ -1,5 +1,6 @@
 #include "services/builder/server/builder_service.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,8 +10,10 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -241,6 +244,7 @@ grpc::Status BuilderService::Build(
   // context store already holds (from earlier builds) are copied from it,
   // and of several files with one digest only the first is asked for.
   const std::string store = absl::StrCat(root_, "/context-store");
+  std::shared_lock<std::shared_mutex> store_lock(context_store_mu_);
   if (absl::Status s = MakeDirs(store, 0700); !s.ok()) return fail(s);
   auto stored = [&](const pb::FileEntry& e) -> std::string {
     absl::StatusOr<oci::Digest> d = oci::Digest::Parse(e.digest());
@@ -261,6 +265,7 @@ grpc::Status BuilderService::Build(
       absl::Status s = MakeDirs(Dirname(dst), 0755);
       if (s.ok()) s = CopyFile(in_store, dst);
       if (!s.ok()) return fail(s);
+      (void)chmod(in_store.c_str(), st.st_mode & 07777);  // bumps ctime: last use
       continue;
     }
     if (!e.digest().empty()) {
@@ -340,6 +345,7 @@ grpc::Status BuilderService::Build(
     ts[0].tv_nsec = ts[1].tv_nsec = e.mtime().nanos();
     (void)utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW);
   }
+  store_lock.unlock();
   BuildParams params;
   params.build_id = build_id;
   params.context_dir = ctx_dir;
@@ -457,6 +463,128 @@ grpc::Status BuilderService::Build(
   res->mutable_duration()->set_nanos(static_cast<int32_t>(ns % 1000000000));
   res->set_context_bytes_transferred(transferred);
   send(r);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+struct StoredFile {
+  std::string path;
+  int64_t size = 0;
+  int64_t last_use = 0;  // ctime, seconds
+};
+
+absl::StatusOr<std::vector<StoredFile>> ListStore(const std::string& dir) {
+  std::vector<StoredFile> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return out;
+    return ErrnoStatus(errno, "opendir " + dir);
+  }
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    std::string p = dir + "/" + name;
+    if (lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    out.push_back({p, static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_ctim.tv_sec)});
+  }
+  closedir(d);
+  return out;
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+}  // namespace
+
+grpc::Status BuilderService::ListCache(grpc::ServerContext* context,
+                                       const pb::ListCacheRequest* request,
+                                       pb::ListCacheResponse* response) {
+  (void)context;
+  size_t offset = 0;
+  if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &offset)) {
+    return rpc::ToGrpcStatus(
+        absl::InvalidArgumentError("malformed page_token: " + request->page_token()));
+  }
+  int size = request->page_size() <= 0 ? 100 : std::min(request->page_size(), 1000);
+  absl::StatusOr<std::vector<CacheEntryInfo>> entries = builder_->ListCache();
+  if (!entries.ok()) return rpc::ToGrpcStatus(entries.status());
+  for (size_t i = offset; i < entries->size() && i < offset + size; ++i) {
+    const CacheEntryInfo& e = (*entries)[i];
+    pb::CacheEntry* out = response->add_entries();
+    out->set_key(e.key);
+    if (e.record.layer) out->set_layer_digest(e.record.layer->diff_id.str());
+    out->set_size(e.size);
+    out->mutable_last_used()->set_seconds(e.record.last_used_unix);
+    out->mutable_created_at()->set_seconds(e.record.created_unix);
+    out->set_usage_count(e.record.usage_count);
+    out->set_description(e.record.description);
+    out->set_in_use(e.in_use);
+  }
+  if (offset + size < entries->size()) response->set_next_page_token(absl::StrCat(offset + size));
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderService::PruneCache(grpc::ServerContext* context,
+                                        const pb::PruneCacheRequest* request,
+                                        pb::PruneCacheResponse* response) {
+  (void)context;
+  PruneOptions o;
+  o.all = request->all();
+  o.keep_duration = FromProto(request->keep_duration());
+  o.keep_bytes = request->keep_bytes();
+  o.dry_run = request->dry_run();
+  absl::StatusOr<PruneResult> r = builder_->PruneCache(o);
+  if (!r.ok()) return rpc::ToGrpcStatus(r.status());
+  response->set_entries_deleted(r->entries_deleted);
+  int64_t freed = r->bytes_freed;
+  // The context store, by the same rules.
+  std::unique_lock<std::shared_mutex> l(context_store_mu_);
+  absl::StatusOr<std::vector<StoredFile>> files = ListStore(root_ + "/context-store");
+  if (!files.ok()) return rpc::ToGrpcStatus(files.status());
+  const bool all = o.all || (o.keep_duration == absl::ZeroDuration() && o.keep_bytes == 0);
+  const int64_t cutoff = absl::ToUnixSeconds(absl::Now() - o.keep_duration);
+  std::sort(files->begin(), files->end(), [](const StoredFile& a, const StoredFile& b) {
+    return a.last_use > b.last_use;  // most recent first
+  });
+  int64_t kept = 0;
+  for (const StoredFile& f : *files) {
+    bool drop = all || (o.keep_duration > absl::ZeroDuration() && f.last_use < cutoff) ||
+                (o.keep_bytes > 0 && kept + f.size > o.keep_bytes);
+    if (!drop) {
+      kept += f.size;
+      continue;
+    }
+    if (!o.dry_run && unlink(f.path.c_str()) != 0 && errno != ENOENT) {
+      return rpc::ToGrpcStatus(ErrnoStatus(errno, "remove " + f.path));
+    }
+    freed += f.size;
+  }
+  response->set_bytes_freed(freed);
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderService::DiskUsage(grpc::ServerContext* context,
+                                       const pb::DiskUsageRequest* request,
+                                       pb::DiskUsageResponse* response) {
+  (void)context;
+  (void)request;
+  absl::StatusOr<CacheDiskUsage> u = builder_->DiskUsage();
+  if (!u.ok()) return rpc::ToGrpcStatus(u.status());
+  int64_t context_bytes = 0;
+  {
+    std::shared_lock<std::shared_mutex> l(context_store_mu_);
+    absl::StatusOr<std::vector<StoredFile>> files = ListStore(root_ + "/context-store");
+    if (!files.ok()) return rpc::ToGrpcStatus(files.status());
+    for (const StoredFile& f : *files) context_bytes += f.size;
+  }
+  response->set_cache_bytes(u->cache_bytes);
+  response->set_cache_entries(u->cache_entries);
+  response->set_context_bytes(context_bytes);
+  response->set_content_bytes(u->content_bytes);
+  response->set_reclaimable_bytes(u->reclaimable_bytes + context_bytes);
   return grpc::Status::OK;
 }
 
