@@ -43,6 +43,7 @@ int Fail(const absl::Status& status, int code = 1);
 
 int Attach(const Globals& globals, const std::vector<std::string>& args);
 int Build(const Globals& globals, const std::vector<std::string>& args);
+int Builder(const Globals& globals, const std::vector<std::string>& args);
 int Commit(const Globals& globals, const std::vector<std::string>& args);
 int Completion(const Globals& globals, const std::vector<std::string>& args);
 int Create(const Globals& globals, const std::vector<std::string>& args);

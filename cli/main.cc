@@ -18,6 +18,7 @@ namespace {
 constexpr Verb kVerbs[] = {
     {"attach", "Attach to a running container's input and output", Attach},
     {"build", "Build an image from a Dockerfile", Build},
+    {"builder", "Manage the build cache (prune, du)", Builder},
     {"commit", "Create an image from a container's changes", Commit},
     {"completion", "Print a shell completion script (bash)", Completion},
     {"create", "Create a container", Create},

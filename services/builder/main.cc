@@ -38,7 +38,10 @@ int main(int argc, char** argv) {
   spec.name = "pier-builder";
   spec.default_listen = "127.0.0.1:5051";
   spec.default_root = "/var/lib/pier/builder";
+  int64_t max_parallel_stages = 3;
   spec.add_flags = [&](pier::FlagSet& flags) {
+    flags.Int("max-parallel-stages", "", &max_parallel_stages,
+              "independent stages of one build run at once, at most this many (default 3)");
     flags.String("registry-ca", "", &registry_options.ca_file,
                  "PEM CA to verify registries with (besides the system CAs)");
     flags.String("registry-tls-cert", "", &registry_options.cert_file,
@@ -50,6 +53,9 @@ int main(int argc, char** argv) {
                      "localhost=127.0.0.1:5000 (repeatable)");
   };
   spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
+    if (max_parallel_stages < 1) {
+      return absl::InvalidArgumentError("--max-parallel-stages must be at least 1");
+    }
     const std::string& root = ctx.options().root;
     RETURN_IF_ERROR(pier::distribution::ParseRegistryAliases(aliases, &registry_options.aliases));
     RETURN_IF_ERROR(pier::MakeDirs(root + "/content", 0700));
@@ -62,7 +68,8 @@ int main(int argc, char** argv) {
                                                                  state.content.get()));
     state.executor = std::make_unique<pier::exec::NativeExecutor>();
     state.builder = std::make_unique<pier::builder::Builder>(state.images.get(), state.meta.get(),
-                                                             state.executor.get(), root);
+                                                             state.executor.get(), root,
+                                                             static_cast<int>(max_parallel_stages));
     // With registry TLS settings, loopback registries are reached over https
     // too (they are the suite's own registry, serving TLS).
     registry_options.force_tls =
