@@ -257,6 +257,9 @@ class Run {
 
  private:
   absl::StatusOr<BaseImage> GetImage(const std::string& ref);
+  // The builder's registry options with the client's credentials for the
+  // registry `ref` names, if it sent any.
+  distribution::RegistryClientOptions OptionsFor(const std::string& ref) const;
   absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st);
   absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st);
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
@@ -293,6 +296,16 @@ class Run {
   int cached_ = 0;
 };
 
+distribution::RegistryClientOptions Run::OptionsFor(const std::string& ref) const {
+  distribution::RegistryClientOptions opts = registry_options_;
+  absl::StatusOr<oci::Reference> parsed = oci::Reference::Parse(ref);
+  if (!parsed.ok()) return opts;
+  for (const auto& [host, creds] : p_.credentials) {
+    if (distribution::SameRegistryHost(host, parsed->registry)) opts.credentials = creds;
+  }
+  return opts;
+}
+
 absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
   auto it = images_.find(ref);
   if (it != images_.end()) return it->second;
@@ -300,8 +313,7 @@ absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
   absl::StatusOr<image::Image> img = absl::NotFoundError("");
   if (!p_.pull) img = store_->Get(ref);
   if (!img.ok()) {
-    distribution::RegistryClientOptions opts = registry_options_;
-    img = store_->Pull(ref, opts);
+    img = store_->Pull(ref, OptionsFor(ref));
     if (!img.ok()) return Annotate(img.status(), "pulling " + ref);
   }
   b.image = *img;
@@ -852,8 +864,8 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   if (p_.push) {
     for (size_t i = 0; i < p_.tags.size(); ++i) {
       if (!NamesRegistry(p_.tags[i])) continue;
-      distribution::RegistryClientOptions opts = registry_options_;
-      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), normalized[i], opts);
+      absl::StatusOr<oci::Descriptor> d =
+          store_->Push(img.id.str(), normalized[i], OptionsFor(normalized[i]));
       if (!d.ok()) return Annotate(d.status(), "pushing " + p_.tags[i]);
       out.pushed.push_back(normalized[i] + "@" + d->digest.str());
     }

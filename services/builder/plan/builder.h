@@ -74,6 +74,10 @@ struct BuildParams {
   bool push = true;
   std::optional<int64_t> source_date_epoch;
   int64_t memory_bytes = 0;
+  // Registry credentials of the client (`pier login`), by registry host;
+  // used for base image pulls and pushes to a matching host
+  // (distribution::SameRegistryHost), anonymous elsewhere.
+  std::map<std::string, distribution::Credentials> credentials;
 };
 
 struct BuildOutcome {

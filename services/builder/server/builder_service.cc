@@ -260,6 +260,9 @@ grpc::Status BuilderService::Build(
   params.pull = spec.pull();
   if (spec.has_source_date_epoch()) params.source_date_epoch = spec.source_date_epoch();
   params.memory_bytes = spec.memory_bytes();
+  for (const pier::common::v1::RegistryAuth& a : spec.registry_auth()) {
+    params.credentials[a.server_address()] = distribution::Credentials{a.username(), a.password()};
+  }
   params.push = true;
   for (const pb::Output& o : spec.outputs()) {
     if (o.type() != pb::Output::TYPE_REGISTRY) {
