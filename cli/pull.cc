@@ -1,8 +1,10 @@
-// `pier pull IMAGE`: pier-runtime pulls an image from its registry.
+// `pier pull IMAGE`: pier-runtime pulls an image from its registry; progress
+// on stderr (cli/progress.h: redrawn in place on a terminal), -q for none.
 #include <grpcpp/grpcpp.h>
 
 #include <iostream>
 
+#include "cli/progress.h"
 #include "cli/runtime_client.h"
 
 namespace pier::cli {
@@ -23,8 +25,9 @@ int Pull(const Globals& g, const std::vector<std::string>& args) {
   auto reader = (*stub)->PullImage(&ctx, req);
   rt::PullImageResponse resp;
   std::string id;
+  ProgressDisplay display = ProgressDisplay::ForStream(stderr, ProgressDisplay::Direction::kPull);
   while (reader->Read(&resp)) {
-    if (resp.has_progress() && !quiet) PrintProgress(resp.progress());
+    if (resp.has_progress() && !quiet) display.Update(resp.progress());
     if (resp.has_image()) id = resp.image().id();
   }
   grpc::Status s = reader->Finish();
