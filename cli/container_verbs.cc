@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/ascii.h"
 #include "cli/format.h"
 #include "cli/logs_stream.h"
 #include "cli/runtime_client.h"

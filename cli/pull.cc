@@ -9,19 +9,13 @@
 
 namespace pier::cli {
 
-int Pull(const Globals& g, const std::vector<std::string>& args) {
-  bool quiet = false;
-  FlagSet flags("pier pull", "[flags] IMAGE");
-  flags.Bool("quiet", "q", &quiet, "print only the image id");
-  std::vector<std::string> pos;
-  if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
-  if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier pull needs one IMAGE"), 2);
+absl::StatusOr<std::string> PullImage(const Globals& g, const std::string& reference, bool quiet) {
   auto stub = ImageStub(g);
-  if (!stub.ok()) return Fail(stub.status());
+  if (!stub.ok()) return stub.status();
   grpc::ClientContext ctx;
   rt::PullImageRequest req;
-  req.set_reference(pos[0]);
-  SetAuth(pos[0], req.mutable_auth());
+  req.set_reference(reference);
+  SetAuth(reference, req.mutable_auth());
   auto reader = (*stub)->PullImage(&ctx, req);
   rt::PullImageResponse resp;
   std::string id;
@@ -31,8 +25,22 @@ int Pull(const Globals& g, const std::vector<std::string>& args) {
     if (resp.has_image()) id = resp.image().id();
   }
   grpc::Status s = reader->Finish();
-  if (!s.ok()) return FailRpc(s);
-  std::cout << (quiet ? id : "Pulled " + pos[0] + " (" + id + ")") << "\n";
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  }
+  return id;
+}
+
+int Pull(const Globals& g, const std::vector<std::string>& args) {
+  bool quiet = false;
+  FlagSet flags("pier pull", "[flags] IMAGE");
+  flags.Bool("quiet", "q", &quiet, "print only the image id");
+  std::vector<std::string> pos;
+  if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
+  if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier pull needs one IMAGE"), 2);
+  absl::StatusOr<std::string> id = PullImage(g, pos[0], quiet);
+  if (!id.ok()) return Fail(id.status());
+  std::cout << (quiet ? *id : "Pulled " + pos[0] + " (" + *id + ")") << "\n";
   return 0;
 }
 
