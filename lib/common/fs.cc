@@ -4,10 +4,15 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "lib/common/status.h"
@@ -165,5 +170,75 @@ absl::Status RemoveAt(int dirfd, const char* name, const std::string& shown) {
 }  // namespace
 
 absl::Status RemoveAll(const std::string& path) { return RemoveAt(AT_FDCWD, path.c_str(), path); }
+
+namespace {
+
+// One thread deletes what RemoveInBackground renamed away, in order.
+class Reaper {
+ public:
+  static Reaper& Get() {
+    static Reaper* r = new Reaper();  // never destroyed: the thread may run at exit
+    return *r;
+  }
+  void Add(std::string path) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(path));
+      if (!started_) {
+        started_ = true;
+        std::thread([this] { Loop(); }).detach();
+      }
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::string path;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty(); });
+        path = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      (void)RemoveAll(path);
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool started_ = false;
+};
+
+}  // namespace
+
+absl::Status RemoveInBackground(const std::string& path, const std::string& trash_dir) {
+  static std::atomic<uint64_t> counter{0};
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? absl::OkStatus() : ErrnoStatus(errno, absl::StrCat("stat ", path));
+  }
+  if (absl::Status s = MakeDirs(trash_dir, 0700); !s.ok()) return RemoveAll(path);
+  std::string doomed =
+      JoinPath(trash_dir, absl::StrCat(getpid(), "-", counter++, "-", std::random_device{}()));
+  if (::rename(path.c_str(), doomed.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return RemoveAll(path);  // another file system, or a mount point
+  }
+  Reaper::Get().Add(std::move(doomed));
+  return absl::OkStatus();
+}
+
+void EmptyTrash(const std::string& trash_dir) {
+  DIR* d = ::opendir(trash_dir.c_str());
+  if (d == nullptr) return;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    Reaper::Get().Add(JoinPath(trash_dir, name));
+  }
+  ::closedir(d);
+}
 
 }  // namespace pier

@@ -73,6 +73,16 @@ absl::Status MakeDirs(const std::string& path, int mode = 0755);
 // not cross into other mounts' contents beyond unlinking entries.
 absl::Status RemoveAll(const std::string& path);
 
+// Removes `path` (as RemoveAll) without making the caller wait for it: renames
+// it to a unique name inside `trash_dir` (created if needed; on the same
+// file system) and deletes it on a background thread. OK when `path` does not
+// exist; falls back to RemoveAll when the rename cannot be done. What a crash
+// leaves in `trash_dir` is removed by the owner's next EmptyTrash.
+absl::Status RemoveInBackground(const std::string& path, const std::string& trash_dir);
+
+// Deletes everything in `trash_dir` on the background thread.
+void EmptyTrash(const std::string& trash_dir);
+
 // fsyncs the directory at `path` so a rename or create inside it is durable.
 absl::Status SyncDir(const std::string& path);
 

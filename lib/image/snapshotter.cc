@@ -548,7 +548,8 @@ absl::Status Snapshotter::RemoveActive(absl::string_view key) {
   batch.Delete(ActiveKey(key));
   if (info->parent) batch.Delete(RefKey(*info->parent, "a", key));
   RETURN_IF_ERROR(kv_->Write(batch));
-  return RemoveAll(ActiveDir(key));
+  // Its files go on a background thread (tmp/ is emptied on Open).
+  return RemoveInBackground(ActiveDir(key), JoinPath(root_, "tmp"));
 }
 
 absl::StatusOr<Usage> Snapshotter::UsageOf(const oci::Digest& chain_id) {

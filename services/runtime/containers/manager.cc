@@ -81,6 +81,7 @@ std::string RecordToJson(const ContainerInfo& c) {
          {"stop_signal", c.stop_signal},
          {"stop_timeout_ms", absl::ToInt64Milliseconds(c.stop_timeout)},
          {"open_stdin", c.open_stdin},
+         {"auto_remove", c.auto_remove},
          {"spec", ContainerSpecToJsonValue(c.spec)}};
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
@@ -112,6 +113,7 @@ absl::StatusOr<ContainerInfo> RecordFromJson(absl::string_view key, absl::string
     c.stop_signal = j.value("stop_signal", 0);
     c.stop_timeout = absl::Milliseconds(j.value("stop_timeout_ms", int64_t{10000}));
     c.open_stdin = j.value("open_stdin", false);
+    c.auto_remove = j.value("auto_remove", false);
     if (j.contains("spec")) {
       auto spec = ContainerSpecFromJsonValue(j["spec"]);
       if (!spec.ok()) return Annotate(spec.status(), absl::StrCat("container record ", key));
@@ -244,10 +246,25 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(Manager
   if (options.shim_path.empty()) options.shim_path = ShimPathFromSelf();
   std::unique_ptr<ContainerManager> m(new ContainerManager(std::move(options)));
   RETURN_IF_ERROR(MakeDirs(JoinPath(m->opts_.root, "containers"), 0711));
+  EmptyTrash(JoinPath(m->opts_.root, "trash"));  // what removals left before a crash
   RETURN_IF_ERROR(m->Load());
   m->wake_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m->wake_fd_.valid()) return ErrnoStatus(errno, "eventfd");
   m->supervisor_ = std::thread([p = m.get()] { p->Supervise(); });
+  m->remover_ = std::thread([p = m.get()] {
+    for (;;) {
+      std::string id;
+      {
+        std::unique_lock<std::mutex> lock(p->remove_queue_mu_);
+        p->remove_cv_.wait(lock, [&] { return p->remove_stopping_ || !p->remove_queue_.empty(); });
+        if (p->remove_stopping_) return;
+        id = std::move(p->remove_queue_.front());
+        p->remove_queue_.pop_front();
+      }
+      std::lock_guard<std::mutex> lock(p->remove_mu_);
+      if (p->auto_remove_) p->auto_remove_(id);
+    }
+  });
   if (m->opts_.standby_shim)
     m->standby_thread_ = std::thread([p = m.get()] { p->KeepStandbyShim(); });
   return m;
@@ -261,12 +278,35 @@ ContainerManager::~ContainerManager() {
   Wake();
   if (supervisor_.joinable()) supervisor_.join();
   {
+    std::lock_guard<std::mutex> lock(remove_queue_mu_);
+    remove_stopping_ = true;
+  }
+  remove_cv_.notify_all();
+  if (remover_.joinable()) remover_.join();
+  {
     std::lock_guard<std::mutex> lock(standby_mu_);
     standby_stopping_ = true;
     standby_.Reset();  // the idle shim reads EOF and exits
   }
   standby_cv_.notify_all();
   if (standby_thread_.joinable()) standby_thread_.join();
+}
+
+void ContainerManager::SetAutoRemove(std::function<void(const std::string& id)> remove) {
+  std::lock_guard<std::mutex> lock(remove_mu_);
+  auto_remove_ = std::move(remove);
+}
+
+absl::Status ContainerManager::WaitRemoved(absl::string_view id, absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const std::string key(id);
+  while (entries_.count(key)) {
+    if (cv_.wait_until(lock, absl::ToChronoTime(deadline)) == std::cv_status::timeout &&
+        entries_.count(key)) {
+      return absl::DeadlineExceededError(absl::StrCat("container ", key, " is not removed yet"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void ContainerManager::KeepStandbyShim() {
@@ -419,6 +459,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
   c.stop_signal = options.stop_signal;
   c.stop_timeout = options.stop_timeout;
   c.open_stdin = options.open_stdin;
+  c.auto_remove = options.auto_remove;
   c.created_at = absl::Now();
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -646,6 +687,11 @@ void ContainerManager::HandleExit(const std::string& id, absl::StatusOr<shim::Ex
     absl::Status s = PersistLocked(e);
     if (!s.ok()) {
       PIER_LOG(ERROR) << "recording the exit of " << id << ": " << s;
+    }
+    if (!restart && c.auto_remove) {
+      std::lock_guard<std::mutex> qlock(remove_queue_mu_);
+      remove_queue_.push_back(id);
+      remove_cv_.notify_one();
     }
   }
   cv_.notify_all();
@@ -883,7 +929,7 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
                       << " still alive; killing it";
     ::kill(*shim_pid, SIGKILL);
   }
-  RETURN_IF_ERROR(RemoveAll(StateDir(id)));
+  RETURN_IF_ERROR(RemoveInBackground(StateDir(id), JoinPath(opts_.root, "trash")));
   lock.lock();
   kv::Batch batch;
   batch.Delete(absl::StrCat(kRecordPrefix, id));

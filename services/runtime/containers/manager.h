@@ -25,6 +25,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -77,6 +78,7 @@ struct CreateOptions {
   int stop_signal = 0;                              // 0: SIGTERM
   absl::Duration stop_timeout = absl::Seconds(10);  // Stop()'s default
   bool open_stdin = false;                          // keep stdin open for Attach(stdin) (non-tty)
+  bool auto_remove = false;  // removed (see SetAutoRemove) once its main process exits
 };
 
 // A container as List() and Inspect() report it.
@@ -98,6 +100,7 @@ struct ContainerInfo {
   int stop_signal = 0;
   absl::Duration stop_timeout = absl::Seconds(10);
   bool open_stdin = false;
+  bool auto_remove = false;
   exec::ContainerSpec spec;
 };
 
@@ -201,6 +204,16 @@ class ContainerManager {
   // <root>/containers/<id>
   std::string StateDir(absl::string_view id) const;
 
+  // `remove` is called, on a worker thread of the manager, for each
+  // container created with auto_remove once its exit is recorded (or found
+  // at Recover). nullptr stops the calls; when SetAutoRemove returns, no
+  // call of the previous function is running.
+  void SetAutoRemove(std::function<void(const std::string& id)> remove);
+
+  // Waits until the container is removed. OK when it is (or never was);
+  // DeadlineExceeded at `deadline`.
+  absl::Status WaitRemoved(absl::string_view id, absl::Time deadline);
+
  private:
   struct Entry {
     ContainerInfo info;
@@ -249,6 +262,15 @@ class ContainerManager {
   UniqueFd standby_;                    // guarded by standby_mu_
   bool standby_stopping_ = false;       // guarded by standby_mu_
   std::thread standby_thread_;
+
+  // Auto-removal: ids queued by HandleExit, removed by remover_.
+  std::mutex remove_mu_;                                 // held while calling auto_remove_
+  std::function<void(const std::string&)> auto_remove_;  // guarded by remove_mu_
+  std::mutex remove_queue_mu_;
+  std::condition_variable remove_cv_;
+  std::deque<std::string> remove_queue_;  // guarded by remove_queue_mu_
+  bool remove_stopping_ = false;          // guarded by remove_queue_mu_
+  std::thread remover_;
 };
 
 }  // namespace pier::runtime

@@ -525,7 +525,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
     if (policy != "no") {
       return absl::InvalidArgumentError("auto_remove conflicts with a restart policy");
     }
-    return absl::UnimplementedError("auto_remove is not supported yet");
+    opts.auto_remove = true;
   }
   const std::string stop_signal = !spec.stop_signal().empty() ? spec.stop_signal() : ic.stop_signal;
   if (!stop_signal.empty()) {
@@ -638,6 +638,17 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   PIER_LOG(INFO) << "created container " << *id << " (" << *name << ") from " << spec.image();
   return *id;
 }
+
+ContainerServiceImpl::ContainerServiceImpl(const RuntimeContext* ctx) : ctx_(ctx) {
+  ctx_->containers->SetAutoRemove([this](const std::string& id) {
+    absl::Status s = RemoveById(id, /*force=*/false);
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      PIER_LOG(WARNING) << "container " << id << ": auto-remove: " << s;
+    }
+  });
+}
+
+ContainerServiceImpl::~ContainerServiceImpl() { ctx_->containers->SetAutoRemove(nullptr); }
 
 absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force) {
   absl::StatusOr<v1::Container> record = Record(id);
@@ -888,12 +899,19 @@ grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
     return grpc::Status::OK;
   }
   if (cond == v1::WAIT_CONDITION_REMOVED) {
-    // Removal happens by RemoveContainer only (no auto_remove yet): poll.
+    // Removed by RemoveContainer or, with auto_remove, after its exit: the
+    // answer carries the last state seen before the removal.
     while (!context->IsCancelled()) {
       auto now = ctx_->containers->Inspect(*id);
       if (absl::IsNotFound(now.status())) return grpc::Status::OK;
       if (now.ok()) fill(*now);
-      absl::SleepFor(absl::Milliseconds(100));
+      if (now.ok() &&
+          (now->state == ContainerState::kRunning || now->state == ContainerState::kRestarting)) {
+        (void)ctx_->containers->Wait(*id, absl::Milliseconds(500));  // then its exit is filled
+        continue;
+      }
+      absl::Status w = ctx_->containers->WaitRemoved(*id, absl::Now() + absl::Milliseconds(500));
+      if (w.ok()) return grpc::Status::OK;
     }
     return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
   }

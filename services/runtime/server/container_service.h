@@ -34,7 +34,9 @@ namespace pier::runtime {
 
 class ContainerServiceImpl final : public v1::ContainerService::Service {
  public:
-  explicit ContainerServiceImpl(const RuntimeContext* ctx) : ctx_(ctx) {}
+  // Removes auto_remove containers after their exit (ContainerManager::SetAutoRemove).
+  explicit ContainerServiceImpl(const RuntimeContext* ctx);
+  ~ContainerServiceImpl() override;
 
   grpc::Status CreateContainer(grpc::ServerContext* context,
                                const v1::CreateContainerRequest* request,
