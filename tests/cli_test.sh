@@ -78,6 +78,16 @@ set +e
 pier exec web sh -c 'exit 5'; rc=$?
 set -e
 [ "$rc" = 5 ] || fail "exec exit code $rc, expected 5"
+# exec -it: a shell on a pty of the container, typed into through `script`.
+set +e
+out=$(printf 'echo ex-$((6*7)); busybox tty\nexit 6\n' |
+  script -qfec "$BIN/pier exec -it web sh" /dev/null); rc=$?
+set -e
+[ "$rc" = 6 ] || fail "exec -it exit code $rc, expected 6: $out"
+echo "$out" | grep -q "ex-42" || fail "exec -it output: $out"
+echo "$out" | grep -q "^/dev/pts/[0-9]" || fail "exec -it has no pty: $out"
+out=$(script -qfec "stty rows 31 cols 97; $BIN/pier exec -t web busybox stty size" /dev/null </dev/null)
+echo "$out" | grep -q "31 97" || fail "exec -t tty size: $out"
 # Attach: run -it / -i / -t in the foreground and pier attach; `script`
 # gives the CLI a pty.
 set +e

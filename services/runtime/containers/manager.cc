@@ -1008,7 +1008,8 @@ absl::StatusOr<std::unique_ptr<exec::Process>> ContainerManager::Exec(
     ASSIGN_OR_RETURN(std::string id, ResolveLocked(id_or_name));
     const ContainerInfo& c = entries_.at(id).info;
     if (c.state != ContainerState::kRunning || c.pid <= 0) {
-      return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("container ", c.name, " (", id, ") is not running: cannot exec in it"));
     }
     pid = c.pid;
     options.privileged = c.spec.privileged;

@@ -25,6 +25,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "pier/runtime/v1/runtime.grpc.pb.h"
@@ -87,8 +89,15 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   absl::StatusOr<std::string> Resolve(absl::string_view id_or_name) const;
 
  public:
-  // Exec without a tty: stdin from the client's messages, stdout and
-  // stderr back as output frames, then the exit. A tty is UNIMPLEMENTED.
+  // Exec: a new process in the container's namespaces and cgroup, a child
+  // of the agent (not of the shim), killed when the RPC is cancelled.
+  // Without a tty: stdin from the client's messages (pipes), stdout and
+  // stderr back as output frames. With a tty: a pty made inside the
+  // container (its devpts), sized from tty_size (80x24 when unset), resized
+  // by stream messages or ResizeTty(exec_id); output comes as stdout until
+  // no process holds the terminal any more (or, after the exec's exit, until
+  // it falls silent: a background child may keep it open); close_stdin sends
+  // the end-of-file character. detach_keys are not honoured yet.
   grpc::Status Exec(grpc::ServerContext* context,
                     grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream) override;
 
@@ -114,6 +123,16 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   absl::Status RemoveById(const std::string& id, bool force);
 
   const RuntimeContext* ctx_;
+
+  // Execs in flight, by exec id, for ResizeTty. The Exec call owns the
+  // process and removes its entry before destroying it.
+  struct ExecEntry {
+    std::string container_id;
+    exec::Process* process = nullptr;
+    bool tty = false;
+  };
+  std::mutex execs_mu_;
+  std::map<std::string, ExecEntry> execs_;  // guarded by execs_mu_
 };
 
 // SystemService: Version and Info.
