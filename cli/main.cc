@@ -16,6 +16,7 @@ constexpr Verb kVerbs[] = {
     {"build", "Build an image from a Dockerfile", Build},
     {"commit", "Create an image from a container's changes", Commit},
     {"create", "Create a container", Create},
+    {"events", "Stream the runtime's lifecycle events", Events},
     {"exec", "Run a command in a running container", Exec},
     {"export", "Export a container's filesystem as a tarball", Export},
     {"history", "Show an image's layers and what made them", History},

@@ -120,6 +120,15 @@ pier stop -t 1 web >/dev/null
 pier ps -a | grep " web$" | grep -qi "exited" || fail "web not exited after stop: $(pier ps -a)"
 pier rm web >/dev/null
 pier ps -a | grep -q " web$" && fail "web still listed after rm"
+# Events: web's lifecycle, replayed (--since) up to now (--until ends it).
+out=$(pier events --since 10m --until 0s --filter container=web)
+for a in create start kill die stop destroy; do
+  echo "$out" | grep -q " container $a $cid" || fail "events lack $a of web: $out"
+done
+out=$(pier events --since 10m --until 0s --filter container=web --filter event=die --format json)
+[ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q '"action":"die"' \
+  || fail "events --filter event=die --format json: $out"
+pier events --filter type=nope >/dev/null 2>&1 && fail "events accepted type=nope"
 
 # Commit, tag, push, remove, pull, save, load.
 pier run --name maker localhost/busybox:latest sh -c 'echo made > /tmp/artifact' >/dev/null

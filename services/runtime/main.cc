@@ -31,6 +31,7 @@
 #include "lib/kv/kv_store.h"
 #include "lib/rpc/daemon.h"
 #include "services/runtime/containers/manager.h"
+#include "services/runtime/events/event_bus.h"
 #include "services/runtime/network/cni.h"
 #include "services/runtime/server/container_service.h"
 #include "services/runtime/server/image_service.h"
@@ -49,6 +50,7 @@ struct Flags {
 };
 
 struct State {
+  pier::runtime::EventBus events;
   std::unique_ptr<pier::kv::KvStore> meta;
   std::unique_ptr<pier::content::ContentStore> content;
   std::unique_ptr<pier::image::ImageStore> images;
@@ -109,6 +111,7 @@ int main(int argc, char** argv) {
     manager_options.root = root;
     manager_options.kv = state.meta.get();
     manager_options.shim_path = f.shim.empty() ? ShimBesideSelf() : f.shim;
+    manager_options.events = &state.events;
     ASSIGN_OR_RETURN(state.containers, pier::runtime::ContainerManager::Open(manager_options));
     absl::Status recovered = state.containers->Recover();
     if (!recovered.ok()) {
@@ -122,7 +125,9 @@ int main(int argc, char** argv) {
     state.ctx.images = state.images.get();
     state.ctx.containers = state.containers.get();
     state.ctx.kv = state.meta.get();
-    state.volumes = std::make_unique<pier::runtime::VolumeStore>(root, state.meta.get());
+    state.ctx.events = &state.events;
+    state.volumes =
+        std::make_unique<pier::runtime::VolumeStore>(root, state.meta.get(), &state.events);
     state.ctx.volumes = state.volumes.get();
     pier::runtime::network::CniOptions cni_options;
     cni_options.subnet = f.bridge_subnet;

@@ -78,6 +78,7 @@ std::string RecordToJson(const ContainerInfo& c) {
          {"stop_signal", c.stop_signal},
          {"stop_timeout_ms", absl::ToInt64Milliseconds(c.stop_timeout)},
          {"open_stdin", c.open_stdin},
+         {"labels", c.labels},
          {"spec", ContainerSpecToJsonValue(c.spec)}};
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
@@ -109,6 +110,9 @@ absl::StatusOr<ContainerInfo> RecordFromJson(absl::string_view key, absl::string
     c.stop_signal = j.value("stop_signal", 0);
     c.stop_timeout = absl::Milliseconds(j.value("stop_timeout_ms", int64_t{10000}));
     c.open_stdin = j.value("open_stdin", false);
+    if (j.contains("labels") && j["labels"].is_object()) {
+      c.labels = j["labels"].get<std::map<std::string, std::string>>();
+    }
     if (j.contains("spec")) {
       auto spec = ContainerSpecFromJsonValue(j["spec"]);
       if (!spec.ok()) return Annotate(spec.status(), absl::StrCat("container record ", key));
@@ -332,6 +336,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
   c.stop_signal = options.stop_signal;
   c.stop_timeout = options.stop_timeout;
   c.open_stdin = options.open_stdin;
+  c.labels = options.labels;
   c.created_at = absl::Now();
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -353,8 +358,24 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
     (void)RemoveAll(dir);
     return s;
   }
+  PublishLocked(c, "create");
   entries_.emplace(id, std::move(e));
   return id;
+}
+
+void ContainerManager::PublishLocked(const ContainerInfo& c, absl::string_view action,
+                                     std::map<std::string, std::string> extra) {
+  if (opts_.events == nullptr) return;
+  Event e;
+  e.type = Event::Type::kContainer;
+  e.id = c.id;
+  e.name = c.name;
+  e.action = std::string(action);
+  e.attributes = c.labels;
+  e.attributes["name"] = c.name;
+  e.attributes["image"] = c.image;
+  for (auto& [k, v] : extra) e.attributes[k] = std::move(v);
+  opts_.events->Publish(std::move(e));
 }
 
 absl::StatusOr<shim::ShimState> ContainerManager::SpawnShim(const std::string& id,
@@ -496,6 +517,7 @@ absl::Status ContainerManager::StartLocked(const std::string& id) {
   c.error.clear();
   c.started_at = st->started_at;
   RETURN_IF_ERROR(PersistLocked(it->second));
+  PublishLocked(c, "start");
   if (watch.valid()) {
     watches_[id] = std::move(watch);
     lock.unlock();
@@ -550,6 +572,8 @@ void ContainerManager::HandleExit(const std::string& id, absl::StatusOr<shim::Ex
     c.state = ContainerState::kExited;
     c.pid = 0;
     ++e.exits;
+    if (c.exit.oom_killed) PublishLocked(c, "oom");
+    PublishLocked(c, "die", {{"exitCode", absl::StrCat(c.exit.ExitCode())}});
 
     bool restart = false;
     if (!c.manually_stopped && exit.ok()) {
@@ -604,6 +628,8 @@ void ContainerManager::Restart(const std::string& id) {
       return;
     }
     ++it->second.info.restart_count;
+    PublishLocked(it->second.info, "restart",
+                  {{"restartCount", absl::StrCat(it->second.info.restart_count)}});
   }
   absl::Status s = StartLocked(id);
   if (!s.ok()) {
@@ -722,6 +748,12 @@ absl::Status ContainerManager::Kill(absl::string_view id_or_name, int signal) {
   if (absl::IsNotFound(s) || absl::IsUnavailable(s)) {
     return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
   }
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end())
+      PublishLocked(it->second.info, "kill", {{"signal", absl::StrCat(signal)}});
+  }
   return s;
 }
 
@@ -751,18 +783,30 @@ absl::Status ContainerManager::Stop(absl::string_view id_or_name,
   const uint64_t gen = e.exits;
   const int sig = e.info.stop_signal > 0 ? e.info.stop_signal : SIGTERM;
   const absl::Duration grace = timeout.value_or(e.info.stop_timeout);
+  PublishLocked(e.info, "kill", {{"signal", absl::StrCat(sig)}});
   lock.unlock();
+  // "stop" once it has exited (after its "die").
+  auto stopped = [&] {
+    auto it = entries_.find(id);
+    if (it != entries_.end()) PublishLocked(it->second.info, "stop");
+    return absl::OkStatus();
+  };
 
   shim::ShimClient client(StateDir(id));
   absl::Status s = client.Kill(sig);
   if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnavailable(s)) return s;
   lock.lock();
-  if (WaitExitLocked(lock, id, gen, absl::Now() + grace)) return absl::OkStatus();
+  if (WaitExitLocked(lock, id, gen, absl::Now() + grace)) return stopped();
+  {
+    auto it = entries_.find(id);
+    if (it != entries_.end())
+      PublishLocked(it->second.info, "kill", {{"signal", absl::StrCat(SIGKILL)}});
+  }
   lock.unlock();
   s = client.Kill(SIGKILL);
   if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnavailable(s)) return s;
   lock.lock();
-  if (WaitExitLocked(lock, id, gen, absl::Now() + kKillWait)) return absl::OkStatus();
+  if (WaitExitLocked(lock, id, gen, absl::Now() + kKillWait)) return stopped();
   return absl::DeadlineExceededError(absl::StrCat("container ", id, " did not exit after SIGKILL"));
 }
 
@@ -787,6 +831,7 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
   restarts_.erase(id);
   if (state == ContainerState::kRunning) {
     const uint64_t gen = it->second.exits;
+    PublishLocked(it->second.info, "kill", {{"signal", absl::StrCat(SIGKILL)}});
     lock.unlock();
     absl::Status s = shim::ShimClient(StateDir(id)).Kill(SIGKILL);
     if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnavailable(s)) return s;
@@ -817,6 +862,7 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
   batch.set_sync(false);  // See PersistLocked.
   RETURN_IF_ERROR(opts_.kv->Write(batch));
   entries_.erase(id);
+  PublishLocked(info, "destroy");
   cv_.notify_all();
   return absl::OkStatus();
 }

@@ -43,6 +43,7 @@
 #include "lib/exec/native_executor.h"
 #include "lib/exec/spec.h"
 #include "lib/kv/kv_store.h"
+#include "services/runtime/events/event_bus.h"
 #include "services/runtime/shim/log_file.h"
 #include "services/runtime/shim/protocol.h"
 
@@ -77,6 +78,7 @@ struct CreateOptions {
   int stop_signal = 0;                              // 0: SIGTERM
   absl::Duration stop_timeout = absl::Seconds(10);  // Stop()'s default
   bool open_stdin = false;                          // keep stdin open for Attach(stdin) (non-tty)
+  std::map<std::string, std::string> labels;        // recorded; attributes of its events
 };
 
 // A container as List() and Inspect() report it.
@@ -98,6 +100,7 @@ struct ContainerInfo {
   int stop_signal = 0;
   absl::Duration stop_timeout = absl::Seconds(10);
   bool open_stdin = false;
+  std::map<std::string, std::string> labels;
   exec::ContainerSpec spec;
 };
 
@@ -121,6 +124,9 @@ struct ManagerOptions {
   absl::Duration restart_backoff_max = absl::Minutes(1);
   int64_t log_max_size = 10 << 20;  // per log file
   int log_max_files = 3;
+  // Where lifecycle events go (create, start, restart, kill, die, oom, stop,
+  // destroy); borrowed, may be null.
+  EventBus* events = nullptr;
 };
 
 class ContainerManager {
@@ -222,6 +228,11 @@ class ContainerManager {
   bool WaitExitLocked(std::unique_lock<std::mutex>& lock, const std::string& id, uint64_t gen,
                       absl::Time deadline);
   std::shared_ptr<std::mutex> OpMutex(const std::string& id);
+  // Publishes a container event about `c` (its name, image and labels as
+  // attributes, plus `extra`). Called with mu_ held, so that events of one
+  // container keep the order of its state changes.
+  void PublishLocked(const ContainerInfo& c, absl::string_view action,
+                     std::map<std::string, std::string> extra = {});
 
   ManagerOptions opts_;
   exec::NativeExecutor executor_;

@@ -389,6 +389,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   RETURN_IF_ERROR(ParseUser(user, &p));
   p.tty = spec.tty();
   opts.open_stdin = spec.open_stdin();
+  opts.labels.insert(spec.labels().begin(), spec.labels().end());
 
   // Namespaces. bridge (the default) and none get a network namespace made
   // here (bridge: configured by CNI) that the container joins.
@@ -767,7 +768,16 @@ grpc::Status ContainerServiceImpl::RestartContainer(grpc::ServerContext*,
     timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
   absl::Status s = ctx_->containers->Stop(*id, timeout);
   if (!s.ok()) return ToGrpcStatus(s);
-  return ToGrpcStatus(ctx_->containers->Start(*id));
+  s = ctx_->containers->Start(*id);
+  if (!s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<ContainerInfo> info = ctx_->containers->Inspect(*id);
+  if (info.ok()) {
+    std::map<std::string, std::string> attrs = info->labels;
+    attrs["name"] = info->name;
+    attrs["image"] = info->image;
+    ctx_->PublishEvent(Event::Type::kContainer, *id, info->name, "restart", std::move(attrs));
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status ContainerServiceImpl::KillContainer(grpc::ServerContext*,
@@ -1601,6 +1611,108 @@ grpc::Status ContainerServiceImpl::Attach(
   context->TryCancel();
   reader.join();
   if (!exit && !error.ok()) return ToGrpcStatus(error);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+Event::Type FromEventType(v1::EventType t) {
+  switch (t) {
+    case v1::EVENT_TYPE_IMAGE:
+      return Event::Type::kImage;
+    case v1::EVENT_TYPE_VOLUME:
+      return Event::Type::kVolume;
+    case v1::EVENT_TYPE_NETWORK:
+      return Event::Type::kNetwork;
+    case v1::EVENT_TYPE_DAEMON:
+      return Event::Type::kDaemon;
+    default:
+      return Event::Type::kContainer;
+  }
+}
+
+v1::EventType ToEventType(Event::Type t) {
+  switch (t) {
+    case Event::Type::kContainer:
+      return v1::EVENT_TYPE_CONTAINER;
+    case Event::Type::kImage:
+      return v1::EVENT_TYPE_IMAGE;
+    case Event::Type::kVolume:
+      return v1::EVENT_TYPE_VOLUME;
+    case Event::Type::kNetwork:
+      return v1::EVENT_TYPE_NETWORK;
+    case Event::Type::kDaemon:
+      return v1::EVENT_TYPE_DAEMON;
+  }
+  return v1::EVENT_TYPE_UNSPECIFIED;
+}
+
+}  // namespace
+
+grpc::Status SystemServiceImpl::Events(grpc::ServerContext* context,
+                                       const v1::EventsRequest* request,
+                                       grpc::ServerWriter<v1::EventsResponse>* writer) {
+  if (ctx_->events == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this agent publishes no events");
+  }
+  const absl::Time since =
+      request->has_since() ? FromTimestamp(request->since()) : absl::InfiniteFuture();
+  const absl::Time until =
+      request->has_until() ? FromTimestamp(request->until()) : absl::InfiniteFuture();
+  if (request->has_since() && request->has_until() && until < since) {
+    return ToGrpcStatus(absl::InvalidArgumentError("events: until is before since"));
+  }
+  EventFilter filter;
+  bool unspecified_type = false;
+  for (int t : request->types()) {
+    if (t == v1::EVENT_TYPE_UNSPECIFIED) {
+      unspecified_type = true;  // matches nothing
+      continue;
+    }
+    if (!v1::EventType_IsValid(t)) {
+      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("events: unknown type ", t)));
+    }
+    filter.types.push_back(FromEventType(static_cast<v1::EventType>(t)));
+  }
+  if (unspecified_type && filter.types.empty()) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "events: the type filter only has EVENT_TYPE_UNSPECIFIED, which matches nothing"));
+  }
+  filter.ids.assign(request->ids().begin(), request->ids().end());
+  filter.actions.assign(request->actions().begin(), request->actions().end());
+  filter.labels.assign(request->labels().begin(), request->labels().end());
+  absl::Status valid = filter.Validate();
+  if (!valid.ok()) return ToGrpcStatus(valid);
+
+  // Replay from `since`; a `since` in the future waits for it.
+  std::unique_ptr<EventBus::Subscription> sub =
+      ctx_->events->Subscribe(request->has_since() ? since : absl::InfiniteFuture());
+  while (!context->IsCancelled()) {
+    // Queued (and replayed) events come at once; waits are bounded so that
+    // cancellation and `until` are noticed.
+    absl::Duration wait = absl::Milliseconds(500);
+    if (until != absl::InfiniteFuture()) {
+      wait = std::clamp(until - absl::Now(), absl::ZeroDuration(), wait);
+    }
+    absl::StatusOr<Event> e = sub->Next(wait);
+    if (absl::IsDeadlineExceeded(e.status())) {
+      if (absl::Now() >= until) return grpc::Status::OK;
+      continue;
+    }
+    if (!e.ok()) return ToGrpcStatus(e.status());  // dropped for falling behind
+    if (e->time > until) return grpc::Status::OK;
+    if (request->has_since() && e->time < since) continue;
+    if (!filter.Matches(*e)) continue;
+    v1::EventsResponse r;
+    v1::Event* out = r.mutable_event();
+    out->set_type(ToEventType(e->type));
+    out->set_id(e->id);
+    out->set_name(e->name);
+    out->set_action(e->action);
+    out->mutable_attributes()->insert(e->attributes.begin(), e->attributes.end());
+    ToTimestamp(e->time, out->mutable_time());
+    if (!writer->Write(r)) return grpc::Status::OK;  // the client went away
+  }
   return grpc::Status::OK;
 }
 

@@ -135,7 +135,7 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   std::map<std::string, ExecEntry> execs_;  // guarded by execs_mu_
 };
 
-// SystemService: Version and Info.
+// SystemService: Version, Info and Events.
 class SystemServiceImpl final : public v1::SystemService::Service {
  public:
   explicit SystemServiceImpl(const RuntimeContext* ctx) : ctx_(ctx) {}
@@ -143,6 +143,13 @@ class SystemServiceImpl final : public v1::SystemService::Service {
                        v1::VersionResponse* response) override;
   grpc::Status Info(grpc::ServerContext* context, const v1::InfoRequest* request,
                     v1::InfoResponse* response) override;
+  // Events from the context's EventBus: a subscription (replaying the kept
+  // events from `since`), filtered as the request says (ids match an
+  // event's id, an id prefix, or its name), until `until` or cancellation.
+  // A subscriber that falls too far behind ends with RESOURCE_EXHAUSTED;
+  // the daemon never waits for it.
+  grpc::Status Events(grpc::ServerContext* context, const v1::EventsRequest* request,
+                      grpc::ServerWriter<v1::EventsResponse>* writer) override;
 
  private:
   const RuntimeContext* ctx_;
