@@ -1,4 +1,4 @@
-// `pier exec [-i] [-t] [-e K=V] [-u UID[:GID]] [-w DIR] CONTAINER COMMAND...`:
+// `pier exec [-i] [-t] [--privileged] [-e K=V] [-u UID[:GID]] [-w DIR] CONTAINER COMMAND...`:
 // runs a process in a running container and exits with its exit code. -i
 // copies our standard input to it; -t gives it a pseudo-terminal sized as
 // ours (raw mode on our terminal with -it, SIGWINCH forwarded as resizes).
@@ -15,7 +15,7 @@
 namespace pier::cli {
 
 int Exec(const Globals& g, const std::vector<std::string>& args) {
-  bool interactive = false, tty = false;
+  bool interactive = false, tty = false, privileged = false;
   std::vector<std::string> env;
   std::string user, workdir;
   FlagSet flags("pier exec", "[flags] CONTAINER COMMAND [ARG...]");
@@ -24,6 +24,7 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
   flags.StringList("env", "e", &env, "set an environment variable KEY=value");
   flags.String("user", "u", &user, "uid[:gid] to run as");
   flags.String("workdir", "w", &workdir, "working directory");
+  flags.Bool("privileged", "", &privileged, "all capabilities and no seccomp filter");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos, /*stop_at_first_positional=*/true); rc >= 0) {
     return rc;
@@ -44,6 +45,7 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
   spec->set_working_dir(workdir);
   spec->set_attach_stdin(interactive);
   spec->set_tty(tty);
+  spec->set_privileged(privileged);
   if (rt::TtySize size; tty && TerminalSize(&size)) *spec->mutable_tty_size() = size;
   call->Write(first);
   // Raw mode only once the process runs, so an error prints normally.
@@ -85,6 +87,7 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
     } else if (resp.has_exit()) {
       code = resp.exit().exit_code();
       error = resp.exit().error();
+      ctx.TryCancel();  // the last message: end the call (and our stdin's)
     }
   }
   input.Stop();

@@ -163,6 +163,20 @@ n=$(pier run --rm localhost/busybox:latest ps -o pid | wc -l)
 pier run --rm --read-only localhost/busybox:latest touch /x 2>/dev/null && fail "--read-only accepted a write"
 [ "$(pier run --rm -u 1234:5678 localhost/busybox:latest id -u)" = 1234 ] || fail "-u"
 [ "$(pier run --rm -w /tmp localhost/busybox:latest sh -c pwd)" = /tmp ] || fail "-w"
+# Capabilities and namespaces: --privileged has root's whole set here,
+# --cap-drop/--cap-add take one away or add it, --pid=host sees this shell.
+[ "$(pier run --rm --privileged localhost/busybox:latest busybox grep CapEff /proc/self/status)" = \
+  "$(grep CapEff /proc/self/status)" ] || fail "--privileged lacks capabilities"
+pier run --rm localhost/busybox:latest sh -c 'touch /tmp/f && busybox chown 1 /tmp/f' \
+  || fail "chown refused without --cap-drop"
+pier run --rm --cap-drop CHOWN localhost/busybox:latest sh -c 'touch /tmp/f && busybox chown 1 /tmp/f' \
+  2>/dev/null && fail "--cap-drop CHOWN still allows chown"
+pier run --rm --network none localhost/busybox:latest busybox ip link set lo mtu 1400 2>/dev/null \
+  && fail "ip link set without NET_ADMIN succeeded"
+pier run --rm --network none --cap-add NET_ADMIN localhost/busybox:latest busybox ip link set lo mtu 1400 \
+  || fail "--cap-add NET_ADMIN"
+pier run --rm --pid=host localhost/busybox:latest sh -c "test -d /proc/$$" || fail "--pid=host"
+pier run --rm localhost/busybox:latest sh -c "test -d /proc/$$" && fail "pid namespace sees the host"
 echo "FROM_FILE=yes" > "$WORK/env.list"
 [ "$(pier run --rm --env-file "$WORK/env.list" localhost/busybox:latest sh -c 'echo $FROM_FILE')" = yes ] \
   || fail "--env-file"

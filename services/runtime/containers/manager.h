@@ -189,12 +189,15 @@ class ContainerManager {
                     const std::function<bool(const shim::LogEntry&)>& sink);
 
   // Starts `process` in the running container (its namespaces, cgroup and
-  // security settings) with `stdio`; the caller waits for and cleans up the
-  // returned process. FailedPrecondition when not running; the executor's
-  // error otherwise.
+  // security settings; `privileged` lifts the seccomp filter and device
+  // restrictions for this process even in an unprivileged container) with
+  // `stdio`; the caller waits for and cleans up the returned process.
+  // FailedPrecondition (naming the container) when not running; the
+  // executor's error otherwise.
   absl::StatusOr<std::unique_ptr<exec::Process>> Exec(absl::string_view id,
                                                       const exec::ProcessSpec& process,
-                                                      const exec::Stdio& stdio);
+                                                      const exec::Stdio& stdio,
+                                                      bool privileged = false);
 
   // Streams the container's output (and stdin when `stdin`) through its
   // shim. FailedPrecondition when not running.

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -1282,7 +1284,9 @@ grpc::Status ContainerServiceImpl::Exec(
           absl::StrCat("exec --user \"", spec.user(), "\": only numeric uid[:gid] for now")));
     }
   }
-  p.capabilities = info->spec.process.capabilities;
+  // A privileged exec has every capability and no seccomp filter, also in
+  // an unprivileged container.
+  p.capabilities = spec.privileged() ? AllCapabilities() : info->spec.process.capabilities;
   const bool tty = spec.tty();
   if (tty) {
     p.tty = true;
@@ -1307,7 +1311,8 @@ grpc::Status ContainerServiceImpl::Exec(
     err_w.Reset(err[1]);
   }
   exec::Stdio stdio{in_r.get(), out_w.get(), err_w.get()};
-  absl::StatusOr<std::unique_ptr<exec::Process>> proc = ctx_->containers->Exec(*id, p, stdio);
+  absl::StatusOr<std::unique_ptr<exec::Process>> proc =
+      ctx_->containers->Exec(*id, p, stdio, spec.privileged());
   in_r.Reset();
   out_w.Reset();
   err_w.Reset();
@@ -1341,7 +1346,9 @@ grpc::Status ContainerServiceImpl::Exec(
   }
   // Client messages (stdin, resizes, close, signals) on their own thread.
   std::atomic<bool> done{false};
-  std::atomic<bool> client_done{false};  // the client half-closed
+  std::mutex client_mu;
+  std::condition_variable client_cv;
+  bool client_done = false;  // the client half-closed (guarded by client_mu)
   std::mutex stdin_mu;
   int stdin_fd = tty ? (spec.attach_stdin() ? ptm : -1) : in_w.Release();
   if (stdin_fd >= 0 && !tty) (void)SetNonBlocking(stdin_fd);
@@ -1381,7 +1388,9 @@ grpc::Status ContainerServiceImpl::Exec(
     std::lock_guard<std::mutex> lock(stdin_mu);
     if (stdin_fd >= 0 && !tty) ::close(stdin_fd);
     stdin_fd = -1;
+    std::lock_guard<std::mutex> client_lock(client_mu);
     client_done = true;
+    client_cv.notify_all();
   });
   auto send_output = [&](bool is_stderr, const char* data, size_t n) {
     v1::ExecResponse r;
@@ -1446,11 +1455,17 @@ grpc::Status ContainerServiceImpl::Exec(
   }
   ToTimestamp(absl::Now(), exit.mutable_exit()->mutable_finished_at());
   stream->Write(exit);
-  // A client that keeps its side open (stdin) gets the exit and then a
-  // cancelled call, which ends the reader thread's Read; one that has
-  // half-closed gets OK.
+  // The exit is the last message: a client half-closes (or cancels) once
+  // it has it, and one that has already half-closed gets OK. One that keeps
+  // its side open beyond a grace period has the call cancelled, which ends
+  // the reader thread's Read.
   done = true;
-  if (!client_done.load()) context->TryCancel();
+  {
+    std::unique_lock<std::mutex> client_lock(client_mu);
+    if (!client_cv.wait_for(client_lock, std::chrono::seconds(2), [&] { return client_done; })) {
+      context->TryCancel();
+    }
+  }
   reader.join();
   return grpc::Status::OK;
 }
