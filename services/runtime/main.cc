@@ -113,10 +113,6 @@ int main(int argc, char** argv) {
     manager_options.shim_path = f.shim.empty() ? ShimBesideSelf() : f.shim;
     manager_options.events = &state.events;
     ASSIGN_OR_RETURN(state.containers, pier::runtime::ContainerManager::Open(manager_options));
-    absl::Status recovered = state.containers->Recover();
-    if (!recovered.ok()) {
-      PIER_LOG(WARNING) << "recovering containers: " << recovered;
-    }
 
     state.ctx.root = root;
     state.ctx.default_registry = f.default_registry;
@@ -138,6 +134,17 @@ int main(int argc, char** argv) {
     state.image_service = std::make_unique<pier::runtime::ImageServiceImpl>(&state.ctx);
     state.container_service = std::make_unique<pier::runtime::ContainerServiceImpl>(&state.ctx);
     state.system_service = std::make_unique<pier::runtime::SystemServiceImpl>(&state.ctx);
+    // Every start (also restarts after recovery) first re-creates what a
+    // host reboot took away; then the previous daemon's containers are
+    // adopted or restarted.
+    pier::runtime::ContainerServiceImpl* containers = state.container_service.get();
+    state.containers->SetBeforeStart([containers](const pier::runtime::ContainerInfo& c) {
+      return containers->PrepareStart(c);
+    });
+    absl::Status recovered = state.containers->Recover();
+    if (!recovered.ok()) {
+      PIER_LOG(WARNING) << "recovering containers: " << recovered;
+    }
     ctx.RegisterService(state.image_service.get());
     ctx.RegisterService(state.container_service.get());
     ctx.RegisterService(state.system_service.get());

@@ -121,7 +121,12 @@ void RuntimeFixture::StartRuntime() {
   socket_ = dir_.Sub("runtime.sock");
   ASSERT_OK(
       runtime_.Start("pier-runtime", {"--listen=unix://" + socket_, "--root=" + dir_.Sub("root")}));
-  channel_ = grpc::CreateChannel("unix://" + socket_, grpc::InsecureChannelCredentials());
+  // A subchannel of its own: gRPC would otherwise share the previous
+  // agent's broken connection with a channel made after a restart.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  channel_ =
+      grpc::CreateCustomChannel("unix://" + socket_, grpc::InsecureChannelCredentials(), args);
   images_ = v1::ImageService::NewStub(channel_);
   containers_ = v1::ContainerService::NewStub(channel_);
   system_ = v1::SystemService::NewStub(channel_);

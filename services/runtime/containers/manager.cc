@@ -489,7 +489,14 @@ absl::Status ContainerManager::StartLocked(const std::string& id) {
     if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no such container: ", id));
     info = it->second.info;
   }
-  auto st = SpawnShim(id, info);
+  std::function<absl::Status(const ContainerInfo&)> hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hook = before_start_;
+  }
+  const absl::Status prepared = hook ? hook(info) : absl::OkStatus();
+  absl::StatusOr<shim::ShimState> st =
+      prepared.ok() ? SpawnShim(id, info) : absl::StatusOr<shim::ShimState>(prepared);
   UniqueFd watch;
   if (st.ok()) {
     auto w = shim::ShimClient(StateDir(id)).StartWait();
@@ -575,32 +582,9 @@ void ContainerManager::HandleExit(const std::string& id, absl::StatusOr<shim::Ex
     if (c.exit.oom_killed) PublishLocked(c, "oom");
     PublishLocked(c, "die", {{"exitCode", absl::StrCat(c.exit.ExitCode())}});
 
-    bool restart = false;
-    if (!c.manually_stopped && exit.ok()) {
-      switch (c.restart.kind) {
-        case RestartPolicy::Kind::kNo:
-          break;
-        case RestartPolicy::Kind::kAlways:
-        case RestartPolicy::Kind::kUnlessStopped:
-          restart = true;
-          break;
-        case RestartPolicy::Kind::kOnFailure:
-          restart = c.exit.ExitCode() != 0 &&
-                    (c.restart.max_retries == 0 || c.restart_count < c.restart.max_retries);
-          break;
-      }
-    }
-    if (restart) {
-      if (c.started_at != absl::InfinitePast() && c.finished_at - c.started_at >= kBackoffReset) {
-        e.backoff_step = 0;
-      }
-      absl::Duration delay = opts_.restart_backoff_initial;
-      for (int i = 0; i < e.backoff_step && delay < opts_.restart_backoff_max; ++i) delay *= 2;
-      delay = std::min(delay, opts_.restart_backoff_max);
-      ++e.backoff_step;
-      c.state = ContainerState::kRestarting;
-      restarts_[id] = absl::Now() + delay;
-    }
+    // With the shim lost, what is left of the container is killed first;
+    // the restart policy applies after that.
+    if (!destroy_cgroup) MaybeScheduleRestartLocked(id, e);
     absl::Status s = PersistLocked(e);
     if (!s.ok()) {
       PIER_LOG(ERROR) << "recording the exit of " << id << ": " << s;
@@ -608,7 +592,53 @@ void ContainerManager::HandleExit(const std::string& id, absl::StatusOr<shim::Ex
   }
   cv_.notify_all();
   Wake();
-  if (destroy_cgroup) DestroyCgroup(copy);
+  if (destroy_cgroup) {
+    DestroyCgroup(copy);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end() && it->second.info.state == ContainerState::kExited) {
+      MaybeScheduleRestartLocked(id, it->second);
+      absl::Status s = PersistLocked(it->second);
+      if (!s.ok()) {
+        PIER_LOG(ERROR) << "recording container " << id << ": " << s;
+      }
+    }
+    Wake();
+  }
+}
+
+void ContainerManager::MaybeScheduleRestartLocked(const std::string& id, Entry& e) {
+  ContainerInfo& c = e.info;
+  bool restart = false;
+  if (!c.manually_stopped) {
+    switch (c.restart.kind) {
+      case RestartPolicy::Kind::kNo:
+        break;
+      case RestartPolicy::Kind::kAlways:
+      case RestartPolicy::Kind::kUnlessStopped:
+        restart = true;
+        break;
+      case RestartPolicy::Kind::kOnFailure:
+        restart = c.exit.ExitCode() != 0 &&
+                  (c.restart.max_retries == 0 || c.restart_count < c.restart.max_retries);
+        break;
+    }
+  }
+  if (!restart) return;
+  if (c.started_at != absl::InfinitePast() && c.finished_at - c.started_at >= kBackoffReset) {
+    e.backoff_step = 0;
+  }
+  absl::Duration delay = opts_.restart_backoff_initial;
+  for (int i = 0; i < e.backoff_step && delay < opts_.restart_backoff_max; ++i) delay *= 2;
+  delay = std::min(delay, opts_.restart_backoff_max);
+  ++e.backoff_step;
+  c.state = ContainerState::kRestarting;
+  restarts_[id] = absl::Now() + delay;
+}
+
+void ContainerManager::SetBeforeStart(std::function<absl::Status(const ContainerInfo&)> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  before_start_ = std::move(hook);
 }
 
 void ContainerManager::Restart(const std::string& id) {

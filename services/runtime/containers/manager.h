@@ -142,9 +142,16 @@ class ContainerManager {
   // Re-attaches to every shim still alive (checked by /proc/<pid>/cmdline),
   // records the exits that happened while no manager watched (exit.json),
   // and applies restart policies to them. A container whose shim is gone
-  // without an exit.json is marked exited with an error and what is left of
-  // its cgroup is killed. The first KvStore error, if any.
+  // without an exit.json (a host reboot, a killed shim) is marked exited
+  // (code 255) with an error, what is left of its cgroup is killed, and then
+  // its restart policy applies. The first KvStore error, if any.
   absl::Status Recover();
+
+  // Runs before every start of a container (Start(), restart policies,
+  // recovery), e.g. to re-create resources a host reboot took away (its
+  // network namespace); its error fails that start as an executor error
+  // would. Set it before Recover(). Called without the manager's locks.
+  void SetBeforeStart(std::function<absl::Status(const ContainerInfo&)> hook);
 
   // Records a new container (state created) and writes its state directory
   // with spec.json. Returns the id. AlreadyExists when the name is taken;
@@ -225,6 +232,8 @@ class ContainerManager {
   absl::StatusOr<shim::ShimState> SpawnShim(const std::string& id, const ContainerInfo& info);
   void AddWatch(const std::string& id, UniqueFd fd);
   void HandleExit(const std::string& id, absl::StatusOr<shim::ExitRecord> exit);
+  // Applies the restart policy to the exited container `e` (mu_ held).
+  void MaybeScheduleRestartLocked(const std::string& id, Entry& e);
   void Restart(const std::string& id);
   void Supervise();
   void Wake();
@@ -246,6 +255,7 @@ class ContainerManager {
   std::map<std::string, UniqueFd> watches_;     // id -> `wait` connection to its shim
   std::map<std::string, absl::Time> restarts_;  // id -> when to restart
   bool stopping_ = false;
+  std::function<absl::Status(const ContainerInfo&)> before_start_;  // guarded by mu_
 
   UniqueFd wake_fd_;  // eventfd that interrupts the supervisor's poll
   std::thread supervisor_;

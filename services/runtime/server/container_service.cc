@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "lib/archive/layer_writer.h"
 #include "lib/common/fs.h"
 #include "lib/common/log.h"
@@ -695,6 +696,38 @@ absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force)
     }
   }
   return ctx_->kv->Delete(kRecordPrefix + id);
+}
+
+absl::Status ContainerServiceImpl::PrepareStart(const ContainerInfo& info) {
+  const exec::NamespaceSpec& net = info.spec.namespaces.net;
+  if (net.mode != exec::NamespaceMode::kPath || network::NetnsPinned(net.path)) {
+    return absl::OkStatus();
+  }
+  PIER_LOG(WARNING) << "container " << info.id << ": network namespace " << net.path
+                    << " is gone; creating a new one";
+  ASSIGN_OR_RETURN(v1::Container record, Record(info.id));
+  RETURN_IF_ERROR(network::RemoveNetns(net.path));  // the stale mount point
+  RETURN_IF_ERROR(network::CreateNetns(net.path));
+  const std::string& mode = record.network().network_mode();
+  if (mode != "bridge") return absl::OkStatus();
+  if (ctx_->cni == nullptr) {
+    return absl::FailedPreconditionError("bridge networking is not configured in this runtime");
+  }
+  std::vector<network::PortMapping> ports;
+  for (const v1::PortBinding& b : record.network().ports()) ports.push_back(FromBinding(b));
+  const std::string key = std::string(absl::StripPrefix(
+      net.path, JoinPath(ctx_->root, "netns") + "/"));  // the snapshot key CNI knows it by
+  // What the previous ADD left (IPAM lease, port mappings) goes first.
+  absl::Status del = ctx_->cni->Teardown(key, net.path, ports);
+  if (!del.ok()) PIER_LOG(WARNING) << "container " << info.id << ": CNI DEL: " << del;
+  absl::StatusOr<network::SetupResult> addr = ctx_->cni->Setup(key, net.path, ports);
+  if (!addr.ok()) return Annotate(addr.status(), absl::StrCat("container ", info.id));
+  v1::NetworkSettings* ns = record.mutable_network();
+  ns->set_ip_address(addr->ip);
+  ns->set_ip_prefix_len(addr->prefix_len);
+  ns->set_gateway(addr->gateway);
+  ns->set_mac_address(addr->mac);
+  return ctx_->kv->Put(kRecordPrefix + info.id, record.SerializeAsString());
 }
 
 grpc::Status ContainerServiceImpl::CreateContainer(grpc::ServerContext*,

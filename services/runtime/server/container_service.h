@@ -77,6 +77,15 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   grpc::Status PruneContainers(grpc::ServerContext* context,
                                const v1::PruneContainersRequest* request,
                                v1::PruneContainersResponse* response) override;
+  // Runs before every start of a container (ContainerManager's before-start
+  // hook): a container whose pinned network namespace is gone (a host
+  // reboot unmounts it) gets a new one at the same path, and for bridge
+  // networking CNI runs again (DEL of what is left, then ADD with the
+  // recorded published ports); the new address is recorded. OK when the
+  // namespace is in place or the container has none of its own; the
+  // namespace's or CNI's error otherwise.
+  absl::Status PrepareStart(const ContainerInfo& info);
+
   // PauseContainer, UnpauseContainer and ContainerStats are not implemented
   // yet (the base class answers UNIMPLEMENTED).
 
