@@ -1,6 +1,10 @@
 // `pier build [-t TAG]... [-f Dockerfile] [--build-arg K=V]... [--target T]
-// [--no-cache] CONTEXT`: sends the context (after .dockerignore) to
-// pier-builder and prints the build's events as plain lines.
+// [--no-cache] [-o type=...]... CONTEXT`: sends the context (after
+// .dockerignore) to pier-builder and prints the build's events as plain
+// lines. Outputs as `docker buildx build -o`: type=registry (the default
+// when no -o is given: push every tag), type=image[,push=true],
+// type=oci|docker,dest=FILE (dest=- for standard output; the archive is
+// streamed back by the builder and written here).
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
@@ -8,11 +12,16 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <map>
+#include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "cli/runtime_client.h"
 #include "lib/common/fs.h"
+#include "lib/common/status.h"
 #include "lib/oci/digest.h"
 #include "lib/rpc/credentials.h"
 #include "pier/builder/v1/builder.grpc.pb.h"
@@ -22,9 +31,105 @@ namespace pier::cli {
 
 namespace bpb = ::pier::builder::v1;
 
+namespace {
+
+// One -o flag on the client side: the proto output plus where a streamed
+// archive goes ("" when the builder does not stream one).
+struct OutputFlag {
+  bpb::Output output;
+  std::string file;  // "-" for standard output
+};
+
+// Parses "type=oci,dest=out.tar" (docker's -o syntax). InvalidArgument names
+// the flag and the bad part.
+absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
+  OutputFlag f;
+  std::map<std::string, std::string> kv;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> p = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (!absl::StrContains(part, "=")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": expected KEY=VALUE pairs (type=oci,dest=out.tar)"));
+    }
+    kv[p.first] = p.second;
+  }
+  std::string type = kv.count("type") ? kv["type"] : "";
+  kv.erase("type");
+  auto flag = [&](const std::string& key, bool* out) -> absl::Status {
+    auto it = kv.find(key);
+    if (it == kv.end()) return absl::OkStatus();
+    if (it->second != "true" && it->second != "false") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": ", key, " must be true or false"));
+    }
+    *out = it->second == "true";
+    kv.erase(it);
+    return absl::OkStatus();
+  };
+  if (type == "registry" || type == "image") {
+    f.output.set_type(bpb::Output::TYPE_REGISTRY);
+    bool push = type == "registry";
+    RETURN_IF_ERROR(flag("push", &push));
+    f.output.set_push(push);
+    if (kv.count("name")) {
+      f.output.set_dest(kv["name"]);
+      kv.erase("name");
+    }
+  } else if (type == "oci" || type == "docker") {
+    f.output.set_type(type == "oci" ? bpb::Output::TYPE_OCI : bpb::Output::TYPE_DOCKER);
+    auto it = kv.find("dest");
+    if (it == kv.end() || it->second.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("-o ", text, ": dest= is required for type=",
+                                                     type, " (a file, or - for standard output)"));
+    }
+    f.file = it->second;
+    kv.erase(it);
+  } else if (type.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("-o ", text, ": type= is required (registry, image, oci or docker)"));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("-o ", text, ": unknown output type \"", type,
+                                                   "\" (registry, image, oci or docker)"));
+  }
+  if (!kv.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("-o ", text, ": unknown key \"", kv.begin()->first, "\" for type=", type));
+  }
+  return f;
+}
+
+// Parses a --cache-to/--cache-from value: "type=registry,ref=REF" or a
+// bare REF. InvalidArgument names the flag.
+absl::StatusOr<std::string> ParseCacheRef(const std::string& flag, const std::string& text) {
+  if (!absl::StrContains(text, "=")) return text;
+  std::string type = "registry", ref;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> p = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (p.first == "type") {
+      type = p.second;
+    } else if (p.first == "ref") {
+      ref = p.second;
+    } else if (p.first != "mode") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " ", text, ": unknown key \"", p.first, "\""));
+    }
+  }
+  if (type != "registry") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", text, ": unsupported cache type \"", type, "\" (only registry)"));
+  }
+  if (ref.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", text, ": ref= is required"));
+  }
+  return ref;
+}
+
+}  // namespace
+
 int Build(const Globals& g, const std::vector<std::string>& args) {
   std::vector<std::string> tags, build_args;
   std::string file, target;
+  std::vector<std::string> output_flags, cache_to, cache_from;
   bool no_cache = false, pull = false;
   FlagSet flags("pier build", "[flags] CONTEXT");
   flags.StringList("tag", "t", &tags, "name and optionally a tag (repeatable)");
@@ -33,9 +138,52 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   flags.String("target", "", &target, "stage to build");
   flags.Bool("no-cache", "", &no_cache, "do not use the layer cache");
   flags.Bool("pull", "", &pull, "always pull base images");
+  flags.StringList("output", "o", &output_flags,
+                   "output: type=registry (default), type=image[,push=true], "
+                   "type=oci|docker,dest=FILE|- (repeatable)");
+  flags.StringList("cache-to", "", &cache_to,
+                   "export the build cache: type=registry,ref=REF (repeatable)");
+  flags.StringList("cache-from", "", &cache_from,
+                   "import a build cache: type=registry,ref=REF or REF (repeatable)");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
   if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier build needs one CONTEXT"), 2);
+  std::vector<std::string> cache_to_refs, cache_from_refs;
+  for (const auto& [flag, in, out] : {std::tuple("--cache-to", &cache_to, &cache_to_refs),
+                                      std::tuple("--cache-from", &cache_from, &cache_from_refs)}) {
+    for (const std::string& v : *in) {
+      absl::StatusOr<std::string> ref = ParseCacheRef(flag, v);
+      if (!ref.ok()) return Fail(ref.status(), 2);
+      out->push_back(*ref);
+    }
+  }
+  std::vector<OutputFlag> outputs;
+  for (const std::string& o : output_flags) {
+    absl::StatusOr<OutputFlag> f = ParseOutput(o);
+    if (!f.ok()) return Fail(f.status(), 2);
+    outputs.push_back(*std::move(f));
+  }
+  if (outputs.empty()) {  // push the tags, if any; else keep the image in the builder
+    OutputFlag f;
+    f.output.set_type(bpb::Output::TYPE_REGISTRY);
+    f.output.set_push(!tags.empty());
+    outputs.push_back(f);
+  }
+  // Progress goes to stderr when an archive goes to stdout.
+  bool archive_to_stdout = false;
+  for (const OutputFlag& f : outputs) archive_to_stdout |= f.file == "-";
+  if (archive_to_stdout && ::isatty(STDOUT_FILENO)) {
+    return Fail(absl::InvalidArgumentError(
+                    "-o ...,dest=-: refusing to write a tarball to a terminal: use dest=FILE"),
+                2);
+  }
+  std::ostream& out = archive_to_stdout ? std::cerr : std::cout;
+  // Streamed archives are written to FILE.partial and renamed at the end.
+  struct Sink {
+    std::string file, tmp;
+    UniqueFd fd;
+  };
+  std::vector<Sink> sinks(outputs.size());
   const std::string ctx_dir = pos[0];
   bpb::BuildRequest spec_req;
   bpb::BuildSpec* spec = spec_req.mutable_spec();
@@ -59,6 +207,27 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   spec->set_target(target);
   for (const std::string& t : tags) spec->add_tags(t);
   spec->set_no_cache(no_cache);
+  for (const std::string& r : cache_to_refs) spec->add_cache_to(r);
+  for (const std::string& r : cache_from_refs) spec->add_cache_from(r);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    *spec->add_outputs() = outputs[i].output;
+    if (outputs[i].file.empty()) continue;
+    Sink& k = sinks[i];
+    k.file = outputs[i].file;
+    if (k.file == "-") {
+      k.fd = UniqueFd(::dup(STDOUT_FILENO));
+    } else {
+      k.tmp = k.file + ".partial";
+      k.fd = UniqueFd(::open(k.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    }
+    if (!k.fd.valid())
+      return Fail(ErrnoStatus(errno, "create " + (k.tmp.empty() ? k.file : k.tmp)));
+  }
+  auto drop_partials = [&] {
+    for (const Sink& k : sinks) {
+      if (!k.tmp.empty()) ::unlink(k.tmp.c_str());
+    }
+  };
   spec->set_pull(pull);
   if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde != nullptr) {
     int64_t v = 0;
@@ -120,9 +289,8 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   int rc = 0;
   while (stream->Read(&resp)) {
     if (resp.has_need_files()) {
-      std::cout << "context: sending " << resp.need_files().paths_size() << " of "
-                << man->entries_size() << " entries (" << resp.need_files().total_bytes()
-                << " bytes)" << std::endl;
+      out << "context: sending " << resp.need_files().paths_size() << " of " << man->entries_size()
+          << " entries (" << resp.need_files().total_bytes() << " bytes)" << std::endl;
       for (const std::string& path : resp.need_files().paths()) {
         UniqueFd fd(open((ctx_dir + "/" + path).c_str(), O_RDONLY | O_CLOEXEC));
         int64_t off = 0;
@@ -147,40 +315,63 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
       stream->WritesDone();
     } else if (resp.has_step_started()) {
       const auto& s = resp.step_started();
-      std::cout << "#" << s.step() << " [" << s.step() << "/" << s.total() << "] "
-                << s.instruction() << std::endl;
+      out << "#" << s.step() << " [" << s.stage() << " " << s.step() << "/" << s.total() << "] "
+          << s.instruction() << std::endl;
     } else if (resp.has_step_cached()) {
       const auto& s = resp.step_cached();
-      std::cout << "#" << s.step() << " [" << s.step() << "/" << s.total() << "] "
-                << s.instruction() << "\n#" << s.step() << " CACHED" << std::endl;
+      out << "#" << s.step() << " [" << s.stage() << " " << s.step() << "/" << s.total() << "] "
+          << s.instruction() << "\n#" << s.step() << " CACHED" << std::endl;
     } else if (resp.has_step_log()) {
-      std::cout << "#" << resp.step_log().step() << " " << resp.step_log().data();
-      if (!resp.step_log().data().empty() && resp.step_log().data().back() != '\n')
-        std::cout << "\n";
-      std::cout.flush();
+      out << "#" << resp.step_log().step() << " " << resp.step_log().data();
+      if (!resp.step_log().data().empty() && resp.step_log().data().back() != '\n') out << "\n";
+      out.flush();
     } else if (resp.has_step_completed()) {
       const auto& s = resp.step_completed();
-      std::cout << "#" << s.step() << " DONE "
-                << absl::StrCat(s.duration().seconds() + s.duration().nanos() / 1e9) << "s"
-                << (s.layer_digest().empty() ? "" : " " + s.layer_digest()) << std::endl;
+      out << "#" << s.step() << " DONE "
+          << absl::StrCat(s.duration().seconds() + s.duration().nanos() / 1e9) << "s"
+          << (s.layer_digest().empty() ? "" : " " + s.layer_digest()) << std::endl;
+    } else if (resp.has_tarball_chunk()) {
+      const auto& c = resp.tarball_chunk();
+      if (c.output() < 0 || static_cast<size_t>(c.output()) >= sinks.size() ||
+          !sinks[c.output()].fd.valid()) {
+        error = absl::StrCat("the builder streamed an archive for output ", c.output(),
+                             ", which does not stream one");
+        rc = 1;
+        cctx.TryCancel();
+        continue;
+      }
+      Sink& k = sinks[c.output()];
+      if (absl::Status ws = WriteAll(k.fd.get(), c.data(), k.file); !ws.ok()) {
+        error = std::string(ws.message());
+        rc = 1;
+        cctx.TryCancel();
+      }
     } else if (resp.has_warning()) {
       std::cerr << "WARNING: " << resp.warning().message() << "\n";
     } else if (resp.has_result()) {
       const auto& r = resp.result();
-      std::cout << "writing image " << r.image_digest() << "\nmanifest " << r.manifest_digest()
-                << "\n";
-      for (const std::string& p : r.pushed()) std::cout << "pushed " << p << "\n";
+      out << "writing image " << r.image_digest() << "\nmanifest " << r.manifest_digest() << "\n";
+      for (const std::string& p : r.pushed()) out << "pushed " << p << "\n";
     } else if (resp.has_error()) {
       error = resp.error().message();
       rc = 1;
     }
   }
   grpc::Status s = stream->Finish();
-  if (!s.ok()) {
+  if (!s.ok() || rc != 0) {
+    drop_partials();
     std::cerr << "pier: build failed: " << (error.empty() ? s.error_message() : error) << "\n";
     return 1;
   }
-  return rc;
+  for (Sink& k : sinks) {
+    if (k.tmp.empty()) continue;
+    if (::fsync(k.fd.get()) != 0 || ::rename(k.tmp.c_str(), k.file.c_str()) != 0) {
+      drop_partials();
+      return Fail(ErrnoStatus(errno, "write " + k.file));
+    }
+    out << "wrote " << k.file << "\n";
+  }
+  return 0;
 }
 
 }  // namespace pier::cli

@@ -15,7 +15,8 @@
 namespace pier::cli {
 
 // Where the services are, from --registry/--builder/--runtime, then
-// PIER_REGISTRY / PIER_BUILDER / PIER_RUNTIME, then the defaults
+// PIER_REGISTRY / PIER_BUILDER / PIER_RUNTIME, then the config file
+// ($PIER_CLI_CONFIG or ~/.config/pier/pier.conf), then the defaults
 // 127.0.0.1:5050, 127.0.0.1:5051 and unix:///run/pier/runtime.sock.
 struct Globals {
   std::string registry;
@@ -32,12 +33,19 @@ struct Verb {
   VerbFn run;
 };
 
+// The verb table and the global flags' usage text (main.cc), for `pier
+// completion`.
+std::vector<Verb> AllVerbs();
+std::string GlobalFlagsUsage();
+
 // Prints "pier: <message>" to stderr and returns `code`.
 int Fail(const absl::Status& status, int code = 1);
 
 int Attach(const Globals& globals, const std::vector<std::string>& args);
 int Build(const Globals& globals, const std::vector<std::string>& args);
+int Builder(const Globals& globals, const std::vector<std::string>& args);
 int Commit(const Globals& globals, const std::vector<std::string>& args);
+int Completion(const Globals& globals, const std::vector<std::string>& args);
 int Create(const Globals& globals, const std::vector<std::string>& args);
 int Events(const Globals& globals, const std::vector<std::string>& args);
 int Exec(const Globals& globals, const std::vector<std::string>& args);

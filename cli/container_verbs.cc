@@ -6,8 +6,11 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cli/logs_stream.h"
 #include "cli/runtime_client.h"
+#include "nlohmann/json.hpp"
 
 namespace pier::cli {
 namespace {
@@ -165,9 +168,20 @@ int Ps(const Globals& g, const std::vector<std::string>& args) {
   rt::ListContainersResponse resp;
   grpc::Status s = (*stub)->ListContainers(&ctx, req, &resp);
   if (!s.ok()) return FailRpc(s);
+  // Published ports as docker prints them: 127.0.0.1:8080->80/tcp.
+  auto ports = [](const rt::ContainerSummary& c) {
+    std::vector<std::string> out;
+    for (const rt::PortBinding& p : c.ports()) {
+      std::string host = p.host_ip().empty() ? "0.0.0.0" : p.host_ip();
+      if (host.find(':') != std::string::npos) host = "[" + host + "]";
+      out.push_back(absl::StrCat(host, ":", p.host_port(), "->", p.container_port(),
+                                 p.protocol() == rt::PROTOCOL_UDP ? "/udp" : "/tcp"));
+    }
+    return absl::StrJoin(out, ", ");
+  };
   if (!quiet && format.empty()) {
-    std::printf("%-14s %-28s %-24s %-18s %-22s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
-                "STATUS", "NAMES");
+    std::printf("%-14s %-28s %-24s %-18s %-22s %-24s %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
+                "CREATED", "STATUS", "PORTS", "NAMES");
   }
   for (const rt::ContainerSummary& c : resp.containers()) {
     std::string id = c.id().substr(0, 12);
@@ -176,13 +190,16 @@ int Ps(const Globals& g, const std::vector<std::string>& args) {
       continue;
     }
     if (format == "json") {
-      std::printf("{\"ID\":\"%s\",\"Image\":\"%s\",\"Names\":\"%s\",\"Status\":\"%s\"}\n",
-                  c.id().c_str(), c.image().c_str(), c.name().c_str(), c.status_text().c_str());
+      nlohmann::json j = {
+          {"ID", c.id()},      {"Image", c.image()},        {"Command", c.command()},
+          {"Names", c.name()}, {"Status", c.status_text()}, {"Ports", ports(c)}};
+      std::cout << j.dump() << "\n";
       continue;
     }
     std::string cmd = "\"" + c.command().substr(0, 20) + "\"";
-    std::printf("%-14s %-28s %-24s %-18s %-22s %s\n", id.c_str(), c.image().c_str(), cmd.c_str(),
-                Ago(c.created_at()).c_str(), c.status_text().c_str(), c.name().c_str());
+    std::printf("%-14s %-28s %-24s %-18s %-22s %-24s %s\n", id.c_str(), c.image().c_str(),
+                cmd.c_str(), Ago(c.created_at()).c_str(), c.status_text().c_str(), ports(c).c_str(),
+                c.name().c_str());
   }
   return 0;
 }

@@ -23,7 +23,7 @@ std::string DefaultServer() {
 
 }  // namespace
 
-int Login(const Globals&, const std::vector<std::string>& args) {
+int Login(const Globals& globals, const std::vector<std::string>& args) {
   std::string user, password, ca;
   bool password_stdin = false, tls = false, tls_verify = true;
   FlagSet flags("pier login", "[flags] [SERVER]");
@@ -32,7 +32,8 @@ int Login(const Globals&, const std::vector<std::string>& args) {
   flags.Bool("password-stdin", "", &password_stdin, "read the password from standard input");
   flags.Bool("tls", "", &tls, "use https even for a loopback registry");
   flags.Bool("tls-verify", "", &tls_verify, "verify the registry's certificate (default true)");
-  flags.String("tls-ca", "", &ca, "CA bundle to verify the registry with");
+  flags.String("tls-ca", "", &ca,
+               "CA bundle to verify the registry with (default: the global --tlscacert)");
   absl::StatusOr<std::vector<std::string>> pos = flags.Parse(args);
   if (!pos.ok()) {
     if (absl::IsCancelled(pos.status())) {
@@ -65,9 +66,14 @@ int Login(const Globals&, const std::vector<std::string>& args) {
   }
   distribution::RegistryClientOptions opts;
   opts.credentials = distribution::Credentials{user, password};
-  opts.force_tls = tls;
+  // With the suite's TLS settings (--tlscacert/--tlscert/--tlskey or
+  // PIER_TLS_*), the registry's HTTP side is TLS too and may require the
+  // client certificate.
+  opts.force_tls = tls || globals.tls.enabled();
   opts.tls_verify = tls_verify;
-  opts.ca_file = ca;
+  opts.ca_file = ca.empty() ? globals.tls.ca : ca;
+  opts.cert_file = globals.tls.cert;
+  opts.key_file = globals.tls.key;
   absl::StatusOr<std::unique_ptr<distribution::RegistryClient>> client =
       distribution::RegistryClient::Create(server, opts);
   if (!client.ok()) return Fail(client.status());

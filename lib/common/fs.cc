@@ -67,22 +67,36 @@ absl::Status SyncDir(const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode) {
+namespace {
+
+// Writes `data` to a temporary file beside `path` (fsynced when `durable`)
+// and renames it over `path`.
+absl::Status ReplaceFile(const std::string& path, absl::string_view data, int mode, bool durable) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = absl::StrCat(path, ".tmp-", getpid(), "-", rng());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
   absl::Status s = WriteAll(fd.get(), data, tmp);
-  if (s.ok() && ::fsync(fd.get()) != 0) s = ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
+  if (s.ok() && durable && ::fsync(fd.get()) != 0) {
+    s = ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
+  }
   fd.Reset();
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     s = ErrnoStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
   }
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode) {
+  RETURN_IF_ERROR(ReplaceFile(path, data, mode, /*durable=*/true));
   return SyncDir(Dirname(path));
+}
+
+absl::Status WriteFileReplace(const std::string& path, absl::string_view data, int mode) {
+  return ReplaceFile(path, data, mode, /*durable=*/false);
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

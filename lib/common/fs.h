@@ -57,6 +57,12 @@ absl::StatusOr<size_t> ReadFull(int fd, char* buf, size_t len, absl::string_view
 // fsyncs it, renames it over `path` and fsyncs the directory.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode = 0644);
 
+// Replaces `path` with `data` atomically but not durably: a temporary file
+// renamed over `path`, no fsync. Readers never see a partial file, and the
+// content survives the writer's crash, not the machine's. For state that a
+// machine crash makes moot anyway (the pid or exit status of a process).
+absl::Status WriteFileReplace(const std::string& path, absl::string_view data, int mode = 0644);
+
 // Reads a whole file. NotFound when it does not exist.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 

@@ -55,13 +55,30 @@ std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(
   return out;
 }
 
+absl::Status ParseRegistryAliases(const std::vector<std::string>& entries,
+                                  std::map<std::string, std::string>* out) {
+  for (const std::string& e : entries) {
+    size_t eq = e.find('=');
+    if (eq == 0 || eq == std::string::npos || eq + 1 == e.size() ||
+        e.find_first_of(" /", 0) != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("registry alias \"", e, "\": expected NAME=HOST[:PORT]"));
+    }
+    (*out)[e.substr(0, eq)] = e.substr(eq + 1);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<RegistryClient>> RegistryClient::Create(
     std::string host, RegistryClientOptions options) {
   if (host.empty()) return absl::InvalidArgumentError("empty registry host");
+  if (auto it = options.aliases.find(host); it != options.aliases.end()) host = it->second;
   bool tls = options.force_tls || !(options.insecure || IsLoopbackHost(host));
   http::ClientOptions copts;
   copts.tls_verify = options.tls_verify;
   copts.ca_file = options.ca_file;
+  copts.cert_file = options.cert_file;
+  copts.key_file = options.key_file;
   ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client, http::Client::Create(copts));
   std::string base = absl::StrCat(tls ? "https://" : "http://", host);
   return std::unique_ptr<RegistryClient>(

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -33,11 +34,22 @@ struct RegistryClientOptions {
   bool insecure = false;   // plain http even for non-loopback hosts
   bool force_tls = false;  // https even for loopback hosts
   bool tls_verify = true;
-  std::string ca_file;
+  std::string ca_file;    // PEM CA bundle trusted besides the system CAs
+  std::string cert_file;  // PEM client certificate, for registries that require mTLS
+  std::string key_file;   // its private key
+  // Registry name -> the host[:port] that serves it, e.g. "localhost" ->
+  // "127.0.0.1:5000": references keep their name, requests go to the
+  // address (as registries.conf's location does).
+  std::map<std::string, std::string> aliases;
 };
 
 // True for 127.0.0.0/8, localhost and [::1] (with or without a port).
 bool IsLoopbackHost(absl::string_view host);
+
+// Parses "NAME=HOST[:PORT]" entries (--registry-alias) into `out`.
+// InvalidArgument naming the entry when one is malformed.
+absl::Status ParseRegistryAliases(const std::vector<std::string>& entries,
+                                  std::map<std::string, std::string>* out);
 
 class RegistryClient {
  public:

@@ -428,6 +428,27 @@ absl::StatusOr<std::unique_ptr<Cgroup>> Cgroup::Create(const CgroupLayout& layou
   return cg;
 }
 
+absl::StatusOr<CgroupEntry> OpenCgroupEntry(const CgroupLayout& layout,
+                                            const std::vector<std::string>& dirs) {
+  CgroupEntry entry;
+  for (const std::string& dir : dirs) {
+    const bool v2 = layout.version == CgroupVersion::kV2 ||
+                    (!layout.unified.empty() &&
+                     (dir == layout.unified || absl::StartsWith(dir, layout.unified + "/")));
+    if (v2) {
+      entry.v2_dir.Reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!entry.v2_dir.valid()) return ErrnoStatus(errno, absl::StrCat("open cgroup ", dir));
+      continue;
+    }
+    std::string tasks = JoinPath(dir, "tasks");
+    UniqueFd fd(::open(tasks.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", tasks));
+    entry.v1_tasks.push_back(std::move(fd));
+    entry.v1_dirs.push_back(dir);
+  }
+  return entry;
+}
+
 absl::Status Cgroup::AddProcess(pid_t pid) const {
   std::string value = absl::StrCat(pid);
   for (const std::string& dir : paths_) {

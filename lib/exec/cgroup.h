@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "lib/common/fs.h"
 #include "lib/exec/spec.h"
 
 namespace pier::exec {
@@ -56,6 +57,23 @@ absl::StatusOr<CgroupLayout> DetectCgroupLayout();
 // form of the v1 devices allow-list. The error of bpf(2), naming the
 // directory, on failure.
 absl::Status AttachDefaultDeviceFilter(const std::string& cgroup_dir);
+
+// How a new process enters a set of cgroup directories without taking the
+// kernel's global cgroup lock (a write to cgroup.procs waits for an RCU
+// grace period, 5-20 ms): for each v1 directory the process itself writes
+// "0" to `tasks` before it execs (moving the current thread skips the lock);
+// the v2 directory, if any, is entered at clone3 time with
+// CLONE_INTO_CGROUP.
+struct CgroupEntry {
+  std::vector<UniqueFd> v1_tasks;    // <dir>/tasks, open for writing
+  std::vector<std::string> v1_dirs;  // parallel to v1_tasks, for errors
+  UniqueFd v2_dir;                   // the v2 (or hybrid unified) directory
+};
+
+// Opens the entry handles for `dirs` (directories of `layout`'s
+// hierarchies). The failing open's error, naming the file, otherwise.
+absl::StatusOr<CgroupEntry> OpenCgroupEntry(const CgroupLayout& layout,
+                                            const std::vector<std::string>& dirs);
 
 class Cgroup {
  public:

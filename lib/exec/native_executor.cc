@@ -76,7 +76,7 @@ struct DeviceNode {
 
 struct Plan {
   // Descriptors (child ends).
-  int sync_fd = -1;  // the child reads one byte: "you are in your cgroup, go on"
+  int sync_fd = -1;  // the child reads one byte: "go on"
   int err_fd = -1;   // the child writes a ChildError before failing
   int sock_fd = -1;  // the child sends the pty master here
   int stdio[3] = {-1, -1, -1};
@@ -87,6 +87,8 @@ struct Plan {
   int join_flags = 0;
   std::vector<std::pair<int, int>> join_fds;  // Start: (fd, CLONE_NEW*) given by path
   bool unshare_cgroup = false;
+  // v1 cgroup `tasks` files: the child writes "0" to each (moves itself).
+  std::vector<int> cgroup_tasks;
 
   std::vector<std::pair<int, struct rlimit>> rlimits;
   std::vector<std::string> rlimit_names;  // parallel to rlimits
@@ -528,6 +530,12 @@ void LoadSeccomp(const Plan& p) {
   } while (n < 0 && errno == EINTR);
   if (n != 1) ::_exit(127);  // the parent gave up
   ::close(p.sync_fd);
+  // Into the v1 cgroups first, before anything that is accounted or
+  // limited; the v2 one was entered at clone time.
+  for (int fd : p.cgroup_tasks) {
+    if (::write(fd, "0", 1) != 1) ChildFail(p, errno, "join its cgroup");
+    ::close(fd);
+  }
 
   // A clean signal state: nothing blocked, default dispositions.
   sigset_t none;
@@ -629,6 +637,10 @@ void LoadSeccomp(const Plan& p) {
 
 // ---------------------------------------------------------------------------
 // Parent side.
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL  // <linux/sched.h>, Linux >= 5.7
+#endif
 
 struct CloneArgs {  // struct clone_args of <linux/sched.h>, version 2
   uint64_t flags;
@@ -1050,7 +1062,7 @@ absl::StatusOr<UniqueFd> ReceiveFd(int sock) {
 // Clones the child that runs `plan`, places it with `place`, lets it go and
 // waits until it has exec'd (or reports why not).
 absl::StatusOr<Launched> Launch(Plan& plan, uint64_t clone_flags, int pid_ns_fd,
-                                const std::function<absl::Status(pid_t)>& place) {
+                                const CgroupEntry& cgroup) {
   int sync[2], err[2], sock[2] = {-1, -1};
   if (::pipe2(sync, O_CLOEXEC) < 0) return ErrnoStatus(errno, "pipe");
   UniqueFd sync_r(sync[0]), sync_w(sync[1]);
@@ -1066,12 +1078,18 @@ absl::StatusOr<Launched> Launch(Plan& plan, uint64_t clone_flags, int pid_ns_fd,
   plan.err_fd = err_w.get();
   plan.sock_fd = sock_child.get();
   plan.devnull_fd = devnull.get();
+  plan.cgroup_tasks.clear();
+  for (const UniqueFd& fd : cgroup.v1_tasks) plan.cgroup_tasks.push_back(fd.get());
 
   int pidfd = -1;
   CloneArgs args;
   std::memset(&args, 0, sizeof(args));
   args.flags = clone_flags | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  if (cgroup.v2_dir.valid()) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroup.v2_dir.get());
+  }
   args.exit_signal = SIGCHLD;
   long pid;
   {
@@ -1097,7 +1115,6 @@ absl::StatusOr<Launched> Launch(Plan& plan, uint64_t clone_flags, int pid_ns_fd,
     }
     return s;
   };
-  if (absl::Status s = place(out.pid); !s.ok()) return abort_child(s);
   if (::write(sync_w.get(), "g", 1) != 1) return abort_child(ErrnoStatus(errno, "start the child"));
   sync_w.Reset();
 
@@ -1262,8 +1279,10 @@ absl::StatusOr<std::unique_ptr<Process>> NativeExecutor::Start(const ContainerSp
   ASSIGN_OR_RETURN(std::unique_ptr<Cgroup> cgroup,
                    Cgroup::Create(layout, cgroup_path, spec.cgroup, spec.privileged));
 
-  auto launched = Launch(plan, clone_flags, pid_ns.valid() ? pid_ns.get() : -1,
-                         [&](pid_t pid) { return cgroup->AddProcess(pid); });
+  absl::StatusOr<CgroupEntry> entry = OpenCgroupEntry(layout, cgroup->paths());
+  absl::StatusOr<Launched> launched =
+      entry.ok() ? Launch(plan, clone_flags, pid_ns.valid() ? pid_ns.get() : -1, *entry)
+                 : absl::StatusOr<Launched>(entry.status());
   if (!launched.ok()) {
     absl::Status s = cgroup->Destroy();
     if (!s.ok()) {
@@ -1310,17 +1329,8 @@ absl::StatusOr<std::unique_ptr<Process>> NativeExecutor::Exec(pid_t init_pid,
   ASSIGN_OR_RETURN(CgroupLayout layout, Layout());
   ASSIGN_OR_RETURN(std::vector<std::string> cgroup_dirs, CgroupDirsOf(layout, init_pid));
 
-  auto launched = Launch(plan, 0, join_pid ? target.get() : -1, [&](pid_t pid) -> absl::Status {
-    for (const std::string& dir : cgroup_dirs) {
-      std::string procs = JoinPath(dir, "cgroup.procs");
-      UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-      std::string value = absl::StrCat(pid);
-      if (!fd.valid() || ::write(fd.get(), value.data(), value.size()) < 0) {
-        return ErrnoStatus(errno, absl::StrCat("join cgroup ", dir));
-      }
-    }
-    return absl::OkStatus();
-  });
+  ASSIGN_OR_RETURN(CgroupEntry entry, OpenCgroupEntry(layout, cgroup_dirs));
+  auto launched = Launch(plan, 0, join_pid ? target.get() : -1, entry);
   if (!launched.ok()) {
     return Annotate(launched.status(), absl::StrCat("exec in container of process ", init_pid));
   }

@@ -199,6 +199,27 @@ class ImageStore {
                                        const distribution::RegistryClientOptions& options,
                                        const ProgressFn& progress = nullptr);
 
+  // Pushes `blobs` (each in the content store; skipped when the registry
+  // has them, duplicates once) to `target`'s repository, then
+  // `manifest_bytes` as `media_type` under its tag or digest: the generic
+  // half of Push, also used for artifacts such as the builder's cache.
+  // Returns the manifest's descriptor. Errors as Push.
+  absl::StatusOr<oci::Descriptor> PushManifest(absl::string_view target,
+                                               const std::vector<oci::Descriptor>& blobs,
+                                               absl::string_view manifest_bytes,
+                                               absl::string_view media_type,
+                                               const distribution::RegistryClientOptions& options,
+                                               const ProgressFn& progress = nullptr);
+
+  // Fetches the image manifest `reference` names (an index is refused with
+  // InvalidArgument) and every blob it references (config and layers,
+  // whatever their media types) into the content store, verified, without
+  // recording an image or unpacking anything. Returns the manifest (with
+  // its raw bytes, also stored). Errors as Pull.
+  absl::StatusOr<oci::Manifest> FetchManifestAndBlobs(
+      absl::string_view reference, const distribution::RegistryClientOptions& options,
+      const ProgressFn& progress = nullptr);
+
   // --- Records.
 
   // The image named `name_or_id` (see the file comment). NotFound naming it;

@@ -2,6 +2,7 @@
 // (OCI distribution-spec v1.1, Docker Registry HTTP API V2).
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -123,6 +124,57 @@ absl::StatusOr<Fetched> FetchManifest(distribution::RegistryClient& client,
   return out;
 }
 
+// Fetches blob `d` of `ref` into `content` unless present: streamed,
+// resumed from a partial ingest, checked against its digest and size.
+absl::Status FetchBlob(distribution::RegistryClient& client, content::ContentStore& store,
+                       const oci::Reference& ref, const oci::Descriptor& d,
+                       const ProgressFn& progress) {
+  absl::StatusOr<content::Info> have = store.Info(d.digest);
+  if (have.ok() && have->size == static_cast<uint64_t>(d.size)) {
+    Report(progress, Progress::Phase::kExists, d.digest, d.size, d.size);
+    return absl::OkStatus();
+  }
+  const std::string what = absl::StrCat("blob ", d.digest.str(), " of ", ref.Name());
+  ASSIGN_OR_RETURN(std::unique_ptr<content::ContentWriter> writer,
+                   store.OpenWriter(absl::StrCat("pull-", d.digest.hex()), d.digest,
+                                    static_cast<uint64_t>(d.size)));
+  uint64_t offset = writer->Offset();
+  if (offset < static_cast<uint64_t>(d.size) || d.size == 0) {
+    http::ClientRequest req;
+    req.url = absl::StrCat("/v2/", ref.repository, "/blobs/", d.digest.str());
+    if (offset > 0) req.headers.Set("Range", absl::StrCat("bytes=", offset, "-"));
+    ASSIGN_OR_RETURN(http::ClientResponse resp, client.Do(req));
+    if (resp.status() == 200 && offset > 0) {
+      RETURN_IF_ERROR(writer->Truncate(0));  // the registry ignored the range
+      offset = 0;
+    } else if (resp.status() == 404) {
+      (void)resp.ReadAll(4096);
+      return absl::NotFoundError(absl::StrCat(what, " not found"));
+    } else if (resp.status() != 200 && resp.status() != 206) {
+      return HttpError(resp, absl::StrCat("GET ", what));
+    }
+    std::unique_ptr<char[]> buf(new char[kChunk]);
+    for (;;) {
+      ASSIGN_OR_RETURN(size_t n, resp.ReadBody(buf.get(), kChunk));
+      if (n == 0) break;
+      absl::Status st = writer->Write(absl::string_view(buf.get(), n));
+      if (absl::IsInvalidArgument(st)) {  // longer than the descriptor says
+        (void)writer->Abort();
+        return absl::DataLossError(absl::StrCat(what, ": ", st.message()));
+      }
+      RETURN_IF_ERROR(st);
+      Report(progress, Progress::Phase::kFetching, d.digest, writer->Offset(), d.size);
+    }
+  }
+  absl::StatusOr<content::Info> info = writer->Commit(d.size, d.digest);
+  if (absl::IsInvalidArgument(info.status())) {  // size or digest mismatch: ingest dropped
+    return absl::DataLossError(absl::StrCat(what, ": ", info.status().message()));
+  }
+  RETURN_IF_ERROR(info.status());
+  Report(progress, Progress::Phase::kFetched, d.digest, d.size, d.size);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<oci::Descriptor> ImageStore::PickPlatform(const oci::Index& index,
@@ -170,51 +222,8 @@ absl::StatusOr<Image> ImageStore::Pull(absl::string_view reference,
   ASSIGN_OR_RETURN(oci::Manifest manifest, oci::Manifest::Parse(manifest_doc.bytes));
 
   // Config, then layers: each fetched unless present, streamed and verified.
-  auto fetch_blob = [&](const oci::Descriptor& d) -> absl::Status {
-    absl::StatusOr<content::Info> have = content_->Info(d.digest);
-    if (have.ok() && have->size == static_cast<uint64_t>(d.size)) {
-      Report(progress, Progress::Phase::kExists, d.digest, d.size, d.size);
-      return absl::OkStatus();
-    }
-    const std::string what = absl::StrCat("blob ", d.digest.str(), " of ", ref.Name());
-    ASSIGN_OR_RETURN(std::unique_ptr<content::ContentWriter> writer,
-                     content_->OpenWriter(absl::StrCat("pull-", d.digest.hex()), d.digest,
-                                          static_cast<uint64_t>(d.size)));
-    uint64_t offset = writer->Offset();
-    if (offset < static_cast<uint64_t>(d.size) || d.size == 0) {
-      http::ClientRequest req;
-      req.url = absl::StrCat("/v2/", ref.repository, "/blobs/", d.digest.str());
-      if (offset > 0) req.headers.Set("Range", absl::StrCat("bytes=", offset, "-"));
-      ASSIGN_OR_RETURN(http::ClientResponse resp, client->Do(req));
-      if (resp.status() == 200 && offset > 0) {
-        RETURN_IF_ERROR(writer->Truncate(0));  // the registry ignored the range
-        offset = 0;
-      } else if (resp.status() == 404) {
-        (void)resp.ReadAll(4096);
-        return absl::NotFoundError(absl::StrCat(what, " not found"));
-      } else if (resp.status() != 200 && resp.status() != 206) {
-        return HttpError(resp, absl::StrCat("GET ", what));
-      }
-      std::unique_ptr<char[]> buf(new char[kChunk]);
-      for (;;) {
-        ASSIGN_OR_RETURN(size_t n, resp.ReadBody(buf.get(), kChunk));
-        if (n == 0) break;
-        absl::Status st = writer->Write(absl::string_view(buf.get(), n));
-        if (absl::IsInvalidArgument(st)) {  // longer than the descriptor says
-          (void)writer->Abort();
-          return absl::DataLossError(absl::StrCat(what, ": ", st.message()));
-        }
-        RETURN_IF_ERROR(st);
-        Report(progress, Progress::Phase::kFetching, d.digest, writer->Offset(), d.size);
-      }
-    }
-    absl::StatusOr<content::Info> info = writer->Commit(d.size, d.digest);
-    if (absl::IsInvalidArgument(info.status())) {  // size or digest mismatch: ingest dropped
-      return absl::DataLossError(absl::StrCat(what, ": ", info.status().message()));
-    }
-    RETURN_IF_ERROR(info.status());
-    Report(progress, Progress::Phase::kFetched, d.digest, d.size, d.size);
-    return absl::OkStatus();
+  auto fetch_blob = [&](const oci::Descriptor& d) {
+    return FetchBlob(*client, *content_, ref, d, progress);
   };
   RETURN_IF_ERROR(fetch_blob(manifest.config));
   ASSIGN_OR_RETURN(std::string config_bytes,
@@ -262,12 +271,28 @@ absl::StatusOr<oci::Descriptor> ImageStore::Push(absl::string_view name, absl::s
     return absl::InvalidArgumentError(absl::StrCat("cannot push image ", image.target.digest.str(),
                                                    " as ", ref.String(), ": digests differ"));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<distribution::RegistryClient> client,
-                   distribution::RegistryClient::Create(ApiHost(ref.registry), options));
-
   std::vector<oci::Descriptor> blobs = manifest.layers;
   blobs.push_back(manifest.config);
+  const std::string media_type =
+      image.target.media_type.empty() ? std::string(oci::kOciManifest) : image.target.media_type;
+  ASSIGN_OR_RETURN(oci::Descriptor pushed, PushManifest(ref.String(), blobs, manifest_bytes,
+                                                        media_type, options, progress));
+  oci::Descriptor out = image.target;
+  out.size = pushed.size;
+  return out;
+}
+
+absl::StatusOr<oci::Descriptor> ImageStore::PushManifest(
+    absl::string_view target, const std::vector<oci::Descriptor>& blobs,
+    absl::string_view manifest_bytes, absl::string_view media_type,
+    const distribution::RegistryClientOptions& options, const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(oci::Reference ref, oci::Reference::Parse(target, options_.default_registry));
+  const oci::Digest manifest_digest = oci::Digest::Of(manifest_bytes);
+  ASSIGN_OR_RETURN(std::unique_ptr<distribution::RegistryClient> client,
+                   distribution::RegistryClient::Create(ApiHost(ref.registry), options));
+  std::set<oci::Digest> done;
   for (const oci::Descriptor& d : blobs) {
+    if (!done.insert(d.digest).second) continue;
     const std::string what = absl::StrCat("blob ", d.digest.str(), " to ", ref.Name());
     http::ClientRequest head;
     head.method = "HEAD";
@@ -322,27 +347,49 @@ absl::StatusOr<oci::Descriptor> ImageStore::Push(absl::string_view name, absl::s
   http::ClientRequest put;
   put.method = "PUT";
   put.url = absl::StrCat("/v2/", ref.repository, "/manifests/", ref.ManifestReference());
-  put.headers.Set("Content-Type", image.target.media_type.empty() ? std::string(oci::kOciManifest)
-                                                                  : image.target.media_type);
-  put.body = manifest_bytes;
+  put.headers.Set("Content-Type", std::string(media_type));
+  put.body = std::string(manifest_bytes);
   ASSIGN_OR_RETURN(http::ClientResponse resp, client->Do(put));
   if (resp.status() != 201 && resp.status() != 200) {
     return HttpError(resp, absl::StrCat("PUT manifest ", ref.String()));
   }
   if (std::optional<absl::string_view> h = resp.Header("Docker-Content-Digest")) {
     absl::StatusOr<oci::Digest> got = oci::Digest::Parse(*h);
-    if (got.ok() && *got != image.target.digest) {
+    if (got.ok() && *got != manifest_digest) {
       return absl::DataLossError(absl::StrCat("registry stored manifest ", ref.String(), " as ",
-                                              got->str(), ", expected ",
-                                              image.target.digest.str()));
+                                              got->str(), ", expected ", manifest_digest.str()));
     }
   }
   (void)resp.ReadAll(4096);
-  Report(progress, Progress::Phase::kManifest, image.target.digest, manifest_bytes.size(),
+  Report(progress, Progress::Phase::kManifest, manifest_digest, manifest_bytes.size(),
          manifest_bytes.size());
-  oci::Descriptor pushed = image.target;
+  oci::Descriptor pushed;
+  pushed.media_type = std::string(media_type);
+  pushed.digest = manifest_digest;
   pushed.size = static_cast<int64_t>(manifest_bytes.size());
   return pushed;
+}
+
+absl::StatusOr<oci::Manifest> ImageStore::FetchManifestAndBlobs(
+    absl::string_view reference, const distribution::RegistryClientOptions& options,
+    const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(oci::Reference ref, oci::Reference::Parse(reference, options_.default_registry));
+  ASSIGN_OR_RETURN(std::unique_ptr<distribution::RegistryClient> client,
+                   distribution::RegistryClient::Create(ApiHost(ref.registry), options));
+  ASSIGN_OR_RETURN(Fetched doc, FetchManifest(*client, ref, ref.ManifestReference(), ref.digest,
+                                              std::nullopt, options_.max_manifest_bytes));
+  Report(progress, Progress::Phase::kResolved, doc.digest);
+  if (!oci::IsManifestMediaType(doc.media_type)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ref.String(), " is a ", doc.media_type, ", not a manifest"));
+  }
+  ASSIGN_OR_RETURN(oci::Manifest manifest, oci::Manifest::Parse(doc.bytes));
+  RETURN_IF_ERROR(FetchBlob(*client, *content_, ref, manifest.config, progress));
+  for (const oci::Descriptor& d : manifest.layers) {
+    RETURN_IF_ERROR(FetchBlob(*client, *content_, ref, d, progress));
+  }
+  RETURN_IF_ERROR(content_->Put(doc.bytes, doc.digest).status());
+  return manifest;
 }
 
 }  // namespace pier::image

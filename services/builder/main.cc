@@ -9,6 +9,7 @@
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 #include "lib/content/filesystem_driver.h"
+#include "lib/distribution/registry_client.h"
 #include "lib/exec/native_executor.h"
 #include "lib/image/store.h"
 #include "lib/kv/kv_store.h"
@@ -31,12 +32,32 @@ struct State {
 
 int main(int argc, char** argv) {
   State state;
+  pier::distribution::RegistryClientOptions registry_options;
+  std::vector<std::string> aliases;
   pier::rpc::DaemonSpec spec;
   spec.name = "pier-builder";
   spec.default_listen = "127.0.0.1:5051";
   spec.default_root = "/var/lib/pier/builder";
+  int64_t max_parallel_stages = 3;
+  spec.add_flags = [&](pier::FlagSet& flags) {
+    flags.Int("max-parallel-stages", "", &max_parallel_stages,
+              "independent stages of one build run at once, at most this many (default 3)");
+    flags.String("registry-ca", "", &registry_options.ca_file,
+                 "PEM CA to verify registries with (besides the system CAs)");
+    flags.String("registry-tls-cert", "", &registry_options.cert_file,
+                 "PEM client certificate for registries that require mTLS");
+    flags.String("registry-tls-key", "", &registry_options.key_file,
+                 "PEM private key for --registry-tls-cert");
+    flags.StringList("registry-alias", "", &aliases,
+                     "NAME=HOST[:PORT]: reach registry NAME at that address, e.g. "
+                     "localhost=127.0.0.1:5000 (repeatable)");
+  };
   spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
+    if (max_parallel_stages < 1) {
+      return absl::InvalidArgumentError("--max-parallel-stages must be at least 1");
+    }
     const std::string& root = ctx.options().root;
+    RETURN_IF_ERROR(pier::distribution::ParseRegistryAliases(aliases, &registry_options.aliases));
     RETURN_IF_ERROR(pier::MakeDirs(root + "/content", 0700));
     (void)pier::RemoveAll(root + "/contexts");
     (void)pier::RemoveAll(root + "/mnt");
@@ -47,7 +68,13 @@ int main(int argc, char** argv) {
                                                                  state.content.get()));
     state.executor = std::make_unique<pier::exec::NativeExecutor>();
     state.builder = std::make_unique<pier::builder::Builder>(state.images.get(), state.meta.get(),
-                                                             state.executor.get(), root);
+                                                             state.executor.get(), root,
+                                                             static_cast<int>(max_parallel_stages));
+    // With registry TLS settings, loopback registries are reached over https
+    // too (they are the suite's own registry, serving TLS).
+    registry_options.force_tls =
+        !registry_options.ca_file.empty() || !registry_options.cert_file.empty();
+    state.builder->set_registry_options(registry_options);
     state.service = std::make_unique<pier::builder::BuilderService>(state.builder.get(), root);
     ctx.RegisterService(state.service.get());
     return absl::OkStatus();

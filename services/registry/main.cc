@@ -31,6 +31,7 @@ struct Flags {
   std::string http_listen = "127.0.0.1:5000";
   std::string auth_mode = "none";
   std::string htpasswd;
+  std::string http_client_ca;
   std::string token_realm;
   std::string token_service = "pier-registry";
   std::string token_key;
@@ -68,6 +69,8 @@ int main(int argc, char** argv) {
     flags.String("http-listen", "", &f.http_listen,
                  "OCI Distribution HTTP API address, host:port (default 127.0.0.1:5000; "
                  "\"off\" disables it)");
+    flags.String("http-tls-client-ca", "", &f.http_client_ca,
+                 "PEM CA; HTTP clients must present a cert it signed (needs --tls-cert)");
     flags.String("auth", "", &f.auth_mode, "none|basic|token (default none)");
     flags.String("htpasswd", "", &f.htpasswd, "htpasswd file of bcrypt users (basic, token)");
     flags.String("token-realm", "", &f.token_realm,
@@ -112,6 +115,10 @@ int main(int argc, char** argv) {
     opts.listen = f.http_listen;
     opts.tls_cert_file = ctx.options().tls.cert;
     opts.tls_key_file = ctx.options().tls.key;
+    opts.tls_client_ca_file = f.http_client_ca;
+    if (!f.http_client_ca.empty() && opts.tls_cert_file.empty()) {
+      return absl::InvalidArgumentError("--http-tls-client-ca needs --tls-cert and --tls-key");
+    }
     opts.shutdown_grace = absl::Milliseconds(ctx.options().shutdown_grace_ms);
     pier::registry::AuthorizeFn authorize;
     bool token_mode = state.authorizer->config().mode == auth::AuthMode::kToken;

@@ -43,10 +43,14 @@ namespace {
 struct Flags {
   std::string default_registry = "docker.io";
   std::vector<std::string> insecure;
+  std::vector<std::string> aliases;
   std::string shim;
   std::string credentials;
   std::string bridge_subnet = "10.88.0.0/16";
   std::string cni_bin_dir = "/usr/lib/cni";
+  std::string registry_ca;
+  std::string registry_cert;
+  std::string registry_key;
 };
 
 struct State {
@@ -91,6 +95,15 @@ int main(int argc, char** argv) {
     flags.String("cni-bin-dir", "", &f.cni_bin_dir,
                  "directory of the CNI plugins (default /usr/lib/cni)");
     flags.String("shim", "", &f.shim, "path of pier-shim (default: beside pier-runtime)");
+    flags.String("registry-ca", "", &f.registry_ca,
+                 "PEM CA to verify registries with (besides the system CAs)");
+    flags.String("registry-tls-cert", "", &f.registry_cert,
+                 "PEM client certificate for registries that require mTLS");
+    flags.String("registry-tls-key", "", &f.registry_key,
+                 "PEM private key for --registry-tls-cert");
+    flags.StringList("registry-alias", "", &f.aliases,
+                     "NAME=HOST[:PORT]: reach registry NAME at that address, e.g. "
+                     "localhost=127.0.0.1:5000 (repeatable)");
     flags.String("credentials", "", &f.credentials,
                  "registry credentials file as `pier login` writes it (default: none)");
   };
@@ -117,7 +130,11 @@ int main(int argc, char** argv) {
     state.ctx.root = root;
     state.ctx.default_registry = f.default_registry;
     state.ctx.insecure = f.insecure;
+    RETURN_IF_ERROR(pier::distribution::ParseRegistryAliases(f.aliases, &state.ctx.aliases));
     state.ctx.credentials_path = f.credentials;
+    state.ctx.registry_ca = f.registry_ca;
+    state.ctx.registry_cert = f.registry_cert;
+    state.ctx.registry_key = f.registry_key;
     state.ctx.images = state.images.get();
     state.ctx.containers = state.containers.get();
     state.ctx.kv = state.meta.get();

@@ -9,12 +9,16 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "lib/common/fs.h"
 #include "lib/common/testing.h"
 #include "nlohmann/json.hpp"
+#include "pier/builder/v1/builder.grpc.pb.h"
 #include "tests/integration/daemon_process.h"
 
 namespace pier::testing {
@@ -22,6 +26,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+namespace bpb = ::pier::builder::v1;
 
 std::string Sh(const std::string& cmd) {
   std::string out;
@@ -37,6 +42,36 @@ std::string Sh(const std::string& cmd) {
 void Write(const std::string& path, const std::string& data) {
   ASSERT_OK(MakeDirs(Dirname(path), 0755));
   std::ofstream(path) << data;
+}
+
+// A build over gRPC: the Dockerfile travels in the spec, the context is
+// empty. Returns every event and the final status.
+struct RpcBuild {
+  grpc::Status status;
+  std::vector<bpb::BuildResponse> events;
+};
+RpcBuild BuildOverGrpc(const std::string& address, const bpb::BuildSpec& spec) {
+  auto stub = bpb::BuilderService::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto stream = stub->Build(&ctx);
+  bpb::BuildRequest req;
+  *req.mutable_spec() = spec;
+  stream->Write(req);
+  req.mutable_context_manifest()->set_complete(true);
+  stream->Write(req);
+  RpcBuild out;
+  bpb::BuildResponse resp;
+  while (stream->Read(&resp)) {
+    if (resp.has_need_files()) {
+      req.mutable_context_done();
+      stream->Write(req);
+      stream->WritesDone();
+    }
+    out.events.push_back(resp);
+  }
+  out.status = stream->Finish();
+  return out;
 }
 
 class BuilderTest : public ::testing::Test {
@@ -65,9 +100,11 @@ class BuilderTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
-  CommandResult Build(std::vector<std::string> args) {
+  CommandResult Build(std::vector<std::string> args) { return BuildOn(builder_, std::move(args)); }
+
+  CommandResult BuildOn(const DaemonProcess& builder, std::vector<std::string> args) {
     args.insert(args.begin(), "build");
-    args.insert(args.begin(), "--builder=" + builder_.Address());
+    args.insert(args.begin(), "--builder=" + builder.Address());
     return RunPier(args, {"SOURCE_DATE_EPOCH=1700000000"});
   }
 
@@ -176,14 +213,16 @@ std::string ManifestLine(const std::string& output) {
 }
 
 // The status printed for the step whose line contains `step` ("CACHED",
-// "DONE", ...): the first later line that is one of them.
+// "DONE", ...): the "#<n> CACHED" or "#<n> DONE" line of its step number
+// (stages may run concurrently, so other steps' lines can come between).
 std::string StepStatus(const std::string& output, const std::string& step) {
   std::vector<std::string> lines = absl::StrSplit(output, '\n');
   for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].find(step) == std::string::npos) continue;
+    if (lines[i].find(step) == std::string::npos || !absl::StartsWith(lines[i], "#")) continue;
+    std::string n = lines[i].substr(0, lines[i].find(' '));
     for (size_t j = i; j < lines.size(); ++j) {
-      if (absl::StrContains(lines[j], "CACHED")) return "CACHED";
-      if (absl::StrContains(lines[j], "DONE")) return "DONE";
+      if (absl::StartsWith(lines[j], n + " CACHED")) return "CACHED";
+      if (absl::StartsWith(lines[j], n + " DONE")) return "DONE";
     }
   }
   return "";
@@ -358,6 +397,338 @@ TEST_F(BuilderTest, BadInputsNameTheirObjectAndPushNothing) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("127.0.0.1:1"));
   EXPECT_FALSE(Get("/v2/demo/bad2/manifests/v1").is_object());
+}
+
+TEST_F(BuilderTest, TarballOutputsAsBuildxWritesThem) {
+  std::string app = dir_.Sub("tar");
+  Write(app + "/hello.txt", "hello\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                                          "COPY hello.txt /hello.txt\n"
+                                          "RUN echo ran > /ran\n"
+                                          "CMD [\"cat\", \"/hello.txt\"]\n"));
+  // type=oci: an OCI layout tar that skopeo reads; nothing is pushed.
+  std::string oci = dir_.Sub("out/oci.tar");
+  ASSERT_OK(MakeDirs(dir_.Sub("out"), 0755));
+  CommandResult r = Build({"-t", reg_ + "/demo/tar:v1", "-o", "type=oci,dest=" + oci, app});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string manifest_digest = ManifestLine(r.output);
+  ASSERT_FALSE(manifest_digest.empty()) << r.output;
+  nlohmann::json inspect =
+      nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + oci), nullptr, false);
+  ASSERT_TRUE(inspect.is_object()) << r.output;
+  EXPECT_EQ(inspect["Digest"], manifest_digest);
+  EXPECT_EQ(inspect["Layers"].size(), 3u);  // base, COPY, RUN
+  nlohmann::json config =
+      nlohmann::json::parse(Sh("skopeo inspect --config oci-archive:" + oci), nullptr, false);
+  ASSERT_TRUE(config.is_object());
+  EXPECT_EQ(config["config"]["Cmd"], nlohmann::json::array({"cat", "/hello.txt"}));
+  std::string index = Sh("tar -xOf " + oci + " index.json");
+  EXPECT_THAT(index, HasSubstr(reg_ + "/demo/tar:v1"));
+  EXPECT_FALSE(Get("/v2/demo/tar/manifests/v1").is_object());
+  // umoci unpacks the layout: the files are there.
+  std::string layout = dir_.Sub("out/layout");
+  ASSERT_OK(MakeDirs(layout, 0755));
+  Sh("tar -C " + layout + " -xf " + oci);
+  std::string bundle = dir_.Sub("out/bundle");
+  Sh("umoci unpack --image " + layout + ":v1 " + bundle + " 2>&1");
+  EXPECT_EQ(Sh("cat " + bundle + "/rootfs/hello.txt " + bundle + "/rootfs/ran"), "hello\nran\n");
+
+  // type=docker: manifest.json with the tag, the config and three layers.
+  std::string docker = dir_.Sub("out/docker.tar");
+  r = Build({"-t", reg_ + "/demo/tar:v1", "-o", "type=docker,dest=" + docker, app});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(ManifestLine(r.output), manifest_digest);
+  nlohmann::json mj =
+      nlohmann::json::parse(Sh("tar -xOf " + docker + " manifest.json"), nullptr, false);
+  ASSERT_TRUE(mj.is_array() && mj.size() == 1u) << mj.dump();
+  EXPECT_EQ(mj[0]["RepoTags"], nlohmann::json::array({reg_ + "/demo/tar:v1"}));
+  EXPECT_EQ(mj[0]["Layers"].size(), 3u);
+  size_t at = r.output.find("writing image sha256:");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(mj[0]["Config"], r.output.substr(at + 21, 64) + ".json");
+  nlohmann::json dinspect =
+      nlohmann::json::parse(Sh("skopeo inspect docker-archive:" + docker), nullptr, false);
+  ASSERT_TRUE(dinspect.is_object());
+  EXPECT_EQ(dinspect["Layers"].size(), 3u);
+  EXPECT_FALSE(Get("/v2/demo/tar/manifests/v1").is_object());
+
+  // dest=-: the archive on standard output, progress on standard error.
+  std::string piped = dir_.Sub("out/piped.tar");
+  Sh("SOURCE_DATE_EPOCH=1700000000 " + BinDir() + "/pier --builder=" + builder_.Address() +
+     " build -o type=oci,dest=- " + app + " > " + piped + " 2>/dev/null");
+  inspect = nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + piped), nullptr, false);
+  ASSERT_TRUE(inspect.is_object());
+  EXPECT_EQ(inspect["Digest"], manifest_digest);
+
+  // type=registry pushes (the default without -o does too).
+  r = Build({"-t", reg_ + "/demo/tar:v1", "-o", "type=registry", app});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(Get("/v2/demo/tar/manifests/v1").is_object());
+
+  // Bad -o flags are usage errors naming the flag.
+  r = Build({"-o", "type=oci", app});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("dest= is required"));
+  r = Build({"-o", "type=zip,dest=x.zip", app});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("unknown output type \"zip\""));
+
+  // Over gRPC, the builder refuses a typeless output and a relative dest.
+  bpb::BuildSpec spec;
+  spec.set_dockerfile(absl::StrCat("FROM ", reg_, "/base/busybox:latest\n"));
+  spec.add_outputs();
+  RpcBuild bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("outputs[0]"));
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_OCI);
+  spec.mutable_outputs(0)->set_dest("relative.tar");
+  bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("dest"));
+  // An absolute dest is written on the builder's host.
+  spec.mutable_outputs(0)->set_dest(dir_.Sub("out/server.tar"));
+  RpcBuild good = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(good.status.ok()) << good.status.error_message();
+  EXPECT_TRUE(nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + dir_.Sub("out/server.tar")),
+                                    nullptr, false)
+                  .is_object());
+}
+
+TEST_F(BuilderTest, RegistryCacheLetsAFreshBuilderSkipEveryStep) {
+  std::string app = dir_.Sub("cacheapp");
+  Write(app + "/a.txt", "a\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest AS tools\n",
+                                          "RUN echo tool > /tool\n"
+                                          "FROM ",
+                                          reg_, "/base/busybox:latest\n",
+                                          "ENV X=1\n"
+                                          "COPY a.txt /a.txt\n"
+                                          "RUN echo ran-once > /ran\n"
+                                          "COPY --from=tools /tool /tool\n"
+                                          "WORKDIR /w\n"));
+  const std::string cache = reg_ + "/demo/cacheapp:buildcache";
+  CommandResult first =
+      Build({"-t", reg_ + "/demo/cacheapp:v1", "--cache-to", "type=registry,ref=" + cache, app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_EQ(StepStatus(first.output, "echo ran-once"), "DONE") << first.output;
+  std::string digest = ManifestLine(first.output);
+  ASSERT_FALSE(digest.empty());
+  // The cache is an OCI artifact in the registry.
+  nlohmann::json m = Get("/v2/demo/cacheapp/manifests/buildcache");
+  ASSERT_TRUE(m.is_object());
+  EXPECT_EQ(m["artifactType"], "application/vnd.pier.build-cache.v1");
+  EXPECT_EQ(m["config"]["mediaType"], "application/vnd.pier.build-cache.config.v1+json");
+  EXPECT_EQ(m["layers"].size(), 4u);  // RUN tool, COPY a.txt, RUN ran-once, COPY --from
+
+  // A second builder on an empty root imports the cache and runs nothing.
+  DaemonProcess fresh;
+  ASSERT_OK(fresh.Start("pier-builder", {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("fresh")}));
+  CommandResult second = BuildOn(
+      fresh, {"-t", reg_ + "/demo/cacheapp:v2", "--cache-from", "type=registry,ref=" + cache, app});
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, Not(HasSubstr("DONE"))) << second.output;
+  for (const char* step :
+       {"echo tool", "ENV X=1", "COPY a.txt", "echo ran-once", "COPY --from", "WORKDIR /w"}) {
+    EXPECT_EQ(StepStatus(second.output, step), "CACHED") << step << "\n" << second.output;
+  }
+  EXPECT_EQ(ManifestLine(second.output), digest);
+
+  // A cache that does not exist is a warning, not a failure.
+  CommandResult missing = BuildOn(fresh, {"--cache-from", reg_ + "/demo/nocache:none", app});
+  EXPECT_EQ(missing.exit_code, 0) << missing.output;
+  EXPECT_THAT(missing.output, HasSubstr("WARNING: cache-from " + reg_ + "/demo/nocache:none"));
+  CommandResult bad = Build({"--cache-to", "type=local,dest=/tmp/x", app});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("--cache-to"));
+}
+
+TEST_F(BuilderTest, IndependentStagesRunConcurrently) {
+  bpb::BuildSpec spec;
+  spec.set_dockerfile(absl::StrCat("FROM ", reg_, "/base/busybox:latest AS a\n",
+                                   "RUN sleep 1 && echo a > /a\n"
+                                   "FROM ",
+                                   reg_, "/base/busybox:latest AS b\n",
+                                   "RUN sleep 1 && echo b > /b\n"
+                                   "FROM ",
+                                   reg_,
+                                   "/base/busybox:latest\n"
+                                   "COPY --from=a /a /a\n"
+                                   "COPY --from=b /b /b\n"));
+  RpcBuild r = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  // Event positions of each RUN's start and completion, by stage.
+  std::map<std::string, size_t> started, completed;
+  std::map<int, std::string> stage_of_step;
+  std::vector<size_t> copies;  // positions of the final stage's COPY starts
+  for (size_t i = 0; i < r.events.size(); ++i) {
+    const bpb::BuildResponse& e = r.events[i];
+    if (e.has_step_started()) {
+      stage_of_step[e.step_started().step()] = e.step_started().stage();
+      if (absl::StartsWith(e.step_started().instruction(), "RUN")) {
+        started[e.step_started().stage()] = i;
+      } else {
+        EXPECT_EQ(e.step_started().stage(), "2");
+        copies.push_back(i);
+      }
+    }
+    if (e.has_step_completed() && stage_of_step.count(e.step_completed().step())) {
+      const std::string& stage = stage_of_step[e.step_completed().step()];
+      if (started.count(stage) && !completed.count(stage)) completed[stage] = i;
+    }
+  }
+  ASSERT_TRUE(started.count("a") && started.count("b")) << started.size();
+  ASSERT_TRUE(completed.count("a") && completed.count("b"));
+  // Each stage's RUN started before the other's finished: they overlapped.
+  EXPECT_LT(started["b"], completed["a"]);
+  EXPECT_LT(started["a"], completed["b"]);
+  // The final stage copied from both, after both.
+  ASSERT_EQ(copies.size(), 2u);
+  EXPECT_GT(copies[0], std::max(completed["a"], completed["b"]));
+  ASSERT_FALSE(r.events.empty());
+  ASSERT_TRUE(r.events.back().has_result());
+  EXPECT_EQ(r.events.back().result().layers_size(), 3);
+
+  // With one stage at a time, the same build runs them one after the other.
+  DaemonProcess serial;
+  ASSERT_OK(serial.Start("pier-builder", {"--listen=127.0.0.1:0", "--root=" + dir_.Sub("serial"),
+                                          "--max-parallel-stages=1"}));
+  r = BuildOverGrpc(serial.Address(), spec);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  std::vector<std::string> order;  // "start a", "done a", ...
+  stage_of_step.clear();
+  for (const bpb::BuildResponse& e : r.events) {
+    if (e.has_step_started() && absl::StartsWith(e.step_started().instruction(), "RUN")) {
+      stage_of_step[e.step_started().step()] = e.step_started().stage();
+      order.push_back("start " + e.step_started().stage());
+    }
+    if (e.has_step_completed() && stage_of_step.count(e.step_completed().step())) {
+      order.push_back("done " + stage_of_step[e.step_completed().step()]);
+    }
+  }
+  EXPECT_EQ(order, std::vector<std::string>({"start a", "done a", "start b", "done b"}));
+}
+
+TEST_F(BuilderTest, ListPruneAndDiskUsageOverGrpc) {
+  std::string app = dir_.Sub("prune");
+  Write(app + "/data.txt", "some context data\n");
+  Write(app + "/Dockerfile", absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                                          "COPY data.txt /data.txt\n"
+                                          "RUN echo pruned > /p\n"));
+  CommandResult first = Build({app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  auto stub = bpb::BuilderService::NewStub(
+      grpc::CreateChannel(builder_.Address(), grpc::InsecureChannelCredentials()));
+
+  // ListCache: newest first, paginated, every entry described.
+  auto list = [&](int page_size, const std::string& token, bpb::ListCacheResponse* resp) {
+    grpc::ClientContext ctx;
+    bpb::ListCacheRequest req;
+    req.set_page_size(page_size);
+    req.set_page_token(token);
+    return stub->ListCache(&ctx, req, resp);
+  };
+  bpb::ListCacheResponse all;
+  ASSERT_TRUE(list(0, "", &all).ok());
+  // The base image's COPY and CMD (config only), and this build's COPY and RUN.
+  ASSERT_EQ(all.entries_size(), 4);
+  int with_layer = 0;
+  EXPECT_TRUE(all.next_page_token().empty());
+  int64_t listed_bytes = 0;
+  for (int i = 0; i < all.entries_size(); ++i) {
+    const bpb::CacheEntry& e = all.entries(i);
+    EXPECT_FALSE(e.in_use());
+    EXPECT_GE(e.usage_count(), 1);
+    with_layer += e.layer_digest().empty() ? 0 : 1;
+    EXPECT_EQ(e.size() > 0, !e.layer_digest().empty()) << e.description();
+    listed_bytes += e.size();
+    if (i > 0) {
+      EXPECT_LE(e.last_used().seconds(), all.entries(i - 1).last_used().seconds());
+    }
+  }
+  EXPECT_EQ(with_layer, 3);
+  std::string descriptions;
+  for (const bpb::CacheEntry& e : all.entries()) descriptions += e.description() + "\n";
+  EXPECT_THAT(descriptions, HasSubstr("RUN /bin/sh -c echo pruned"));
+  EXPECT_THAT(descriptions, HasSubstr("COPY data.txt /data.txt"));
+  bpb::ListCacheResponse page;
+  ASSERT_TRUE(list(2, "", &page).ok());
+  EXPECT_EQ(page.entries_size(), 2);
+  ASSERT_EQ(page.next_page_token(), "2");
+  ASSERT_TRUE(list(3, page.next_page_token(), &page).ok());
+  EXPECT_EQ(page.entries_size(), 2);
+  EXPECT_TRUE(page.next_page_token().empty());
+  EXPECT_EQ(list(2, "bogus", &page).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto du = [&] {
+    grpc::ClientContext ctx;
+    bpb::DiskUsageResponse resp;
+    EXPECT_TRUE(stub->DiskUsage(&ctx, bpb::DiskUsageRequest(), &resp).ok());
+    return resp;
+  };
+  bpb::DiskUsageResponse before = du();
+  EXPECT_EQ(before.cache_entries(), 4);
+  EXPECT_EQ(before.cache_bytes(), listed_bytes);
+  EXPECT_GT(before.context_bytes(), 1000000);  // busybox of the base image's context
+  EXPECT_GT(before.content_bytes(), 0);        // config and manifest blobs
+  EXPECT_GE(before.reclaimable_bytes(), before.cache_bytes() + before.context_bytes());
+
+  auto prune = [&](const bpb::PruneCacheRequest& req, bpb::PruneCacheResponse* resp) {
+    grpc::ClientContext ctx;
+    return stub->PruneCache(&ctx, req, resp);
+  };
+  bpb::PruneCacheRequest req;
+  bpb::PruneCacheResponse resp;
+  req.set_keep_bytes(-1);
+  EXPECT_EQ(prune(req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Entries used within the hour stay.
+  req.set_keep_bytes(0);
+  req.mutable_keep_duration()->set_seconds(3600);
+  ASSERT_TRUE(prune(req, &resp).ok());
+  EXPECT_EQ(resp.entries_deleted(), 0);
+  EXPECT_EQ(resp.bytes_freed(), 0);
+  // A dry run of --all reports and deletes nothing.
+  req.Clear();
+  req.set_all(true);
+  req.set_dry_run(true);
+  ASSERT_TRUE(prune(req, &resp).ok());
+  EXPECT_EQ(resp.entries_deleted(), 4);
+  EXPECT_EQ(resp.bytes_freed(), before.reclaimable_bytes());
+  EXPECT_EQ(du().cache_entries(), 4);
+  // --all empties the cache and the context store.
+  req.set_dry_run(false);
+  ASSERT_TRUE(prune(req, &resp).ok());
+  EXPECT_EQ(resp.entries_deleted(), 4);
+  EXPECT_EQ(resp.bytes_freed(), before.reclaimable_bytes());
+  bpb::DiskUsageResponse after = du();
+  EXPECT_EQ(after.cache_entries(), 0);
+  EXPECT_EQ(after.cache_bytes(), 0);
+  EXPECT_EQ(after.context_bytes(), 0);
+  EXPECT_EQ(after.content_bytes(), 0);
+  EXPECT_EQ(Sh("ls " + dir_.Sub("builder/context-store")), "");
+  ASSERT_TRUE(list(0, "", &all).ok());
+  EXPECT_EQ(all.entries_size(), 0);
+
+  // The next build sends its context again and runs its steps.
+  CommandResult again = Build({app});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("context: sending 2 of"));
+  EXPECT_EQ(StepStatus(again.output, "echo pruned"), "DONE") << again.output;
+
+  // The CLI verbs.
+  CommandResult cli_du = RunPier({"--builder=" + builder_.Address(), "builder", "du", "-v"});
+  EXPECT_EQ(cli_du.exit_code, 0) << cli_du.output;
+  EXPECT_THAT(cli_du.output, HasSubstr("echo pruned"));
+  EXPECT_THAT(cli_du.output, HasSubstr("Build cache\t2"));
+  CommandResult cli_prune =
+      RunPier({"--builder=" + builder_.Address(), "builder", "prune", "--keep-storage", "1GB"});
+  EXPECT_EQ(cli_prune.exit_code, 0) << cli_prune.output;
+  EXPECT_THAT(cli_prune.output, HasSubstr("(0 cache entries)"));
+  cli_prune = RunPier({"--builder=" + builder_.Address(), "builder", "prune", "-a"});
+  EXPECT_EQ(cli_prune.exit_code, 0) << cli_prune.output;
+  EXPECT_THAT(cli_prune.output, HasSubstr("(2 cache entries)"));
+  cli_prune = RunPier({"--builder=" + builder_.Address(), "builder", "prune", "--filter", "x"});
+  EXPECT_EQ(cli_prune.exit_code, 2);
+  EXPECT_THAT(cli_prune.output, HasSubstr("--filter"));
 }
 
 }  // namespace

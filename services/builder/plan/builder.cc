@@ -7,10 +7,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -34,6 +37,12 @@ namespace {
 namespace df = ::pier::builder::dockerfile;
 
 std::string Quote(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+// Per stage of a running build: its step counter and, on failure, where.
+struct StageRun {
+  int step_no = 0;
+  BuildFailure failure;
+};
 
 // The state of a stage being built.
 struct StageState {
@@ -250,16 +259,35 @@ class Run {
         p_(params),
         events_(events),
         failure_(failure),
-        cache_(kv) {
-    (void)b;
+        cache_(kv),
+        registry_options_(b->registry_options()),
+        max_parallel_(std::max(1, b->max_parallel_stages())),
+        builder_(b) {
+    builder_->BuildStarted();
+  }
+  ~Run() {
+    builder_->Release(used_keys_);
+    builder_->BuildFinished();
   }
 
   absl::StatusOr<BuildOutcome> Go();
 
  private:
   absl::StatusOr<BaseImage> GetImage(const std::string& ref);
-  absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st);
-  absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st);
+  absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st,
+                       StageRun* sr);
+  absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st,
+                       StageRun* sr);
+  // Runs stage i (FROM, then its steps) and records its state in built_.
+  absl::Status BuildStage(size_t i, const df::ResolvedFrom& from, const df::ResolvedStage& rs,
+                          StageRun* sr);
+  // A copy of a built stage's state; nullopt when it is not built.
+  std::optional<StageState> Built(size_t i) {
+    std::lock_guard<std::mutex> l(built_mu_);
+    auto it = built_.find(i);
+    if (it == built_.end()) return std::nullopt;
+    return it->second;
+  }
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                       const FsSource& source, const FsOp& op);
   // Turns the active snapshot `key` into a layer on top of st->chain.
@@ -274,6 +302,18 @@ class Run {
     st->history.push_back(h);
   }
   void ApplyConfig(const df::ResolvedStep& step, StageState* st);
+  // Fetches each cache_from cache into the local cache (warnings for missing
+  // or foreign ones).
+  absl::Status ImportCaches();
+  // Pushes the records of used_keys_ (and their layers) to each cache_to.
+  absl::Status ExportCaches();
+  void UseKey(const std::string& key) {
+    std::lock_guard<std::mutex> l(keys_mu_);
+    if (used_set_.insert(key).second) {
+      used_keys_.push_back(key);
+      builder_->Hold(key);
+    }
+  }
   void Emit(BuildEvent e) {
     if (events_) events_(e);
   }
@@ -285,22 +325,111 @@ class Run {
   const EventFn& events_;
   BuildFailure* failure_;
   LayerCache cache_;
+  distribution::RegistryClientOptions registry_options_;
   df::Dockerfile df_;
-  std::map<std::string, BaseImage> images_;
-  std::map<size_t, StageState> built_;
-  int step_no_ = 0;
+  std::mutex images_mu_;                     // held across GetImage: one pull of a base at a time
+  std::map<std::string, BaseImage> images_;  // guarded by images_mu_ once stages run
+  std::mutex built_mu_;
+  std::map<size_t, StageState> built_;  // guarded by built_mu_
   int total_ = 0;
-  int cached_ = 0;
+  std::atomic<int> cached_{0};
+  int max_parallel_;
+  Builder* builder_;
+  std::mutex keys_mu_;
+  std::vector<std::string> used_keys_;  // guarded by keys_mu_, in first-use order
+  std::set<std::string> used_set_;      // guarded by keys_mu_
 };
 
+absl::Status Run::ImportCaches() {
+  for (const std::string& ref : p_.cache_from) {
+    distribution::RegistryClientOptions opts = registry_options_;
+    absl::StatusOr<oci::Manifest> m = store_->FetchManifestAndBlobs(ref, opts);
+    auto warn = [&](absl::string_view why) {
+      BuildEvent w;
+      w.kind = BuildEvent::Kind::kWarning;
+      w.data = absl::StrCat("cache-from ", ref, ": ", why);
+      Emit(w);
+    };
+    if (absl::IsNotFound(m.status())) {
+      warn(m.status().message());
+      continue;
+    }
+    if (!m.ok()) return Annotate(m.status(), "importing cache " + ref);
+    if (m->config.media_type != kCacheConfigMediaType) {
+      warn("not a Pier build cache (config media type " + m->config.media_type + ")");
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::string bytes, store_->content().ReadAll(m->config.digest, 64 << 20));
+    absl::StatusOr<std::vector<std::pair<std::string, CacheRecord>>> records =
+        DecodeCacheConfig(bytes);
+    if (!records.ok()) return Annotate(records.status(), "importing cache " + ref);
+    std::set<oci::Digest> fetched;
+    for (const oci::Descriptor& d : m->layers) fetched.insert(d.digest);
+    for (const auto& [key, record] : *records) {
+      if (record.layer && !fetched.count(record.layer->digest)) {
+        return absl::InvalidArgumentError(absl::StrCat("importing cache ", ref, ": record ", key,
+                                                       " names layer ", record.layer->digest.str(),
+                                                       " that the cache manifest lacks"));
+      }
+      ASSIGN_OR_RETURN(std::optional<CacheRecord> have, cache_.Lookup(key));
+      if (have && (!have->layer || store_->content().Info(have->layer->digest).ok())) continue;
+      CacheRecord imported = record;
+      imported.last_used_unix = absl::ToUnixSeconds(absl::Now());
+      imported.usage_count = 0;
+      RETURN_IF_ERROR(cache_.Store(key, imported));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run::ExportCaches() {
+  if (p_.cache_to.empty()) return absl::OkStatus();
+  std::vector<std::pair<std::string, CacheRecord>> records;
+  std::vector<oci::Descriptor> layers;
+  std::set<oci::Digest> seen;
+  for (const std::string& key : used_keys_) {
+    ASSIGN_OR_RETURN(std::optional<CacheRecord> r, cache_.Lookup(key));
+    if (!r) continue;
+    if (r->layer && seen.insert(r->layer->digest).second) {
+      oci::Descriptor d;
+      d.media_type = r->layer->media_type;
+      d.digest = r->layer->digest;
+      d.size = static_cast<int64_t>(r->layer->size);
+      layers.push_back(d);
+    }
+    records.emplace_back(key, *std::move(r));
+  }
+  const std::string config = EncodeCacheConfig(records);
+  ASSIGN_OR_RETURN(content::Info info, store_->content().Put(config, oci::Digest::Of(config)));
+  (void)info;
+  oci::Manifest m;
+  m.media_type = oci::kOciManifest;
+  m.artifact_type = kCacheArtifactType;
+  m.config.media_type = kCacheConfigMediaType;
+  m.config.digest = oci::Digest::Of(config);
+  m.config.size = static_cast<int64_t>(config.size());
+  m.layers = layers;
+  const std::string manifest = m.ToJson();
+  std::vector<oci::Descriptor> blobs = layers;
+  blobs.push_back(m.config);
+  for (const std::string& ref : p_.cache_to) {
+    distribution::RegistryClientOptions opts = registry_options_;
+    absl::StatusOr<oci::Descriptor> d =
+        store_->PushManifest(ref, blobs, manifest, oci::kOciManifest, opts);
+    if (!d.ok()) return Annotate(d.status(), "exporting cache to " + ref);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
+  std::lock_guard<std::mutex> l(images_mu_);
   auto it = images_.find(ref);
   if (it != images_.end()) return it->second;
   BaseImage b;
   absl::StatusOr<image::Image> img = absl::NotFoundError("");
   if (!p_.pull) img = store_->Get(ref);
   if (!img.ok()) {
-    distribution::RegistryClientOptions opts;
+    distribution::RegistryClientOptions opts = registry_options_;
     img = store_->Pull(ref, opts);
     if (!img.ok()) return Annotate(img.status(), "pulling " + ref);
   }
@@ -415,7 +544,8 @@ absl::Status Run::ExecFs(const df::ResolvedStep& step, const std::string& key, S
   return absl::OkStatus();
 }
 
-absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st) {
+absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st,
+                          StageRun* sr) {
   const df::Instruction& ins = step.instruction;
   const auto& run = std::get<df::Run>(ins.command);
   if (!run.mounts.empty()) {
@@ -463,7 +593,7 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
       if (n <= 0) break;
       BuildEvent e;
       e.kind = BuildEvent::Kind::kStepLog;
-      e.step = step_no_;
+      e.step = sr->step_no;
       e.stream = stream;
       e.data.assign(buf, n);
       {
@@ -493,7 +623,7 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
   }
   if (st_exit->ExitCode() != 0) {
     (void)snap.RemoveActive(key);
-    failure_->exit_code = st_exit->ExitCode();
+    sr->failure.exit_code = st_exit->ExitCode();
     std::string msg = absl::StrCat(
         "RUN ", cmd, ": process did not complete successfully: exit code ", st_exit->ExitCode());
     if (!tail.empty()) absl::StrAppend(&msg, "\n", tail);
@@ -503,19 +633,21 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
 }
 
 absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage_name,
-                          StageState* st) {
+                          StageState* st, StageRun* sr) {
   const df::Instruction& ins = step.instruction;
-  ++step_no_;
-  failure_->line = ins.start_line;
-  failure_->step = step_no_;
+  ++sr->step_no;
+  const int step_no = sr->step_no;
+  sr->failure.line = ins.start_line;
+  sr->failure.step = step_no;
   std::string desc = Describe(ins);
   std::vector<std::string> inputs;
   bool fs = false;
   FsOp op;
   FsSource source;
   std::string src_view_key;
+  std::optional<oci::Digest> src_chain;  // COPY --from: the source's layers
   image::Snapshotter& snap = store_->snapshotter();
-  const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no_);
+  const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no);
   if (auto* run = std::get_if<df::Run>(&ins.command)) {
     fs = true;
     inputs = step.run_env;
@@ -578,16 +710,15 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
       source.dir = p_.context_dir;
     } else {
       op.preserve_owner = true;
-      std::optional<oci::Digest> src_chain;
       std::optional<size_t> idx = df::FindStage(df_, from);
       if (idx) {
-        auto it = built_.find(*idx);
-        if (it == built_.end()) {
+        std::optional<StageState> src = Built(*idx);
+        if (!src) {
           return Err(absl::StatusCode::kInvalidArgument, ins,
                      "COPY --from=" + from + ": stage is not built before this one");
         }
-        src_chain = it->second.chain;
-        inputs.push_back("from=" + it->second.key);
+        src_chain = src->chain;
+        inputs.push_back("from=" + src->key);
       } else if (!absl::StrContains(from, "/") && !absl::StrContains(from, ":") &&
                  !absl::StrContains(from, ".")) {
         return Err(absl::StatusCode::kInvalidArgument, ins,
@@ -612,6 +743,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     op.dest = step.workdir;
   }
   std::string key = CacheKey(st->key, desc, inputs);
+  UseKey(key);  // held before the lookup, so a prune cannot take it away meanwhile
   std::optional<CacheRecord> hit;
   if (!p_.no_cache) {
     ASSIGN_OR_RETURN(hit, cache_.Lookup(key));
@@ -621,7 +753,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     }
   }
   BuildEvent ev;
-  ev.step = step_no_;
+  ev.step = step_no;
   ev.total = total_;
   ev.stage = stage_name;
   ev.instruction = desc;
@@ -639,6 +771,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
                                    [&](char* buf, size_t len) { return r->Read(buf, len); }));
       st->chain = chain;
     }
+    RETURN_IF_ERROR(cache_.Touch(key, absl::ToUnixSeconds(absl::Now())));
     ev.kind = BuildEvent::Kind::kStepCached;
     if (layer) ev.layer_digest = layer->diff_id.str();
     ++cached_;
@@ -648,12 +781,9 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     Emit(ev);
     if (fs) {
       if (std::holds_alternative<df::Run>(ins.command)) {
-        RETURN_IF_ERROR(ExecRun(step, key_prefix, st));
+        RETURN_IF_ERROR(ExecRun(step, key_prefix, st, sr));
       } else {
         if (!src_view_key.empty()) {
-          std::optional<size_t> idx = df::FindStage(df_, std::get<df::Copy>(ins.command).from);
-          std::optional<oci::Digest> src_chain =
-              idx ? built_[*idx].chain : images_[std::get<df::Copy>(ins.command).from].chain;
           ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
         }
         absl::Status s = ExecFs(step, key_prefix, st, source, op);
@@ -669,10 +799,12 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     rec.layer = layer;
     rec.description = desc;
     rec.created_unix = absl::ToUnixSeconds(absl::Now());
+    rec.last_used_unix = rec.created_unix;
+    rec.usage_count = 1;
     RETURN_IF_ERROR(cache_.Store(key, rec));
     BuildEvent done;
     done.kind = BuildEvent::Kind::kStepCompleted;
-    done.step = step_no_;
+    done.step = step_no;
     done.cache_key = key;
     if (layer) {
       done.layer_digest = layer->diff_id.str();
@@ -688,6 +820,49 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   std::string created_by =
       std::holds_alternative<df::Run>(ins.command) ? desc + " # buildkit" : desc;
   AddHistory(st, created_by, !layer.has_value());
+  return absl::OkStatus();
+}
+
+absl::Status Run::BuildStage(size_t i, const df::ResolvedFrom& from_spec,
+                             const df::ResolvedStage& rs, StageRun* sr) {
+  std::string stage_name = df_.stages[i].name.empty() ? absl::StrCat(i) : df_.stages[i].name;
+  StageState st;
+  const df::Instruction& from = df_.stages[i].from;
+  ++sr->step_no;
+  sr->failure.line = from.start_line;
+  sr->failure.step = sr->step_no;
+  BuildEvent ev;
+  ev.step = sr->step_no;
+  ev.total = total_;
+  ev.stage = stage_name;
+  ev.line = from.start_line;
+  ev.instruction = "FROM " + from_spec.image;
+  if (from_spec.base_stage) {
+    std::optional<StageState> base = Built(*from_spec.base_stage);
+    if (!base) return absl::InternalError("base stage not built");
+    st = *std::move(base);
+    st.cmd_set = false;
+  } else if (absl::AsciiStrToLower(from_spec.image) == "scratch") {
+    st.key = CacheKey("", "FROM scratch", {});
+    st.config.env = {std::string("PATH=") + exec::kDefaultPath};
+  } else {
+    ASSIGN_OR_RETURN(BaseImage b, GetImage(from_spec.image));
+    st.base_image = b.image.id.str();
+    st.chain = b.chain;
+    st.config = b.config.config;
+    st.config.on_build.clear();
+    st.author = b.config.author;
+    st.key = CacheKey("", "FROM", {b.image.target.digest.str()});
+  }
+  ev.cache_key = st.key;
+  ev.kind = BuildEvent::Kind::kStepCached;
+  ++cached_;
+  Emit(ev);
+  for (const df::ResolvedStep& step : rs.steps) {
+    RETURN_IF_ERROR(RunStep(step, stage_name, &st, sr));
+  }
+  std::lock_guard<std::mutex> l(built_mu_);
+  built_[i] = std::move(st);
   return absl::OkStatus();
 }
 
@@ -777,48 +952,77 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   started.total = total_;
   started.stages = names;
   Emit(started);
+  RETURN_IF_ERROR(ImportCaches());
   RETURN_IF_ERROR(MakeDirs(root_ + "/mnt", 0700));
+  // Stages as a graph: a stage waits for its base stage and the stages it
+  // copies from; independent ones run at once, at most max_parallel_
+  // together. Step numbers are fixed per stage up front (stage order), so
+  // "[n/m]" does not depend on scheduling.
+  std::map<size_t, std::set<size_t>> deps;
+  std::map<size_t, int> first_step;
+  int next_step = 0;
   for (size_t i : needed) {
-    const df::ResolvedStage& rs = stages[i];
-    std::string stage_name = df_.stages[i].name.empty() ? absl::StrCat(i) : df_.stages[i].name;
-    StageState st;
-    const df::Instruction& from = df_.stages[i].from;
-    ++step_no_;
-    failure_->line = from.start_line;
-    failure_->step = step_no_;
-    BuildEvent ev;
-    ev.step = step_no_;
-    ev.total = total_;
-    ev.stage = stage_name;
-    ev.line = from.start_line;
-    ev.instruction = "FROM " + froms[i].image;
-    if (froms[i].base_stage) {
-      st = built_[*froms[i].base_stage];
-      st.cmd_set = false;
-    } else if (absl::AsciiStrToLower(froms[i].image) == "scratch") {
-      st.key = CacheKey("", "FROM scratch", {});
-      st.config.env = {std::string("PATH=") + exec::kDefaultPath};
-    } else {
-      const BaseImage& b = images_[froms[i].image];
-      st.base_image = b.image.id.str();
-      st.chain = b.chain;
-      st.config = b.config.config;
-      st.config.on_build.clear();
-      st.author = b.config.author;
-      st.key = CacheKey("", "FROM", {b.image.target.digest.str()});
+    first_step[i] = next_step;
+    next_step += 1 + static_cast<int>(stages[i].steps.size());
+    if (froms[i].base_stage) deps[i].insert(*froms[i].base_stage);
+    for (const df::Instruction& ins : df_.stages[i].instructions) {
+      if (auto* c = std::get_if<df::Copy>(&ins.command); c && !c->from.empty()) {
+        std::optional<size_t> s = df::FindStage(df_, c->from);
+        if (s && *s < i) deps[i].insert(*s);
+      }
     }
-    ev.cache_key = st.key;
-    ev.kind = BuildEvent::Kind::kStepCached;
-    ++cached_;
-    Emit(ev);
-    for (const df::ResolvedStep& step : rs.steps) {
-      RETURN_IF_ERROR(RunStep(step, stage_name, &st));
+  }
+  {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::set<size_t> pending = needed, done;
+    int running = 0;
+    absl::Status first_error;
+    std::vector<std::thread> threads;
+    std::unique_lock<std::mutex> l(mu);
+    for (;;) {
+      if (first_error.ok()) {
+        for (auto it = pending.begin(); it != pending.end() && running < max_parallel_;) {
+          size_t i = *it;
+          bool ready = std::all_of(deps[i].begin(), deps[i].end(),
+                                   [&](size_t d) { return done.count(d) > 0; });
+          if (!ready) {
+            ++it;
+            continue;
+          }
+          it = pending.erase(it);
+          ++running;
+          threads.emplace_back([&, i] {
+            StageRun sr;
+            sr.step_no = first_step[i];
+            absl::Status st = BuildStage(i, froms[i], stages[i], &sr);
+            std::lock_guard<std::mutex> g(mu);
+            if (st.ok()) {
+              done.insert(i);
+            } else if (first_error.ok()) {
+              first_error = st;
+              *failure_ = sr.failure;
+            }
+            --running;
+            cv.notify_all();
+          });
+        }
+      }
+      if (running == 0) {
+        if (first_error.ok() && !pending.empty()) {
+          first_error = absl::InternalError("stage graph has a cycle");
+        }
+        break;
+      }
+      cv.wait(l);
     }
-    built_[i] = st;
+    l.unlock();
+    for (std::thread& t : threads) t.join();
+    RETURN_IF_ERROR(first_error);
   }
   *failure_ = BuildFailure{};
   // The image.
-  const StageState& fin = built_[target];
+  const StageState fin = *Built(target);
   image::NewImage ni;
   ni.base = fin.base_image;
   ni.layers = fin.layers;
@@ -845,19 +1049,23 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   }
   BuildOutcome out;
   out.config_digest = img.id.str();
+  out.names = normalized;
   out.manifest = img.target;
   ASSIGN_OR_RETURN(oci::Manifest m, store_->GetManifest(img));
   out.layers = m.layers;
-  out.cached_steps = cached_;
+  out.cached_steps = cached_.load();
   if (p_.push) {
-    for (size_t i = 0; i < p_.tags.size(); ++i) {
-      if (!NamesRegistry(p_.tags[i])) continue;
-      distribution::RegistryClientOptions opts;
-      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), normalized[i], opts);
-      if (!d.ok()) return Annotate(d.status(), "pushing " + p_.tags[i]);
-      out.pushed.push_back(normalized[i] + "@" + d->digest.str());
+    const std::vector<std::string>& targets = p_.push_targets.empty() ? p_.tags : p_.push_targets;
+    for (const std::string& target : targets) {
+      if (!NamesRegistry(target)) continue;
+      ASSIGN_OR_RETURN(std::string name, store_->NormalizeName(target));
+      distribution::RegistryClientOptions opts = registry_options_;
+      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), name, opts);
+      if (!d.ok()) return Annotate(d.status(), "pushing " + target);
+      out.pushed.push_back(name + "@" + d->digest.str());
     }
   }
+  RETURN_IF_ERROR(ExportCaches());
   return out;
 }
 
@@ -869,6 +1077,187 @@ absl::StatusOr<BuildOutcome> Builder::Build(const BuildParams& params, const Eve
   if (failure == nullptr) failure = &local;
   Run run(this, store_, kv_, executor_, root_, params, events, failure);
   return run.Go();
+}
+
+absl::Status Builder::Export(const BuildOutcome& outcome, image::ArchiveFormat format,
+                             const archive::ByteSink& sink) {
+  std::vector<std::string> names = outcome.names;
+  if (names.empty()) names.push_back(outcome.config_digest);
+  return store_->Save(names, format, sink);
+}
+
+void Builder::Hold(const std::string& key) {
+  std::lock_guard<std::mutex> l(use_mu_);
+  ++held_[key];
+}
+
+void Builder::Release(const std::vector<std::string>& keys) {
+  std::lock_guard<std::mutex> l(use_mu_);
+  for (const std::string& k : keys) {
+    auto it = held_.find(k);
+    if (it != held_.end() && --it->second <= 0) held_.erase(it);
+  }
+}
+
+void Builder::BuildStarted() {
+  std::lock_guard<std::mutex> l(use_mu_);
+  ++running_builds_;
+}
+
+void Builder::BuildFinished() {
+  std::lock_guard<std::mutex> l(use_mu_);
+  --running_builds_;
+}
+
+namespace {
+
+// Entries with their sizes: each layer blob counted in its oldest entry.
+absl::StatusOr<std::vector<CacheEntryInfo>> Entries(LayerCache& cache,
+                                                    const std::map<std::string, int>& held) {
+  ASSIGN_OR_RETURN(auto records, cache.List());
+  std::vector<CacheEntryInfo> out;
+  for (auto& [key, record] : records) {
+    CacheEntryInfo e;
+    e.key = key;
+    e.record = std::move(record);
+    e.in_use = held.count(key) > 0;
+    out.push_back(std::move(e));
+  }
+  std::sort(out.begin(), out.end(), [](const CacheEntryInfo& a, const CacheEntryInfo& b) {
+    return std::tie(a.record.created_unix, a.key) < std::tie(b.record.created_unix, b.key);
+  });
+  std::set<oci::Digest> counted;
+  for (CacheEntryInfo& e : out) {
+    if (e.record.layer && counted.insert(e.record.layer->digest).second) {
+      e.size = static_cast<int64_t>(e.record.layer->size);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const CacheEntryInfo& a, const CacheEntryInfo& b) {
+    return std::tie(b.record.last_used_unix, a.key) < std::tie(a.record.last_used_unix, b.key);
+  });
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<CacheEntryInfo>> Builder::ListCache() {
+  LayerCache cache(kv_);
+  std::map<std::string, int> held;
+  {
+    std::lock_guard<std::mutex> l(use_mu_);
+    held = held_;
+  }
+  return Entries(cache, held);
+}
+
+absl::StatusOr<PruneResult> Builder::PruneCache(const PruneOptions& options) {
+  if (options.keep_duration < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("keep_duration must not be negative");
+  }
+  if (options.keep_bytes < 0) return absl::InvalidArgumentError("keep_bytes must not be negative");
+  const bool all =
+      options.all || (options.keep_duration == absl::ZeroDuration() && options.keep_bytes == 0);
+  std::lock_guard<std::mutex> l(use_mu_);
+  LayerCache cache(kv_);
+  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, Entries(cache, held_));
+  // Decide, least recently used last in `entries` (most recent first).
+  std::vector<bool> drop(entries.size(), false);
+  const int64_t cutoff = absl::ToUnixSeconds(absl::Now() - options.keep_duration);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].in_use) continue;
+    if (all || (options.keep_duration > absl::ZeroDuration() &&
+                entries[i].record.last_used_unix < cutoff)) {
+      drop[i] = true;
+    }
+  }
+  if (!all && options.keep_bytes > 0) {
+    auto kept_bytes = [&] {
+      std::set<oci::Digest> blobs;
+      int64_t total = 0;
+      for (size_t i = 0; i < entries.size(); ++i) {
+        const auto& layer = entries[i].record.layer;
+        if (!drop[i] && layer && blobs.insert(layer->digest).second) total += layer->size;
+      }
+      return total;
+    };
+    for (size_t i = entries.size(); i-- > 0 && kept_bytes() > options.keep_bytes;) {
+      if (!entries[i].in_use) drop[i] = true;
+    }
+  }
+  // Blobs still needed: by kept entries, and by images unless those go too.
+  const bool remove_images = all && running_builds_ == 0;
+  std::set<oci::Digest> needed;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!drop[i] && entries[i].record.layer) needed.insert(entries[i].record.layer->digest);
+  }
+  ASSIGN_OR_RETURN(std::vector<image::Image> images, store_->List());
+  if (!remove_images) {
+    for (const image::Image& img : images) {
+      absl::StatusOr<oci::Manifest> m = store_->GetManifest(img);
+      if (!m.ok()) continue;
+      for (const oci::Descriptor& d : m->layers) needed.insert(d.digest);
+    }
+  }
+  PruneResult out;
+  std::set<oci::Digest> freed;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!drop[i]) continue;
+    ++out.entries_deleted;
+    const auto& layer = entries[i].record.layer;
+    if (layer && !needed.count(layer->digest) && freed.insert(layer->digest).second) {
+      absl::StatusOr<content::Info> info = store_->content().Info(layer->digest);
+      if (!info.ok()) continue;  // already gone
+      out.bytes_freed += static_cast<int64_t>(info->size);
+      if (!options.dry_run) {
+        absl::Status s = store_->content().Delete(layer->digest);
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+      }
+    }
+    if (!options.dry_run) RETURN_IF_ERROR(cache.Delete(entries[i].key));
+  }
+  if (remove_images) {
+    // Everything the images hold goes with them.
+    ASSIGN_OR_RETURN(std::vector<content::Info> blobs, store_->content().List());
+    for (const content::Info& b : blobs) {
+      if (!freed.count(b.digest)) out.bytes_freed += static_cast<int64_t>(b.size);
+    }
+    if (!options.dry_run) {
+      std::set<std::string> done;
+      for (const image::Image& img : images) {
+        if (!done.insert(img.id.str()).second) continue;
+        absl::StatusOr<image::RemoveResult> r = store_->Remove(img.id.str(), /*force=*/true);
+        if (!r.ok() && !absl::IsNotFound(r.status())) return r.status();
+      }
+      // Blobs no image recorded (cache exports' configs, layers of stages
+      // that were not the target).
+      ASSIGN_OR_RETURN(blobs, store_->content().List());
+      for (const content::Info& b : blobs) {
+        absl::Status s = store_->content().Delete(b.digest);
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+      }
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<CacheDiskUsage> Builder::DiskUsage() {
+  ASSIGN_OR_RETURN(std::vector<CacheEntryInfo> entries, ListCache());
+  CacheDiskUsage u;
+  u.cache_entries = static_cast<int64_t>(entries.size());
+  std::set<oci::Digest> cache_blobs;
+  for (const CacheEntryInfo& e : entries) {
+    if (e.record.layer) cache_blobs.insert(e.record.layer->digest);
+  }
+  ASSIGN_OR_RETURN(std::vector<content::Info> blobs, store_->content().List());
+  for (const content::Info& b : blobs) {
+    (cache_blobs.count(b.digest) ? u.cache_bytes : u.content_bytes) += static_cast<int64_t>(b.size);
+  }
+  PruneOptions all;
+  all.all = true;
+  all.dry_run = true;
+  ASSIGN_OR_RETURN(PruneResult r, PruneCache(all));
+  u.reclaimable_bytes = r.bytes_freed;
+  return u;
 }
 
 }  // namespace pier::builder

@@ -1,7 +1,10 @@
 // Builder: runs one Dockerfile build against a context directory.
 //
 // Build() parses the Dockerfile, picks the stages the target needs (its
-// FROM chain and COPY --from references, in order), pulls base images into
+// FROM chain and COPY --from references) and runs them as a graph: a stage
+// starts once its base stage and the stages it copies from are built, so
+// independent stages run concurrently (at most max_parallel_stages at
+// once); events carry the stage's name. It pulls base images into
 // the ImageStore (loopback registries over plain HTTP), resolves variables
 // (dockerfile/expand.h) and executes each instruction:
 //   RUN        in a NativeExecutor container on a writable overlay snapshot
@@ -14,6 +17,10 @@
 // Every step has a cache key (cache/layer_cache.h); a hit reuses the layer
 // without running. The result is recorded with ImageStore::CreateImage under
 // the first tag and pushed to every tag that names a registry.
+// Registry caches (cache/layer_cache.h) named by cache_from are fetched into
+// the local cache (records and layer blobs) before the first step; the
+// records of every step of the build are exported to each cache_to
+// reference at the end.
 //
 // Errors (with BuildFailure filled in): InvalidArgument for Dockerfile
 // errors ("Dockerfile:<line>: ..."), an unknown target or --from stage, a
@@ -28,16 +35,19 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "lib/distribution/registry_client.h"
 #include "lib/exec/executor.h"
 #include "lib/image/store.h"
 #include "lib/kv/kv_store.h"
 #include "lib/oci/types.h"
+#include "services/builder/cache/layer_cache.h"
 
 namespace pier::builder {
 
@@ -70,13 +80,25 @@ struct BuildParams {
   std::vector<std::string> tags;
   bool no_cache = false;
   bool pull = false;
-  bool push = true;
+  // Push the result to every tag that names a registry (or to push_targets
+  // instead, when given).
+  bool push = false;
+  std::vector<std::string> push_targets;
   std::optional<int64_t> source_date_epoch;
   int64_t memory_bytes = 0;
+  // Registry references of exported build caches to import before the
+  // first step (--cache-from); a missing one is a warning.
+  std::vector<std::string> cache_from;
+  // References to export the cache records of this build's steps to
+  // (--cache-to), after the image is made.
+  std::vector<std::string> cache_to;
 };
 
 struct BuildOutcome {
   std::string config_digest;
+  // Normalised names of the image (from BuildParams::tags), as recorded in
+  // the builder's store; empty for an untagged build.
+  std::vector<std::string> names;
   oci::Descriptor manifest;
   std::vector<oci::Descriptor> layers;
   std::vector<std::string> pushed;
@@ -89,19 +111,98 @@ struct BuildFailure {
   int exit_code = 0;
 };
 
+// One layer cache entry as ListCache reports it.
+struct CacheEntryInfo {
+  std::string key;
+  CacheRecord record;
+  // Bytes of its layer blob, counted in the oldest entry that has it (0 for
+  // the others and for config-only entries).
+  int64_t size = 0;
+  bool in_use = false;  // a running build holds it
+};
+
+struct PruneOptions {
+  bool all = false;              // every entry not in use, and the builder's images
+  absl::Duration keep_duration;  // keep entries used within this (0: no age rule)
+  int64_t keep_bytes = 0;        // then LRU until at most this many bytes (0: no limit)
+  bool dry_run = false;
+};
+
+struct PruneResult {
+  int64_t entries_deleted = 0;
+  int64_t bytes_freed = 0;
+};
+
+struct CacheDiskUsage {
+  int64_t cache_bytes = 0;  // distinct layer blobs of cache entries
+  int64_t cache_entries = 0;
+  int64_t content_bytes = 0;  // the rest of the content store
+  int64_t reclaimable_bytes = 0;
+};
+
 class Builder {
  public:
-  Builder(image::ImageStore* store, kv::KvStore* kv, exec::Executor* executor, std::string root)
-      : store_(store), kv_(kv), executor_(executor), root_(std::move(root)) {}
+  // `max_parallel_stages` bounds how many independent stages of one build
+  // run at once (at least 1).
+  Builder(image::ImageStore* store, kv::KvStore* kv, exec::Executor* executor, std::string root,
+          int max_parallel_stages = 3)
+      : store_(store),
+        kv_(kv),
+        executor_(executor),
+        root_(std::move(root)),
+        max_parallel_stages_(max_parallel_stages) {}
+
+  int max_parallel_stages() const { return max_parallel_stages_; }
+
+  // Layer cache entries, most recently used first.
+  absl::StatusOr<std::vector<CacheEntryInfo>> ListCache();
+
+  // Deletes cache entries by the rules of `options` (no rule at all: like
+  // `all`), skipping entries a running build holds, and each deleted
+  // entry's layer blob when no remaining entry or image needs it. With
+  // `all` and no build running, the builder's image records go too (their
+  // blobs and snapshots with them, ImageStore::Remove). InvalidArgument for
+  // a negative keep_duration or keep_bytes; the stores' errors otherwise.
+  absl::StatusOr<PruneResult> PruneCache(const PruneOptions& options);
+
+  // Space the cache and the content store use; reclaimable is what
+  // PruneCache{all} would free now.
+  absl::StatusOr<CacheDiskUsage> DiskUsage();
+
+  // For builds: marks cache `key` as held until released (pruning skips
+  // held entries), and counts running builds.
+  void Hold(const std::string& key);
+  void Release(const std::vector<std::string>& keys);
+  void BuildStarted();
+  void BuildFinished();
 
   absl::StatusOr<BuildOutcome> Build(const BuildParams& params, const EventFn& events,
                                      BuildFailure* failure);
 
+  // How base images are pulled and results pushed (TLS CA, client
+  // certificate for registries that require mTLS). Set before the first Build.
+  void set_registry_options(distribution::RegistryClientOptions options) {
+    registry_options_ = std::move(options);
+  }
+  const distribution::RegistryClientOptions& registry_options() const { return registry_options_; }
+
+  // Writes the image of a successful build as an archive (docker-archive or
+  // OCI layout tar, see ImageStore::Save) to `sink`, named by outcome.names
+  // (unnamed when there are none). NotFound when the image was removed in
+  // the meantime; the sink's own errors.
+  absl::Status Export(const BuildOutcome& outcome, image::ArchiveFormat format,
+                      const archive::ByteSink& sink);
+
  private:
+  distribution::RegistryClientOptions registry_options_;
   image::ImageStore* store_;
   kv::KvStore* kv_;
   exec::Executor* executor_;
   std::string root_;
+  int max_parallel_stages_;
+  std::mutex use_mu_;                // held by PruneCache throughout, so holds wait for it
+  std::map<std::string, int> held_;  // guarded by use_mu_
+  int running_builds_ = 0;           // guarded by use_mu_
 };
 
 }  // namespace pier::builder

@@ -1,20 +1,27 @@
 #include "services/builder/server/builder_service.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "lib/archive/stream.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 #include "lib/oci/digest.h"
+#include "lib/oci/reference.h"
 #include "lib/rpc/status.h"
 
 namespace pier::builder {
@@ -62,6 +69,101 @@ bool ValidPath(absl::string_view p) {
   return true;
 }
 
+// Checks BuildSpec.outputs: a known type, and options that type supports.
+absl::Status CheckOutputs(const pb::BuildSpec& spec) {
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    const pb::Output& o = spec.outputs(i);
+    const std::string what = absl::StrCat("outputs[", i, "]");
+    switch (o.type()) {
+      case pb::Output::TYPE_REGISTRY:
+      case pb::Output::TYPE_OCI:
+      case pb::Output::TYPE_DOCKER:
+        break;
+      case pb::Output::TYPE_LOCAL:
+        return absl::UnimplementedError(what + ": type local is not supported by this builder");
+      case pb::Output::TYPE_UNSPECIFIED:
+        return absl::InvalidArgumentError(what + ": the output type is required (-o type=...)");
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": unknown output type ", static_cast<int>(o.type())));
+    }
+    if (o.compression() != pb::Output::COMPRESSION_UNSPECIFIED &&
+        o.compression() != pb::Output::COMPRESSION_GZIP) {
+      return absl::UnimplementedError(what + ": only gzip layer compression is supported");
+    }
+    if (o.docker_media_types() && o.type() != pb::Output::TYPE_DOCKER) {
+      return absl::UnimplementedError(what +
+                                      ": docker media types are only written by type docker");
+    }
+    if (o.type() == pb::Output::TYPE_REGISTRY && o.push() && o.dest().empty() &&
+        spec.tags().empty()) {
+      return absl::InvalidArgumentError(what + ": a pushed image needs a name (-t or name=)");
+    }
+    if (o.type() != pb::Output::TYPE_REGISTRY && !o.dest().empty() &&
+        !absl::StartsWith(o.dest(), "/")) {
+      return absl::InvalidArgumentError(what +
+                                        ": dest must be an absolute path on the builder "
+                                        "host, or empty to stream the archive back");
+    }
+  }
+  for (const auto* list : {&spec.cache_from(), &spec.cache_to()}) {
+    const char* name = list == &spec.cache_from() ? "cache_from" : "cache_to";
+    for (int i = 0; i < list->size(); ++i) {
+      absl::StatusOr<oci::Reference> ref = oci::Reference::Parse((*list)[i]);
+      if (!ref.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, "[", i, "]: ", (*list)[i], ": ", ref.status().message()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Streams the archive of `out` as TarballChunk events of output `index`, in
+// pieces of at most 1 MiB; the last one has eof set.
+absl::Status StreamArchive(Builder& builder, const BuildOutcome& out, image::ArchiveFormat format,
+                           int index, const std::function<void(pb::BuildResponse&)>& send) {
+  constexpr size_t kPiece = 1 << 20;
+  std::string buf;
+  int64_t offset = 0;
+  auto flush = [&](bool eof) {
+    pb::BuildResponse r;
+    pb::TarballChunk* c = r.mutable_tarball_chunk();
+    c->set_output(index);
+    c->set_offset(offset);
+    c->set_eof(eof);
+    offset += static_cast<int64_t>(buf.size());
+    c->set_data(std::move(buf));
+    buf.clear();
+    send(r);
+  };
+  RETURN_IF_ERROR(builder.Export(out, format, [&](absl::string_view chunk) {
+    while (!chunk.empty()) {
+      size_t n = std::min(chunk.size(), kPiece - buf.size());
+      buf.append(chunk.data(), n);
+      chunk.remove_prefix(n);
+      if (buf.size() == kPiece) flush(false);
+    }
+    return absl::OkStatus();
+  }));
+  flush(true);
+  return absl::OkStatus();
+}
+
+// Writes the archive of `out` to `dest` on this host (through a temporary
+// file renamed into place, so a failed export leaves no partial archive).
+absl::Status WriteArchive(Builder& builder, const BuildOutcome& out, image::ArchiveFormat format,
+                          const std::string& dest) {
+  const std::string tmp = dest + ".partial";
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoStatus(errno, "create " + tmp);
+  absl::Status s = builder.Export(out, format, archive::FdSink(fd.get()));
+  if (s.ok() && fsync(fd.get()) != 0) s = ErrnoStatus(errno, "fsync " + tmp);
+  if (s.ok() && rename(tmp.c_str(), dest.c_str()) != 0) s = ErrnoStatus(errno, "rename " + tmp);
+  if (!s.ok()) (void)unlink(tmp.c_str());
+  return s;
+}
+
 }  // namespace
 
 grpc::Status BuilderService::Build(
@@ -69,7 +171,7 @@ grpc::Status BuilderService::Build(
     grpc::ServerReaderWriter<pb::BuildResponse, pb::BuildRequest>* stream) {
   absl::Time started = absl::Now();
   std::mutex write_mu;
-  auto send = [&](pb::BuildResponse& r) {
+  std::function<void(pb::BuildResponse&)> send = [&](pb::BuildResponse& r) {
     SetTime(r.mutable_time(), absl::Now());
     std::lock_guard<std::mutex> l(write_mu);
     stream->Write(r);
@@ -98,6 +200,7 @@ grpc::Status BuilderService::Build(
     return fail(absl::InvalidArgumentError("the first message of Build must be a spec"));
   }
   pb::BuildSpec spec = req.spec();
+  if (absl::Status s = CheckOutputs(spec); !s.ok()) return fail(s);
   if (absl::Status s = MakeDirs(ctx_dir, 0700); !s.ok()) return fail(s);
   // Manifest.
   std::map<std::string, pb::FileEntry> entries;
@@ -141,6 +244,7 @@ grpc::Status BuilderService::Build(
   // context store already holds (from earlier builds) are copied from it,
   // and of several files with one digest only the first is asked for.
   const std::string store = absl::StrCat(root_, "/context-store");
+  std::shared_lock<std::shared_mutex> store_lock(context_store_mu_);
   if (absl::Status s = MakeDirs(store, 0700); !s.ok()) return fail(s);
   auto stored = [&](const pb::FileEntry& e) -> std::string {
     absl::StatusOr<oci::Digest> d = oci::Digest::Parse(e.digest());
@@ -161,6 +265,7 @@ grpc::Status BuilderService::Build(
       absl::Status s = MakeDirs(Dirname(dst), 0755);
       if (s.ok()) s = CopyFile(in_store, dst);
       if (!s.ok()) return fail(s);
+      (void)chmod(in_store.c_str(), st.st_mode & 07777);  // bumps ctime: last use
       continue;
     }
     if (!e.digest().empty()) {
@@ -240,6 +345,7 @@ grpc::Status BuilderService::Build(
     ts[0].tv_nsec = ts[1].tv_nsec = e.mtime().nanos();
     (void)utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW);
   }
+  store_lock.unlock();
   BuildParams params;
   params.build_id = build_id;
   params.context_dir = ctx_dir;
@@ -260,12 +366,13 @@ grpc::Status BuilderService::Build(
   params.pull = spec.pull();
   if (spec.has_source_date_epoch()) params.source_date_epoch = spec.source_date_epoch();
   params.memory_bytes = spec.memory_bytes();
-  params.push = true;
+  params.cache_from.assign(spec.cache_from().begin(), spec.cache_from().end());
+  params.cache_to.assign(spec.cache_to().begin(), spec.cache_to().end());
+  params.push = false;
   for (const pb::Output& o : spec.outputs()) {
-    if (o.type() != pb::Output::TYPE_REGISTRY) {
-      return fail(absl::UnimplementedError("only registry outputs are supported"));
-    }
-    params.push = o.push();
+    if (o.type() != pb::Output::TYPE_REGISTRY || !o.push()) continue;
+    params.push = true;
+    if (!o.dest().empty()) params.push_targets.push_back(o.dest());
   }
   auto events = [&](const BuildEvent& e) {
     pb::BuildResponse r;
@@ -326,6 +433,16 @@ grpc::Status BuilderService::Build(
   (void)context;
   absl::StatusOr<BuildOutcome> out = builder_->Build(params, events, &failure);
   if (!out.ok()) return fail(out.status());
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    const pb::Output& o = spec.outputs(i);
+    if (o.type() != pb::Output::TYPE_OCI && o.type() != pb::Output::TYPE_DOCKER) continue;
+    image::ArchiveFormat format = o.type() == pb::Output::TYPE_OCI
+                                      ? image::ArchiveFormat::kOciArchive
+                                      : image::ArchiveFormat::kDockerArchive;
+    absl::Status s = o.dest().empty() ? StreamArchive(*builder_, *out, format, i, send)
+                                      : WriteArchive(*builder_, *out, format, o.dest());
+    if (!s.ok()) return fail(Annotate(s, absl::StrCat("exporting outputs[", i, "]")));
+  }
   pb::BuildResponse r;
   pb::BuildResult* res = r.mutable_result();
   res->set_image_digest(out->config_digest);
@@ -346,6 +463,128 @@ grpc::Status BuilderService::Build(
   res->mutable_duration()->set_nanos(static_cast<int32_t>(ns % 1000000000));
   res->set_context_bytes_transferred(transferred);
   send(r);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+struct StoredFile {
+  std::string path;
+  int64_t size = 0;
+  int64_t last_use = 0;  // ctime, seconds
+};
+
+absl::StatusOr<std::vector<StoredFile>> ListStore(const std::string& dir) {
+  std::vector<StoredFile> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return out;
+    return ErrnoStatus(errno, "opendir " + dir);
+  }
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    struct stat st;
+    std::string p = dir + "/" + name;
+    if (lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    out.push_back({p, static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_ctim.tv_sec)});
+  }
+  closedir(d);
+  return out;
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+}  // namespace
+
+grpc::Status BuilderService::ListCache(grpc::ServerContext* context,
+                                       const pb::ListCacheRequest* request,
+                                       pb::ListCacheResponse* response) {
+  (void)context;
+  size_t offset = 0;
+  if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &offset)) {
+    return rpc::ToGrpcStatus(
+        absl::InvalidArgumentError("malformed page_token: " + request->page_token()));
+  }
+  int size = request->page_size() <= 0 ? 100 : std::min(request->page_size(), 1000);
+  absl::StatusOr<std::vector<CacheEntryInfo>> entries = builder_->ListCache();
+  if (!entries.ok()) return rpc::ToGrpcStatus(entries.status());
+  for (size_t i = offset; i < entries->size() && i < offset + size; ++i) {
+    const CacheEntryInfo& e = (*entries)[i];
+    pb::CacheEntry* out = response->add_entries();
+    out->set_key(e.key);
+    if (e.record.layer) out->set_layer_digest(e.record.layer->diff_id.str());
+    out->set_size(e.size);
+    out->mutable_last_used()->set_seconds(e.record.last_used_unix);
+    out->mutable_created_at()->set_seconds(e.record.created_unix);
+    out->set_usage_count(e.record.usage_count);
+    out->set_description(e.record.description);
+    out->set_in_use(e.in_use);
+  }
+  if (offset + size < entries->size()) response->set_next_page_token(absl::StrCat(offset + size));
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderService::PruneCache(grpc::ServerContext* context,
+                                        const pb::PruneCacheRequest* request,
+                                        pb::PruneCacheResponse* response) {
+  (void)context;
+  PruneOptions o;
+  o.all = request->all();
+  o.keep_duration = FromProto(request->keep_duration());
+  o.keep_bytes = request->keep_bytes();
+  o.dry_run = request->dry_run();
+  absl::StatusOr<PruneResult> r = builder_->PruneCache(o);
+  if (!r.ok()) return rpc::ToGrpcStatus(r.status());
+  response->set_entries_deleted(r->entries_deleted);
+  int64_t freed = r->bytes_freed;
+  // The context store, by the same rules.
+  std::unique_lock<std::shared_mutex> l(context_store_mu_);
+  absl::StatusOr<std::vector<StoredFile>> files = ListStore(root_ + "/context-store");
+  if (!files.ok()) return rpc::ToGrpcStatus(files.status());
+  const bool all = o.all || (o.keep_duration == absl::ZeroDuration() && o.keep_bytes == 0);
+  const int64_t cutoff = absl::ToUnixSeconds(absl::Now() - o.keep_duration);
+  std::sort(files->begin(), files->end(), [](const StoredFile& a, const StoredFile& b) {
+    return a.last_use > b.last_use;  // most recent first
+  });
+  int64_t kept = 0;
+  for (const StoredFile& f : *files) {
+    bool drop = all || (o.keep_duration > absl::ZeroDuration() && f.last_use < cutoff) ||
+                (o.keep_bytes > 0 && kept + f.size > o.keep_bytes);
+    if (!drop) {
+      kept += f.size;
+      continue;
+    }
+    if (!o.dry_run && unlink(f.path.c_str()) != 0 && errno != ENOENT) {
+      return rpc::ToGrpcStatus(ErrnoStatus(errno, "remove " + f.path));
+    }
+    freed += f.size;
+  }
+  response->set_bytes_freed(freed);
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderService::DiskUsage(grpc::ServerContext* context,
+                                       const pb::DiskUsageRequest* request,
+                                       pb::DiskUsageResponse* response) {
+  (void)context;
+  (void)request;
+  absl::StatusOr<CacheDiskUsage> u = builder_->DiskUsage();
+  if (!u.ok()) return rpc::ToGrpcStatus(u.status());
+  int64_t context_bytes = 0;
+  {
+    std::shared_lock<std::shared_mutex> l(context_store_mu_);
+    absl::StatusOr<std::vector<StoredFile>> files = ListStore(root_ + "/context-store");
+    if (!files.ok()) return rpc::ToGrpcStatus(files.status());
+    for (const StoredFile& f : *files) context_bytes += f.size;
+  }
+  response->set_cache_bytes(u->cache_bytes);
+  response->set_cache_entries(u->cache_entries);
+  response->set_context_bytes(context_bytes);
+  response->set_content_bytes(u->content_bytes);
+  response->set_reclaimable_bytes(u->reclaimable_bytes + context_bytes);
   return grpc::Status::OK;
 }
 

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <deque>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -348,7 +349,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
   }
   std::string dir = StateDir(id);
   RETURN_IF_ERROR(MakeDirs(dir, 0711));
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(c.spec)));
+  RETURN_IF_ERROR(WriteFileReplace(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(c.spec)));
   kv::Batch batch;
   batch.Put(absl::StrCat(kRecordPrefix, id), RecordToJson(c));
   batch.Put(absl::StrCat(kNamePrefix, name), id);
@@ -381,7 +382,7 @@ void ContainerManager::PublishLocked(const ContainerInfo& c, absl::string_view a
 absl::StatusOr<shim::ShimState> ContainerManager::SpawnShim(const std::string& id,
                                                             const ContainerInfo& info) {
   const std::string dir = StateDir(id);
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(info.spec)));
+  RETURN_IF_ERROR(WriteFileReplace(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(info.spec)));
   int p[2];
   if (::pipe2(p, O_CLOEXEC) < 0) return ErrnoStatus(errno, "pipe");
   UniqueFd sync_r(p[0]), sync_w(p[1]);
@@ -773,6 +774,14 @@ absl::Status ContainerManager::Kill(absl::string_view id_or_name, int signal) {
     if (entries_.at(id).info.state != ContainerState::kRunning) {
       return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
     }
+    // `kill` (SIGKILL) ends a container on purpose, as `stop` does: its
+    // restart policy does not bring it back. Other signals (a reload, a
+    // dump) leave the policy in force for a later exit.
+    if (signal == SIGKILL) {
+      Entry& e = entries_.at(id);
+      e.info.manually_stopped = true;
+      RETURN_IF_ERROR(PersistLocked(e));
+    }
   }
   absl::Status s = shim::ShimClient(StateDir(id)).Kill(signal);
   if (absl::IsNotFound(s) || absl::IsUnavailable(s)) {
@@ -1041,6 +1050,14 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
 
   UniqueFd in(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!in.valid()) return ErrnoStatus(errno, "inotify_init1");
+  // Closing an inotify descriptor waits for an SRCU grace period (~10 ms):
+  // done on a detached thread so the end of the stream is not delayed.
+  struct CloseInBackground {
+    UniqueFd* fd;
+    ~CloseInBackground() {
+      std::thread([f = fd->Release()] { ::close(f); }).detach();
+    }
+  } close_later{&in};
   if (::inotify_add_watch(in.get(), dir.c_str(),
                           IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
     return ErrnoStatus(errno, absl::StrCat("inotify_add_watch ", dir));

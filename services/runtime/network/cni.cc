@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -354,63 +355,34 @@ absl::Status CreateNetns(const std::string& path) {
     UniqueFd f(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444));
     if (!f.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
   }
-  int ready[2], hold[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
-  UniqueFd ready_r(ready[0]), ready_w(ready[1]);
-  if (::pipe2(hold, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
-  UniqueFd hold_r(hold[0]), hold_w(hold[1]);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    int e = errno;
-    ::unlink(path.c_str());
-    return ErrnoStatus(e, "fork");
-  }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls.
-    char code = 0;
-    if (::unshare(CLONE_NEWNET) != 0) {
-      code = static_cast<char>(errno);
-    } else {
-      int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-      ifreq ifr;
-      std::memset(&ifr, 0, sizeof(ifr));
-      std::memcpy(ifr.ifr_name, "lo", 3);
-      if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) {
-        code = static_cast<char>(errno ? errno : EIO);
-      } else {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) code = static_cast<char>(errno);
-      }
-    }
-    char mark = code == 0 ? 'k' : code;
-    (void)!::write(ready[1], &mark, 1);
-    char c;
-    (void)!::read(hold[0], &c, 1);  // until the parent is done
-    ::_exit(0);
-  }
-  ready_w.Reset();
-  hold_r.Reset();
-  char mark = 0;
-  ssize_t n;
-  do {
-    n = ::read(ready_r.get(), &mark, 1);
-  } while (n < 0 && errno == EINTR);
+  // A network namespace belongs to a thread, not to the process: a
+  // short-lived thread makes one, brings its loopback up and pins it with a
+  // bind mount (mounts are process-wide), then exits. No fork of this large
+  // process, and the daemon's other threads keep their namespace.
   absl::Status s;
-  if (n != 1) {
-    s = absl::InternalError("network namespace helper exited early");
-  } else if (mark != 'k') {
-    s = ErrnoStatus(mark, "new network namespace");
-  } else {
-    std::string ns = absl::StrCat("/proc/", pid, "/ns/net");
+  std::thread([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      s = ErrnoStatus(errno, "new network namespace");
+      return;
+    }
+    UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr;
+    std::memset(&ifr, 0, sizeof(ifr));
+    std::memcpy(ifr.ifr_name, "lo", 3);
+    if (!sock.valid() || ::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) {
+      s = ErrnoStatus(errno, "read the loopback's flags");
+      return;
+    }
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) {
+      s = ErrnoStatus(errno, "bring the loopback up");
+      return;
+    }
+    const std::string ns = absl::StrCat("/proc/self/task/", ::gettid(), "/ns/net");
     if (::mount(ns.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
       s = ErrnoStatus(errno, absl::StrCat("bind mount ", ns, " on ", path));
     }
-  }
-  hold_w.Reset();  // the helper exits
-  ::kill(pid, SIGKILL);
-  int status;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  }).join();
   if (!s.ok()) ::unlink(path.c_str());
   return s;
 }

@@ -308,12 +308,28 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext*,
                                            v1::RemoveImageResponse* response) {
   auto img = ctx_->images->Get(request->image());
   if (!img.ok()) return ToGrpcStatus(img.status());
-  if (ctx_->ImageInUse(img->id.str(), /*running_only=*/true)) {
+  // Removing one of several names of an image only untags it, as docker
+  // does: the image itself stays, so containers using it do not matter.
+  bool other_names = false;
+  if (!img->name.empty() && img->name != img->id.str()) {
+    auto normalized = ctx_->images->NormalizeName(request->image());
+    auto all = ctx_->images->List();
+    if (!all.ok()) return ToGrpcStatus(all.status());
+    for (const image::Image& other : *all) {
+      if (other.id == img->id && !other.name.empty() &&
+          (!normalized.ok() || other.name != *normalized) && other.name != img->name) {
+        other_names = true;
+        break;
+      }
+    }
+  }
+  if (!other_names && ctx_->ImageInUse(img->id.str(), /*running_only=*/true)) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("image ", request->image(), " (", img->id.str(),
                                      ") is used by a running container"));
   }
-  if (!request->force() && ctx_->ImageInUse(img->id.str(), /*running_only=*/false)) {
+  if (!other_names && !request->force() &&
+      ctx_->ImageInUse(img->id.str(), /*running_only=*/false)) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("image ", request->image(), " (", img->id.str(),
                                      ") is used by a container; remove it first or force"));

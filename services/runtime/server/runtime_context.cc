@@ -96,6 +96,14 @@ absl::StatusOr<distribution::RegistryClientOptions> RuntimeContext::RegistryOpti
   options.insecure = std::any_of(insecure.begin(), insecure.end(), [&](const std::string& h) {
     return SameRegistry(h, ref.registry);
   });
+  options.ca_file = registry_ca;
+  options.cert_file = registry_cert;
+  options.key_file = registry_key;
+  options.aliases = aliases;
+  // With registry TLS settings, loopback registries are reached over https
+  // too (they are the suite's own registry, serving TLS); --insecure-registry
+  // hosts stay plain http.
+  options.force_tls = !options.insecure && (!registry_ca.empty() || !registry_cert.empty());
   if (auth != nullptr &&
       (auth->server_address().empty() || SameRegistry(auth->server_address(), ref.registry))) {
     if (!auth->username().empty() || !auth->password().empty()) {

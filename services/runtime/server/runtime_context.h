@@ -30,11 +30,15 @@
 namespace pier::runtime {
 
 struct RuntimeContext {
-  std::string root;                     // --root
-  std::string default_registry;         // --default-registry
-  std::vector<std::string> insecure;    // --insecure-registry hosts
-  std::string credentials_path;         // --credentials; "" for none
-  image::ImageStore* images = nullptr;  // borrowed
+  std::string root;                            // --root
+  std::string default_registry;                // --default-registry
+  std::vector<std::string> insecure;           // --insecure-registry hosts
+  std::map<std::string, std::string> aliases;  // --registry-alias
+  std::string credentials_path;                // --credentials; "" for none
+  std::string registry_ca;                     // --registry-ca; "" for the system CAs only
+  std::string registry_cert;                   // --registry-tls-cert (mTLS to registries)
+  std::string registry_key;                    // --registry-tls-key
+  image::ImageStore* images = nullptr;         // borrowed
   ContainerManager* containers = nullptr;
   kv::KvStore* kv = nullptr;
   VolumeStore* volumes = nullptr;
@@ -49,7 +53,8 @@ struct RuntimeContext {
   bool VolumeInUse(const std::string& mountpoint) const;
 
   // Options for talking to the registry of `reference`: plain HTTP for
-  // loopback hosts and --insecure-registry ones; credentials from `auth`
+  // --insecure-registry hosts and, unless registry TLS settings are given,
+  // loopback ones; credentials from `auth`
   // when it names that host (or has no host), else from the credentials
   // file. InvalidArgument for a malformed reference; the credentials file's
   // error otherwise.

@@ -82,7 +82,7 @@ class Shim {
       // Everything on disk first: the runtime may remove the directory as
       // soon as it has the report.
       PIER_LOG(ERROR) << "starting container in " << opts_.dir << ": " << s;
-      (void)WriteFileAtomic(JoinPath(opts_.dir, kErrorFile), StatusToJson(s));
+      (void)WriteFileReplace(JoinPath(opts_.dir, kErrorFile), StatusToJson(s));
       ::unlink(JoinPath(opts_.dir, kSocketFile).c_str());
       Report(s);
       return 1;
@@ -474,7 +474,7 @@ class Shim {
     err_.raw = -1;
     stdin_w_.Reset();
     stdin_target_ = -1;
-    s = WriteFileAtomic(JoinPath(opts_.dir, kExitFile), ExitRecordToJson(r));
+    s = WriteFileReplace(JoinPath(opts_.dir, kExitFile), ExitRecordToJson(r));
     if (!s.ok()) {
       PIER_LOG(ERROR) << "writing exit.json: " << s;
     }

@@ -94,7 +94,7 @@ absl::StatusOr<pid_t> ReadPidFile(const std::string& path) {
 }
 
 absl::Status WritePidFile(const std::string& path, pid_t pid) {
-  return WriteFileAtomic(path, absl::StrCat(pid, "\n"));
+  return WriteFileReplace(path, absl::StrCat(pid, "\n"));
 }
 
 bool IsShimAlive(pid_t pid, absl::string_view dir) {
