@@ -1597,7 +1597,10 @@ grpc::Status ContainerServiceImpl::Attach(
     return ToGrpcStatus(as.status());
   }
   send_attached();
-  if (replay_since) replay(*replay_since, t0);
+  // Replay what the shim logged before it began forwarding to us.
+  if (replay_since) {
+    replay(*replay_since, (*as)->attached_at() != absl::InfinitePast() ? (*as)->attached_at() : t0);
+  }
 
   shim::AttachStream* a = as->get();
   std::mutex write_mu;
