@@ -22,6 +22,7 @@
 #include "cli/runtime_client.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
+#include "lib/distribution/credentials.h"
 #include "lib/oci/digest.h"
 #include "lib/rpc/credentials.h"
 #include "pier/builder/v1/builder.grpc.pb.h"
@@ -229,6 +230,17 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
     }
   };
   spec->set_pull(pull);
+  // Like docker's classic builder, send every stored login: the builder uses
+  // the one whose host a FROM or a pushed tag names.
+  absl::StatusOr<std::map<std::string, distribution::Credentials>> logins =
+      distribution::LoadAllCredentials(distribution::DefaultCredentialsPath());
+  if (!logins.ok()) return Fail(logins.status());
+  for (const auto& [host, c] : *logins) {
+    common::v1::RegistryAuth* a = spec->add_registry_auth();
+    a->set_server_address(host);
+    a->set_username(c.username);
+    a->set_password(c.password);
+  }
   if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde != nullptr) {
     int64_t v = 0;
     if (absl::SimpleAtoi(sde, &v)) spec->set_source_date_epoch(v);

@@ -39,6 +39,9 @@ absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
 }
 
 void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
+  f.String("pull", "", &pull,
+           "pull the image before creating: missing (default, when not on the node), always, "
+           "never");
   f.String("name", "", &name, "container name, unique on the node");
   f.StringList("env", "e", &env, "set an environment variable (KEY=value, or KEY to copy ours)");
   f.StringList("env-file", "", &env_files, "read KEY=value lines from a file");
@@ -75,6 +78,10 @@ void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
 absl::Status ContainerFlags::ToSpec(const std::vector<std::string>& pos,
                                     rt::ContainerSpec* spec) const {
   if (pos.empty()) return absl::InvalidArgumentError("an IMAGE is required");
+  if (pull != "missing" && pull != "always" && pull != "never") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--pull=", pull, ": expected missing, always or never"));
+  }
   spec->set_image(pos[0]);
   if (pos.size() > 1) {
     for (size_t i = 1; i < pos.size(); ++i) spec->mutable_cmd()->add_values(pos[i]);

@@ -13,6 +13,7 @@ namespace pier::cli {
 struct ContainerFlags {
   std::string name, workdir, user, entrypoint, hostname, restart, pid, network, memory, cpus;
   std::string stop_signal;
+  std::string pull = "missing";  // --pull: missing, always or never
   int64_t stop_timeout = -1, pids_limit = 0;
   bool tty = false, interactive = false, detach = false, rm = false, privileged = false;
   bool read_only = false, publish_all = false, entrypoint_set = false;

@@ -6,8 +6,10 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/format.h"
 #include "cli/logs_stream.h"
 #include "cli/runtime_client.h"
 #include "nlohmann/json.hpp"
@@ -153,13 +155,16 @@ int Logs(const Globals& g, const std::vector<std::string>& args) {
 
 int Ps(const Globals& g, const std::vector<std::string>& args) {
   bool all = false, quiet = false;
-  std::string format;
+  std::string format_text;
   FlagSet flags("pier ps", "[flags]");
   flags.Bool("all", "a", &all, "show stopped containers too");
   flags.Bool("quiet", "q", &quiet, "print only ids");
-  flags.String("format", "", &format, "\"json\" for one JSON object per line");
+  flags.String("format", "", &format_text, kFormatHelp);
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
+  int rc = 0;
+  std::optional<Format> format = ParseFormatFlag("pier ps", format_text, &rc);
+  if (!format) return rc;
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
   grpc::ClientContext ctx;
@@ -179,7 +184,7 @@ int Ps(const Globals& g, const std::vector<std::string>& args) {
     }
     return absl::StrJoin(out, ", ");
   };
-  if (!quiet && format.empty()) {
+  if (!quiet && format->table()) {
     std::printf("%-14s %-28s %-24s %-18s %-22s %-24s %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
                 "CREATED", "STATUS", "PORTS", "NAMES");
   }
@@ -189,11 +194,22 @@ int Ps(const Globals& g, const std::vector<std::string>& args) {
       std::cout << id << "\n";
       continue;
     }
-    if (format == "json") {
-      nlohmann::json j = {
-          {"ID", c.id()},      {"Image", c.image()},        {"Command", c.command()},
-          {"Names", c.name()}, {"Status", c.status_text()}, {"Ports", ports(c)}};
-      std::cout << j.dump() << "\n";
+    if (!format->table()) {
+      std::string state = rt::ContainerStatus_Name(c.status());
+      if (state.rfind("CONTAINER_STATUS_", 0) == 0) state = state.substr(17);
+      nlohmann::ordered_json row = {
+          {"ID", c.id()},
+          {"Image", c.image()},
+          {"ImageID", c.image_id()},
+          {"Command", c.command()},
+          {"CreatedAt", TimeString(c.created_at())},
+          {"State", absl::AsciiStrToLower(state)},
+          {"Status", c.status_text()},
+          {"Ports", ports(c)},
+          {"Names", c.name()},
+          {"ExitCode", c.exit_code()},
+      };
+      if (!PrintRow(*format, row)) return 1;
       continue;
     }
     std::string cmd = "\"" + c.command().substr(0, 20) + "\"";

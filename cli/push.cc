@@ -1,8 +1,11 @@
-// `pier push IMAGE`: pier-runtime pushes a local image to its registry.
+// `pier push IMAGE`: pier-runtime pushes a local image to its registry;
+// progress on stderr (cli/progress.h: redrawn in place on a terminal), -q for
+// none.
 #include <grpcpp/grpcpp.h>
 
 #include <iostream>
 
+#include "cli/progress.h"
 #include "cli/runtime_client.h"
 
 namespace pier::cli {
@@ -23,8 +26,9 @@ int Push(const Globals& g, const std::vector<std::string>& args) {
   auto reader = (*stub)->PushImage(&ctx, req);
   rt::PushImageResponse resp;
   std::string digest;
+  ProgressDisplay display = ProgressDisplay::ForStream(stderr, ProgressDisplay::Direction::kPush);
   while (reader->Read(&resp)) {
-    if (resp.has_progress() && !quiet) PrintProgress(resp.progress());
+    if (resp.has_progress() && !quiet) display.Update(resp.progress());
     if (resp.has_result()) digest = resp.result().digest();
   }
   grpc::Status s = reader->Finish();

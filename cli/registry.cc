@@ -1,6 +1,7 @@
 // `pier registry`: administration of pier-registry over gRPC.
 //   pier registry ls [--prefix P]       repositories (the catalog)
 //   pier registry tags REPO             tags of a repository with digests
+// (both take --format json or a template)
 //   pier registry gc [--dry-run] [--delete-untagged] [--min-age SECONDS]
 #include <grpcpp/grpcpp.h>
 
@@ -8,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/cli.h"
+#include "cli/format.h"
 #include "lib/common/flags.h"
 #include "lib/rpc/status.h"
 #include "pier/registry/v1/registry.grpc.pb.h"
@@ -26,8 +28,8 @@ absl::StatusOr<std::unique_ptr<v1::RegistryService::Stub>> Stub(const Globals& g
 int Help(std::ostream& out) {
   out << "Usage: pier registry COMMAND\n\n"
          "Administer pier-registry.\n\nCommands:\n"
-         "  ls [--prefix P]      List repositories\n"
-         "  tags REPOSITORY      List a repository's tags and their digests\n"
+         "  ls [--prefix P]      List repositories (--format json or a template)\n"
+         "  tags REPOSITORY      List a repository's tags and their digests (--format too)\n"
          "  gc [--dry-run] [--delete-untagged] [--min-age SECONDS]\n"
          "                       Delete unreferenced blobs and abandoned uploads\n";
   return 0;
@@ -49,11 +51,15 @@ int ParseOrExit(FlagSet& flags, const std::vector<std::string>& args,
 }
 
 int Ls(const Globals& g, const std::vector<std::string>& args) {
-  std::string prefix;
-  FlagSet flags("pier registry ls", "[--prefix P]");
+  std::string prefix, format_text;
+  FlagSet flags("pier registry ls", "[--prefix P] [--format F]");
   flags.String("prefix", "", &prefix, "only repositories starting with P");
+  flags.String("format", "", &format_text, kFormatHelp);
   std::vector<std::string> pos;
   if (int rc = ParseOrExit(flags, args, &pos); rc >= 0) return rc;
+  int rc = 0;
+  std::optional<Format> format = ParseFormatFlag("pier registry ls", format_text, &rc);
+  if (!format) return rc;
   auto stub = Stub(g);
   if (!stub.ok()) return Fail(stub.status());
   std::string token;
@@ -66,16 +72,27 @@ int Ls(const Globals& g, const std::vector<std::string>& args) {
     v1::ListRepositoriesResponse resp;
     grpc::Status s = (*stub)->ListRepositories(&ctx, req, &resp);
     if (!s.ok()) return Fail(rpc::FromGrpcStatus(s));
-    for (const std::string& r : resp.repositories()) std::cout << r << "\n";
+    for (const std::string& r : resp.repositories()) {
+      if (format->table()) {
+        std::cout << r << "\n";
+      } else if (!PrintRow(*format, {{"Repository", r}})) {
+        return 1;
+      }
+    }
     token = resp.next_page_token();
   } while (!token.empty());
   return 0;
 }
 
 int Tags(const Globals& g, const std::vector<std::string>& args) {
-  FlagSet flags("pier registry tags", "REPOSITORY");
+  std::string format_text;
+  FlagSet flags("pier registry tags", "[--format F] REPOSITORY");
+  flags.String("format", "", &format_text, kFormatHelp);
   std::vector<std::string> pos;
   if (int rc = ParseOrExit(flags, args, &pos); rc >= 0) return rc;
+  int rc = 0;
+  std::optional<Format> format = ParseFormatFlag("pier registry tags", format_text, &rc);
+  if (!format) return rc;
   if (pos.size() != 1) {
     std::cerr << "pier registry tags: needs exactly one REPOSITORY\n";
     return 2;
@@ -83,7 +100,7 @@ int Tags(const Globals& g, const std::vector<std::string>& args) {
   auto stub = Stub(g);
   if (!stub.ok()) return Fail(stub.status());
   std::string token;
-  std::cout << "TAG\tDIGEST\n";
+  if (format->table()) std::cout << "TAG\tDIGEST\n";
   do {
     grpc::ClientContext ctx;
     v1::ListTagsRequest req;
@@ -93,7 +110,18 @@ int Tags(const Globals& g, const std::vector<std::string>& args) {
     v1::ListTagsResponse resp;
     grpc::Status s = (*stub)->ListTags(&ctx, req, &resp);
     if (!s.ok()) return Fail(rpc::FromGrpcStatus(s));
-    for (const v1::Tag& t : resp.tags()) std::cout << t.name() << "\t" << t.digest() << "\n";
+    for (const v1::Tag& t : resp.tags()) {
+      if (format->table()) {
+        std::cout << t.name() << "\t" << t.digest() << "\n";
+        continue;
+      }
+      nlohmann::ordered_json row = {{"Repository", pos[0]},
+                                    {"Tag", t.name()},
+                                    {"Digest", t.digest()},
+                                    {"MediaType", t.media_type()},
+                                    {"UpdatedAt", TimeString(t.updated_at())}};
+      if (!PrintRow(*format, row)) return 1;
+    }
     token = resp.next_page_token();
   } while (!token.empty());
   return 0;

@@ -1,11 +1,13 @@
 // `pier run [flags] IMAGE [COMMAND...]`: creates and starts a container.
 // Detached (-d) it prints the id; otherwise it streams the container's
 // output, waits, and exits with the container's exit code (as docker does),
-// removing the container first with --rm. With -i and/or -t in the
+// removing the container first with --rm. A missing image is pulled first
+// (--pull=missing, docker's default). With -i and/or -t in the
 // foreground it creates the container, attaches (Attach RPC), starts it once
 // attached, and copies stdin/output (raw terminal mode with -t).
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <iostream>
 
 #include "cli/attach.h"
@@ -14,6 +16,41 @@
 
 namespace pier::cli {
 namespace {
+
+// Whether pier-runtime lacks `image` (InspectImage answers NotFound).
+bool ImageMissing(const Globals& g, const std::string& image) {
+  auto stub = ImageStub(g);
+  if (!stub.ok()) return false;
+  grpc::ClientContext ctx;
+  rt::InspectImageRequest req;
+  req.set_image(image);
+  rt::InspectImageResponse resp;
+  return (*stub)->InspectImage(&ctx, req, &resp).error_code() == grpc::StatusCode::NOT_FOUND;
+}
+
+// Runs `call` (a create or run RPC) with docker's --pull policy: "always"
+// pulls first; "missing" pulls and retries once when the call fails because
+// the node lacks the image.
+grpc::Status WithPull(const Globals& g, const ContainerFlags& cf, const std::string& image,
+                      const std::function<grpc::Status()>& call) {
+  auto pull = [&]() -> grpc::Status {
+    absl::StatusOr<std::string> id = PullImage(g, image, /*quiet=*/false);
+    if (id.ok()) return grpc::Status::OK;
+    return grpc::Status(static_cast<grpc::StatusCode>(id.status().code()),
+                        std::string(id.status().message()));
+  };
+  if (cf.pull == "always") {
+    if (grpc::Status s = pull(); !s.ok()) return s;
+  }
+  grpc::Status s = call();
+  if (s.error_code() != grpc::StatusCode::NOT_FOUND || cf.pull != "missing" ||
+      !ImageMissing(g, image)) {
+    return s;
+  }
+  std::cerr << "Unable to find image '" << image << "' locally\n";
+  if (grpc::Status p = pull(); !p.ok()) return p;
+  return call();
+}
 
 void RemoveQuietly(rt::ContainerService::Stub& stub, const std::string& id) {
   grpc::ClientContext rctx;
@@ -25,14 +62,16 @@ void RemoveQuietly(rt::ContainerService::Stub& stub, const std::string& id) {
 }
 
 // create → attach → (attached) start → copy until the exit.
-int RunAttached(rt::ContainerService::Stub& stub, const ContainerFlags& cf,
+int RunAttached(const Globals& g, rt::ContainerService::Stub& stub, const ContainerFlags& cf,
                 const rt::ContainerSpec& spec) {
   rt::CreateContainerRequest creq;
   *creq.mutable_spec() = spec;
   rt::CreateContainerResponse cresp;
   {
-    grpc::ClientContext ctx;
-    grpc::Status s = stub.CreateContainer(&ctx, creq, &cresp);
+    grpc::Status s = WithPull(g, cf, spec.image(), [&] {
+      grpc::ClientContext ctx;
+      return stub.CreateContainer(&ctx, creq, &cresp);
+    });
     if (!s.ok()) return FailRpc(s);
   }
   for (const std::string& w : cresp.warnings()) std::cerr << "WARNING: " << w << "\n";
@@ -66,11 +105,13 @@ int Run(const Globals& g, const std::vector<std::string>& args) {
   if (absl::Status s = cf.ToSpec(pos, req.mutable_spec()); !s.ok()) return Fail(s, 2);
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
-  if (!cf.detach && (cf.tty || cf.interactive)) return RunAttached(**stub, cf, req.spec());
+  if (!cf.detach && (cf.tty || cf.interactive)) return RunAttached(g, **stub, cf, req.spec());
   rt::RunContainerResponse resp;
   {
-    grpc::ClientContext ctx;
-    grpc::Status s = (*stub)->RunContainer(&ctx, req, &resp);
+    grpc::Status s = WithPull(g, cf, req.spec().image(), [&] {
+      grpc::ClientContext ctx;
+      return (*stub)->RunContainer(&ctx, req, &resp);
+    });
     if (!s.ok()) return FailRpc(s);
   }
   if (cf.detach) {
@@ -103,9 +144,11 @@ int Create(const Globals& g, const std::vector<std::string>& args) {
   if (absl::Status s = cf.ToSpec(pos, req.mutable_spec()); !s.ok()) return Fail(s, 2);
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
-  grpc::ClientContext ctx;
   rt::CreateContainerResponse resp;
-  grpc::Status s = (*stub)->CreateContainer(&ctx, req, &resp);
+  grpc::Status s = WithPull(g, cf, req.spec().image(), [&] {
+    grpc::ClientContext ctx;
+    return (*stub)->CreateContainer(&ctx, req, &resp);
+  });
   if (!s.ok()) return FailRpc(s);
   for (const std::string& w : resp.warnings()) std::cerr << "WARNING: " << w << "\n";
   std::cout << resp.id() << "\n";

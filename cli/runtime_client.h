@@ -30,6 +30,10 @@ int ParseVerb(FlagSet& flags, const std::vector<std::string>& args,
               std::vector<std::string>* positional, bool stop_at_first_positional = false,
               const char* more = "");
 
+// Pulls `reference` into pier-runtime with the credentials of `pier login`,
+// progress on stderr (none when `quiet`). The image id, or the call's error.
+absl::StatusOr<std::string> PullImage(const Globals& g, const std::string& reference, bool quiet);
+
 // Prints a gRPC failure as "pier: <message>" and returns 1.
 int FailRpc(const grpc::Status& status);
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/format.h"
 #include "cli/runtime_client.h"
 #include "lib/rpc/credentials.h"
 
@@ -16,12 +17,37 @@ absl::StatusOr<std::unique_ptr<rt::VolumeService::Stub>> VolumeStub(const Global
   return rt::VolumeService::NewStub(*ch);
 }
 
+// The JSON of a volume for --format and inspect; docker's field names plus
+// Pier's InUse/RefCount/Size (known only to inspect) and Anonymous.
+nlohmann::ordered_json VolumeRow(const rt::Volume& v, bool inspected) {
+  nlohmann::ordered_json labels = nlohmann::ordered_json::object();
+  for (const auto& [k, val] : v.labels()) labels[k] = val;
+  nlohmann::ordered_json options = nlohmann::ordered_json::object();
+  for (const auto& [k, val] : v.options()) options[k] = val;
+  nlohmann::ordered_json row = {
+      {"Name", v.name()},
+      {"Driver", v.driver()},
+      {"Mountpoint", v.mountpoint()},
+      {"CreatedAt", TimeString(v.created_at())},
+      {"Labels", labels},
+      {"Options", options},
+      {"Scope", "local"},
+      {"Anonymous", v.anonymous()},
+  };
+  if (inspected) {
+    row["InUse"] = v.ref_count() > 0;
+    row["RefCount"] = v.ref_count();
+    row["Size"] = v.size_bytes();
+  }
+  return row;
+}
+
 int Usage(std::ostream& out, int rc) {
   out << "Usage: pier volume COMMAND\n\nCommands:\n"
-         "  create [NAME]      Create a volume (a random name when none is given)\n"
-         "  ls [-q]            List volumes\n"
-         "  inspect NAME...    Show volumes as JSON\n"
-         "  rm NAME...         Remove volumes no container uses\n";
+         "  create [NAME]                 Create a volume (a random name when none is given)\n"
+         "  ls [-q] [--format F]          List volumes\n"
+         "  inspect [--format F] NAME...  Show volumes as a JSON array (or by --format)\n"
+         "  rm NAME...                    Remove volumes no container uses\n";
   return rc;
 }
 
@@ -33,10 +59,15 @@ int Volume(const Globals& g, const std::vector<std::string>& args) {
   if (sub == "--help" || sub == "-h" || sub == "help") return Usage(std::cout, 0);
   std::vector<std::string> rest(args.begin() + 1, args.end());
   bool quiet = false;
+  std::string format_text;
   FlagSet flags("pier volume " + sub, "[flags] [NAME...]");
   if (sub == "ls") flags.Bool("quiet", "q", &quiet, "print only names");
+  if (sub == "ls" || sub == "inspect") flags.String("format", "", &format_text, kFormatHelp);
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, rest, &pos); rc >= 0) return rc;
+  int format_rc = 0;
+  std::optional<Format> format = ParseFormatFlag("pier volume " + sub, format_text, &format_rc);
+  if (!format) return format_rc;
   auto stub = VolumeStub(g);
   if (!stub.ok()) return Fail(stub.status());
   if (sub == "create") {
@@ -54,10 +85,12 @@ int Volume(const Globals& g, const std::vector<std::string>& args) {
     rt::ListVolumesResponse resp;
     grpc::Status s = (*stub)->ListVolumes(&ctx, rt::ListVolumesRequest(), &resp);
     if (!s.ok()) return FailRpc(s);
-    if (!quiet) std::printf("%-10s %s\n", "DRIVER", "VOLUME NAME");
+    if (!quiet && format->table()) std::printf("%-10s %s\n", "DRIVER", "VOLUME NAME");
     for (const rt::Volume& v : resp.volumes()) {
       if (quiet) {
         std::cout << v.name() << "\n";
+      } else if (!format->table()) {
+        if (!PrintRow(*format, VolumeRow(v, /*inspected=*/false))) return 1;
       } else {
         std::printf("%-10s %s\n", v.driver().c_str(), v.name().c_str());
       }
@@ -67,6 +100,7 @@ int Volume(const Globals& g, const std::vector<std::string>& args) {
   if (sub == "inspect" || sub == "rm") {
     if (pos.empty()) return Fail(absl::InvalidArgumentError("a volume NAME is required"), 2);
     int rc = 0;
+    nlohmann::ordered_json array = nlohmann::ordered_json::array();
     for (const std::string& name : pos) {
       grpc::ClientContext ctx;
       grpc::Status s;
@@ -82,14 +116,18 @@ int Volume(const Globals& g, const std::vector<std::string>& args) {
         rt::InspectVolumeResponse resp;
         s = (*stub)->InspectVolume(&ctx, req, &resp);
         if (s.ok()) {
-          std::printf("{\"Name\":\"%s\",\"Driver\":\"%s\",\"Mountpoint\":\"%s\",\"InUse\":%s}\n",
-                      resp.volume().name().c_str(), resp.volume().driver().c_str(),
-                      resp.volume().mountpoint().c_str(),
-                      resp.volume().ref_count() > 0 ? "true" : "false");
+          nlohmann::ordered_json row = VolumeRow(resp.volume(), /*inspected=*/true);
+          if (format->table()) {
+            array.push_back(std::move(row));
+          } else if (!PrintRow(*format, row)) {
+            rc = 1;
+          }
         }
       }
       if (!s.ok()) rc = FailRpc(s);
     }
+    // As docker: a JSON array of what was found, even when some were not.
+    if (sub == "inspect" && format->table()) std::cout << array.dump(4) << "\n";
     return rc;
   }
   std::cerr << "pier volume: unknown command \"" << sub << "\"\n";

@@ -120,7 +120,9 @@ kill "$LOGS_PID"; wait "$LOGS_PID" 2>/dev/null || true; LOGS_PID=""
 web_state() {
   pier inspect web | python3 -c '
 import json, sys
-s = json.load(sys.stdin)["container"].get("state", {})
+d = json.load(sys.stdin)
+d = d[0] if isinstance(d, list) else d
+s = d["container"].get("state", {})
 f = sys.argv[1]
 v = s.get(f, 0 if f == "pid" else "")
 print(v.replace("CONTAINER_STATUS_", "").lower() if f == "status" else v)' "$1"

@@ -3,7 +3,9 @@
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 #include "nlohmann/json.hpp"
@@ -38,17 +40,16 @@ std::string DefaultCredentialsPath() {
                       "/.config/pier/config.json");
 }
 
-absl::StatusOr<std::optional<Credentials>> LoadCredentials(const std::string& path,
-                                                           absl::string_view host) {
-  ASSIGN_OR_RETURN(Json j, Load(path));
-  if (!j.contains("auths")) return std::optional<Credentials>();
-  auto it = j["auths"].find(std::string(host));
-  if (it == j["auths"].end() || !it->is_object() || !it->contains("auth") ||
-      !(*it)["auth"].is_string()) {
+namespace {
+
+// Decodes one "auths" entry; nullopt when it has no "auth" string.
+absl::StatusOr<std::optional<Credentials>> Decode(const std::string& path, absl::string_view host,
+                                                  const Json& entry) {
+  if (!entry.is_object() || !entry.contains("auth") || !entry["auth"].is_string()) {
     return std::optional<Credentials>();
   }
   std::string decoded;
-  if (!absl::Base64Unescape((*it)["auth"].get<std::string>(), &decoded)) {
+  if (!absl::Base64Unescape(entry["auth"].get<std::string>(), &decoded)) {
     return absl::InvalidArgumentError(
         absl::StrCat("credentials file ", path, ": entry for ", host, " is not base64"));
   }
@@ -59,6 +60,41 @@ absl::StatusOr<std::optional<Credentials>> LoadCredentials(const std::string& pa
   }
   return std::optional<Credentials>(
       Credentials{decoded.substr(0, colon), decoded.substr(colon + 1)});
+}
+
+std::string NormalizeHost(absl::string_view h) {
+  absl::ConsumePrefix(&h, "https://");
+  absl::ConsumePrefix(&h, "http://");
+  std::string s(h);
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  if (absl::StartsWith(s, "index.docker.io") || s == "registry-1.docker.io") s = "docker.io";
+  return s;
+}
+
+}  // namespace
+
+bool SameRegistryHost(absl::string_view a, absl::string_view b) {
+  return NormalizeHost(a) == NormalizeHost(b);
+}
+
+absl::StatusOr<std::optional<Credentials>> LoadCredentials(const std::string& path,
+                                                           absl::string_view host) {
+  ASSIGN_OR_RETURN(Json j, Load(path));
+  if (!j.contains("auths")) return std::optional<Credentials>();
+  auto it = j["auths"].find(std::string(host));
+  if (it == j["auths"].end()) return std::optional<Credentials>();
+  return Decode(path, host, *it);
+}
+
+absl::StatusOr<std::map<std::string, Credentials>> LoadAllCredentials(const std::string& path) {
+  ASSIGN_OR_RETURN(Json j, Load(path));
+  std::map<std::string, Credentials> out;
+  if (!j.contains("auths")) return out;
+  for (auto it = j["auths"].begin(); it != j["auths"].end(); ++it) {
+    ASSIGN_OR_RETURN(std::optional<Credentials> c, Decode(path, it.key(), it.value()));
+    if (c) out[it.key()] = std::move(*c);
+  }
+  return out;
 }
 
 absl::Status StoreCredentials(const std::string& path, absl::string_view host,

@@ -7,6 +7,7 @@
 // (last writer wins), as with docker.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,14 @@ std::string DefaultCredentialsPath();
 // InvalidArgument for a malformed file (naming it); a missing file is empty.
 absl::StatusOr<std::optional<Credentials>> LoadCredentials(const std::string& path,
                                                            absl::string_view host);
+
+// Every entry of the file, by host as stored. InvalidArgument as above.
+absl::StatusOr<std::map<std::string, Credentials>> LoadAllCredentials(const std::string& path);
+
+// Whether two registry host names mean the same registry: a scheme and
+// trailing slashes are ignored, and docker.io, index.docker.io (also
+// "https://index.docker.io/v1/") and registry-1.docker.io are one.
+bool SameRegistryHost(absl::string_view a, absl::string_view b);
 
 // Adds or replaces the entry for `host`.
 absl::Status StoreCredentials(const std::string& path, absl::string_view host,

@@ -1,5 +1,6 @@
 #include <sys/stat.h>
 
+#include "lib/common/fs.h"
 #include "lib/common/testing.h"
 #include "lib/distribution/credentials.h"
 #include "lib/distribution/registry_client.h"
@@ -27,6 +28,24 @@ TEST(CredentialsTest, StoreLoadRemove) {
   EXPECT_THAT(RemoveCredentials(path, "127.0.0.1:5000"), StatusIs(absl::StatusCode::kNotFound));
   ASSERT_OK_AND_ASSIGN(got, LoadCredentials(path, "other:1"));
   EXPECT_EQ(got->username, "bob");
+}
+
+TEST(CredentialsTest, LoadAllAndSameHost) {
+  pier::testing::TempDir dir;
+  std::string path = dir.Sub("config.json");
+  ASSERT_OK_AND_ASSIGN(auto empty, LoadAllCredentials(path));
+  EXPECT_TRUE(empty.empty());
+  ASSERT_OK(StoreCredentials(path, "127.0.0.1:5000", {"alice", "a"}));
+  ASSERT_OK(StoreCredentials(path, "registry.example", {"bob", "b"}));
+  ASSERT_OK_AND_ASSIGN(auto all, LoadAllCredentials(path));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all["127.0.0.1:5000"].username, "alice");
+  EXPECT_EQ(all["registry.example"].password, "b");
+  EXPECT_TRUE(SameRegistryHost("https://index.docker.io/v1/", "docker.io"));
+  EXPECT_TRUE(SameRegistryHost("http://127.0.0.1:5000/", "127.0.0.1:5000"));
+  EXPECT_FALSE(SameRegistryHost("127.0.0.1:5000", "127.0.0.1:5001"));
+  ASSERT_OK(WriteFileAtomic(path, "{\"auths\":{\"h\":{\"auth\":\"bm9jb2xvbg==\"}}}", 0600));
+  EXPECT_THAT(LoadAllCredentials(path), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(ChallengeTest, ParsesBearerAndBasic) {

@@ -82,7 +82,7 @@ absl::StatusOr<std::unique_ptr<RegistryClient>> RegistryClient::Create(
   ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client, http::Client::Create(copts));
   std::string base = absl::StrCat(tls ? "https://" : "http://", host);
   return std::unique_ptr<RegistryClient>(
-      new RegistryClient(std::move(base), std::move(options), std::move(client)));
+      new RegistryClient(std::move(host), std::move(base), std::move(options), std::move(client)));
 }
 
 absl::StatusOr<std::string> RegistryClient::Answer(absl::string_view challenge) {
@@ -95,8 +95,7 @@ absl::StatusOr<std::string> RegistryClient::Answer(absl::string_view challenge) 
   }
   if (scheme == "basic") {
     if (basic.empty()) {
-      return absl::UnauthenticatedError(
-          absl::StrCat(base_url_, " requires credentials: run `pier login`"));
+      return NeedLogin("");
     }
     return basic;
   }
@@ -125,8 +124,10 @@ absl::StatusOr<std::string> RegistryClient::Answer(absl::string_view challenge) 
   ASSIGN_OR_RETURN(http::ClientResponse resp, client_->Do(req));
   ASSIGN_OR_RETURN(std::string body, resp.ReadAll(1 << 20));
   if (resp.status() == 401) {
-    return absl::UnauthenticatedError(absl::StrCat("the token service of ", base_url_,
-                                                   " refused the credentials: run `pier login`"));
+    if (!options_.credentials) return NeedLogin("");
+    return absl::UnauthenticatedError(absl::StrCat(
+        "registry ", host_, ": the token service refused the password of user \"",
+        options_.credentials->username, "\": check it and run `pier login ", host_, "` again"));
   }
   if (resp.status() != 200) {
     return absl::UnavailableError(
@@ -176,13 +177,21 @@ absl::StatusOr<http::ClientResponse> RegistryClient::Do(http::ClientRequest requ
   request.headers.Set("Authorization", authorization);
   ASSIGN_OR_RETURN(http::ClientResponse again, client_->Do(request));
   if (again.status() == 401) {
-    return absl::UnauthenticatedError(
-        absl::StrCat(base_url_, " refused the credentials for ", request.method, " ", request.url,
-                     options_.credentials ? "" : ": run `pier login`"));
+    std::string what = absl::StrCat(" for ", request.method, " ", request.url);
+    if (!options_.credentials) return NeedLogin(what);
+    return absl::UnauthenticatedError(absl::StrCat(
+        "registry ", host_, " refused user \"", options_.credentials->username, "\"", what,
+        ": the user may not do this, or the stored credentials are stale (run `pier login ", host_,
+        "` again)"));
   }
   std::lock_guard<std::mutex> lock(mu_);
   last_authorization_ = authorization;
   return again;
+}
+
+absl::Status RegistryClient::NeedLogin(absl::string_view what) const {
+  return absl::UnauthenticatedError(absl::StrCat("registry ", host_, " requires authentication",
+                                                 what, ": run `pier login ", host_, "` first"));
 }
 
 absl::Status RegistryClient::Ping() {

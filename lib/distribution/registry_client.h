@@ -9,8 +9,9 @@
 // and hosts the caller marks insecure, which use plain http, as docker does
 // for its "insecure registries".
 //
-// Errors: Unauthenticated when the registry refuses the credentials (the
-// message says to run `pier login`), PermissionDenied for a 403, otherwise
+// Errors: Unauthenticated when the registry wants credentials that were not
+// given, or refuses the ones given (the message names the registry and says
+// to run `pier login HOST`), PermissionDenied for a 403, otherwise
 // the transport's Unavailable/DeadlineExceeded naming the URL.
 // Thread safety: Do() may be called from several threads.
 #pragma once
@@ -68,13 +69,21 @@ class RegistryClient {
   absl::Status Ping();
 
  private:
-  RegistryClient(std::string base_url, RegistryClientOptions options,
+  RegistryClient(std::string host, std::string base_url, RegistryClientOptions options,
                  std::unique_ptr<http::Client> client)
-      : base_url_(std::move(base_url)), options_(std::move(options)), client_(std::move(client)) {}
+      : host_(std::move(host)),
+        base_url_(std::move(base_url)),
+        options_(std::move(options)),
+        client_(std::move(client)) {}
+
+  // Unauthenticated: "registry HOST requires authentication<what>: run
+  // `pier login HOST` first".
+  absl::Status NeedLogin(absl::string_view what) const;
 
   // Turns a challenge into an Authorization header value.
   absl::StatusOr<std::string> Answer(absl::string_view challenge);
 
+  std::string host_;  // as given to Create, e.g. "127.0.0.1:5000"
   std::string base_url_;
   RegistryClientOptions options_;
   std::unique_ptr<http::Client> client_;

@@ -274,6 +274,9 @@ class Run {
 
  private:
   absl::StatusOr<BaseImage> GetImage(const std::string& ref);
+  // The builder's registry options with the client's credentials for the
+  // registry `ref` names, if it sent any.
+  distribution::RegistryClientOptions OptionsFor(const std::string& ref) const;
   absl::Status RunStep(const df::ResolvedStep& step, const std::string& stage_name, StageState* st,
                        StageRun* sr);
   absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st,
@@ -342,8 +345,7 @@ class Run {
 
 absl::Status Run::ImportCaches() {
   for (const std::string& ref : p_.cache_from) {
-    distribution::RegistryClientOptions opts = registry_options_;
-    absl::StatusOr<oci::Manifest> m = store_->FetchManifestAndBlobs(ref, opts);
+    absl::StatusOr<oci::Manifest> m = store_->FetchManifestAndBlobs(ref, OptionsFor(ref));
     auto warn = [&](absl::string_view why) {
       BuildEvent w;
       w.kind = BuildEvent::Kind::kWarning;
@@ -413,12 +415,21 @@ absl::Status Run::ExportCaches() {
   std::vector<oci::Descriptor> blobs = layers;
   blobs.push_back(m.config);
   for (const std::string& ref : p_.cache_to) {
-    distribution::RegistryClientOptions opts = registry_options_;
     absl::StatusOr<oci::Descriptor> d =
-        store_->PushManifest(ref, blobs, manifest, oci::kOciManifest, opts);
+        store_->PushManifest(ref, blobs, manifest, oci::kOciManifest, OptionsFor(ref));
     if (!d.ok()) return Annotate(d.status(), "exporting cache to " + ref);
   }
   return absl::OkStatus();
+}
+
+distribution::RegistryClientOptions Run::OptionsFor(const std::string& ref) const {
+  distribution::RegistryClientOptions opts = registry_options_;
+  absl::StatusOr<oci::Reference> parsed = oci::Reference::Parse(ref);
+  if (!parsed.ok()) return opts;
+  for (const auto& [host, creds] : p_.credentials) {
+    if (distribution::SameRegistryHost(host, parsed->registry)) opts.credentials = creds;
+  }
+  return opts;
 }
 
 absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
@@ -429,8 +440,7 @@ absl::StatusOr<BaseImage> Run::GetImage(const std::string& ref) {
   absl::StatusOr<image::Image> img = absl::NotFoundError("");
   if (!p_.pull) img = store_->Get(ref);
   if (!img.ok()) {
-    distribution::RegistryClientOptions opts = registry_options_;
-    img = store_->Pull(ref, opts);
+    img = store_->Pull(ref, OptionsFor(ref));
     if (!img.ok()) return Annotate(img.status(), "pulling " + ref);
   }
   b.image = *img;
@@ -1059,8 +1069,7 @@ absl::StatusOr<BuildOutcome> Run::Go() {
     for (const std::string& target : targets) {
       if (!NamesRegistry(target)) continue;
       ASSIGN_OR_RETURN(std::string name, store_->NormalizeName(target));
-      distribution::RegistryClientOptions opts = registry_options_;
-      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), name, opts);
+      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), name, OptionsFor(name));
       if (!d.ok()) return Annotate(d.status(), "pushing " + target);
       out.pushed.push_back(name + "@" + d->digest.str());
     }

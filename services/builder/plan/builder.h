@@ -92,6 +92,10 @@ struct BuildParams {
   // References to export the cache records of this build's steps to
   // (--cache-to), after the image is made.
   std::vector<std::string> cache_to;
+  // Registry credentials of the client (`pier login`), by registry host;
+  // used for base image pulls and pushes to a matching host
+  // (distribution::SameRegistryHost), anonymous elsewhere.
+  std::map<std::string, distribution::Credentials> credentials;
 };
 
 struct BuildOutcome {

@@ -368,6 +368,9 @@ grpc::Status BuilderService::Build(
   params.memory_bytes = spec.memory_bytes();
   params.cache_from.assign(spec.cache_from().begin(), spec.cache_from().end());
   params.cache_to.assign(spec.cache_to().begin(), spec.cache_to().end());
+  for (const pier::common::v1::RegistryAuth& a : spec.registry_auth()) {
+    params.credentials[a.server_address()] = distribution::Credentials{a.username(), a.password()};
+  }
   params.push = false;
   for (const pb::Output& o : spec.outputs()) {
     if (o.type() != pb::Output::TYPE_REGISTRY || !o.push()) continue;

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -250,6 +252,8 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(Manager
   m->wake_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m->wake_fd_.valid()) return ErrnoStatus(errno, "eventfd");
   m->supervisor_ = std::thread([p = m.get()] { p->Supervise(); });
+  if (m->opts_.standby_shim)
+    m->standby_thread_ = std::thread([p = m.get()] { p->KeepStandbyShim(); });
   return m;
 }
 
@@ -260,6 +264,88 @@ ContainerManager::~ContainerManager() {
   }
   Wake();
   if (supervisor_.joinable()) supervisor_.join();
+  {
+    std::lock_guard<std::mutex> lock(standby_mu_);
+    standby_stopping_ = true;
+    standby_.Reset();  // the idle shim reads EOF and exits
+  }
+  standby_cv_.notify_all();
+  if (standby_thread_.joinable()) standby_thread_.join();
+}
+
+void ContainerManager::KeepStandbyShim() {
+  std::unique_lock<std::mutex> lock(standby_mu_);
+  int failures = 0;
+  while (!standby_stopping_) {
+    if (standby_.valid()) {
+      standby_cv_.wait(lock, [&] { return standby_stopping_ || !standby_.valid(); });
+      continue;
+    }
+    lock.unlock();
+    absl::StatusOr<UniqueFd> fd = SpawnStandbyShim();
+    lock.lock();
+    if (fd.ok()) {
+      failures = 0;
+      if (!standby_stopping_) standby_ = *std::move(fd);
+      continue;
+    }
+    // Starts spawn their own shim meanwhile; retry with a bounded back-off.
+    if (failures++ == 0) PIER_LOG(WARNING) << "standby pier-shim: " << fd.status();
+    standby_cv_.wait_for(lock,
+                         std::chrono::milliseconds(std::min(100 << std::min(failures, 6), 5000)),
+                         [&] { return standby_stopping_; });
+  }
+}
+
+UniqueFd ContainerManager::TakeStandbyShim() {
+  UniqueFd fd;
+  {
+    std::lock_guard<std::mutex> lock(standby_mu_);
+    fd = std::move(standby_);
+  }
+  standby_cv_.notify_all();
+  return fd;
+}
+
+absl::StatusOr<UniqueFd> ContainerManager::SpawnStandbyShim() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    return ErrnoStatus(errno, "socketpair for pier-shim");
+  }
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  std::vector<std::string> args = {opts_.shim_path, "--standby-fd=3"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t child = -1;
+  int err = ::posix_spawn(&child, opts_.shim_path.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  theirs.Reset();
+  if (err != 0) return ErrnoStatus(err, absl::StrCat("spawn ", opts_.shim_path));
+  // The spawned process forks twice and exits at once: reap it.
+  int wstatus = 0;
+  while (::waitpid(child, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    return absl::InternalError(
+        absl::StrCat(opts_.shim_path, " --standby-fd failed (status ", wstatus, ")"));
+  }
+  return ours;
 }
 
 absl::Status ContainerManager::Load() {
@@ -383,43 +469,22 @@ absl::StatusOr<shim::ShimState> ContainerManager::SpawnShim(const std::string& i
                                                             const ContainerInfo& info) {
   const std::string dir = StateDir(id);
   RETURN_IF_ERROR(WriteFileReplace(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(info.spec)));
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0) return ErrnoStatus(errno, "pipe");
-  UniqueFd sync_r(p[0]), sync_w(p[1]);
-
-  std::vector<std::string> args = {opts_.shim_path, absl::StrCat("--dir=", dir), "--sync-fd=3",
+  // An idle shim, or a new one; it gets its flags on its socket and answers
+  // there with the start report.
+  UniqueFd sync_r = TakeStandbyShim();
+  if (!sync_r.valid()) {
+    ASSIGN_OR_RETURN(sync_r, SpawnStandbyShim());
+  }
+  std::vector<std::string> args = {absl::StrCat("--dir=", dir),
                                    absl::StrCat("--log-max-size=", opts_.log_max_size),
                                    absl::StrCat("--log-max-files=", opts_.log_max_files)};
   if (info.open_stdin) args.push_back("--stdin");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::string shim_log = JoinPath(dir, shim::kShimLogFile);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, shim_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
-  posix_spawn_file_actions_adddup2(&fa, sync_w.get(), 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t child = -1;
-  int err = ::posix_spawn(&child, opts_.shim_path.c_str(), &fa, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  sync_w.Reset();
-  if (err != 0) return ErrnoStatus(err, absl::StrCat("spawn ", opts_.shim_path));
-  // The spawned process forks twice and exits at once: reap it.
-  int wstatus = 0;
-  while (::waitpid(child, &wstatus, 0) < 0 && errno == EINTR) {
-  }
+  std::string assignment;
+  for (const std::string& a : args) assignment.append(a).push_back('\0');
+  assignment.push_back('\0');
+  RETURN_IF_ERROR(WriteAll(sync_r.get(), assignment, "pier-shim's assignment"));
+  const int wstatus = 0;
+  const std::string shim_log = JoinPath(dir, shim::kShimLogFile);
 
   // The start report, then EOF.
   std::string report;
@@ -484,15 +549,12 @@ absl::Status ContainerManager::Start(absl::string_view id_or_name) {
 
 absl::Status ContainerManager::StartLocked(const std::string& id) {
   ContainerInfo info;
+  std::function<absl::Status(const ContainerInfo&)> hook;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no such container: ", id));
     info = it->second.info;
-  }
-  std::function<absl::Status(const ContainerInfo&)> hook;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
     hook = before_start_;
   }
   const absl::Status prepared = hook ? hook(info) : absl::OkStatus();

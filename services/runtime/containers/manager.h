@@ -119,6 +119,7 @@ struct ManagerOptions {
   std::string root;           // state directories under <root>/containers
   kv::KvStore* kv = nullptr;  // borrowed, must outlive the manager
   std::string shim_path;      // empty: pier-shim beside /proc/self/exe
+  bool standby_shim = true;   // keep one shim started ahead of need
   absl::Duration start_timeout = absl::Seconds(30);
   absl::Duration restart_backoff_initial = absl::Milliseconds(100);
   absl::Duration restart_backoff_max = absl::Minutes(1);
@@ -230,6 +231,11 @@ class ContainerManager {
   absl::StatusOr<std::string> ResolveLocked(absl::string_view id_or_name) const;
   absl::Status StartLocked(const std::string& id);  // op_mu held, mu_ not
   absl::StatusOr<shim::ShimState> SpawnShim(const std::string& id, const ContainerInfo& info);
+  // Starts a pier-shim in standby (--standby-fd) and returns our end of its
+  // socket once the shim has detached.
+  absl::StatusOr<UniqueFd> SpawnStandbyShim();
+  UniqueFd TakeStandbyShim();  // an idle shim's socket, or an invalid fd
+  void KeepStandbyShim();      // the standby thread: one idle shim at all times
   void AddWatch(const std::string& id, UniqueFd fd);
   void HandleExit(const std::string& id, absl::StatusOr<shim::ExitRecord> exit);
   // Applies the restart policy to the exited container `e` (mu_ held).
@@ -259,6 +265,14 @@ class ContainerManager {
 
   UniqueFd wake_fd_;  // eventfd that interrupts the supervisor's poll
   std::thread supervisor_;
+
+  // One shim started ahead of need, so that a start does not wait for an
+  // exec and the shim's two forks (a few ms, more on a loaded node).
+  std::mutex standby_mu_;
+  std::condition_variable standby_cv_;  // the standby was taken, or stopping
+  UniqueFd standby_;                    // guarded by standby_mu_
+  bool standby_stopping_ = false;       // guarded by standby_mu_
+  std::thread standby_thread_;
 };
 
 }  // namespace pier::runtime

@@ -4,18 +4,31 @@
 //
 //   pier-shim --dir=<root>/containers/<id> [--sync-fd=3] [--stdin]
 //             [--log-max-size=BYTES] [--log-max-files=N]
+//   pier-shim --standby-fd=3
+//
+// Standby: the runtime keeps one shim started ahead of need, already
+// detached, so a container start does not wait for an exec and two forks.
+// The shim reads its assignment from the socket on --standby-fd, its flags
+// ("--dir=...", "--log-max-size=...", ["--stdin"]) each ended by a NUL and
+// the list by an empty one, and then answers on the same socket as
+// --sync-fd. EOF before any assignment (the runtime
+// stopped): it exits quietly.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 #include "lib/common/flags.h"
 #include "lib/common/log.h"
 #include "services/runtime/shim/shim.h"
+#include "services/runtime/shim/state_dir.h"
 
 namespace {
 
@@ -56,8 +69,49 @@ int main(int argc, char** argv) {
   flags.Int("log-max-size", "", &log_max_size, "bytes per log file before rotation (0: never)");
   flags.Int("log-max-files", "", &log_max_files, "log files kept, the current one included");
   flags.Bool("foreground", "", &foreground, "do not detach (debugging)");
+  int64_t standby_fd = -1;
+  flags.Int("standby-fd", "", &standby_fd,
+            "wait on this socket for the flags of a container, then answer on it");
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = flags.Parse(args);
+  if (parsed.ok() && standby_fd >= 0) {
+    // Detach first (that is the point of waiting), then read the flags.
+    ::signal(SIGTERM, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
+    ::signal(SIGHUP, SIG_IGN);
+    ::signal(SIGPIPE, SIG_IGN);
+    ::umask(022);
+    Daemonize();
+    std::vector<std::string> assigned;
+    std::string arg;
+    size_t total = 0;
+    for (;;) {
+      char c;
+      ssize_t n = ::read(static_cast<int>(standby_fd), &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ::_exit(0);  // the runtime went away: nothing to do
+      if (++total > 65536) ::_exit(2);
+      if (c != '\0') {
+        arg.push_back(c);
+        continue;
+      }
+      if (arg.empty()) break;
+      assigned.push_back(std::move(arg));
+      arg.clear();
+    }
+    assigned.push_back(absl::StrCat("--sync-fd=", standby_fd));
+    parsed = flags.Parse(assigned);
+    if (parsed.ok() && !options.dir.empty() && options.dir[0] == '/') {
+      // stderr goes to the container's shim.log, as for a spawned shim.
+      std::string log = options.dir + "/" + pier::runtime::shim::kShimLogFile;
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+      if (fd >= 0) {
+        ::dup2(fd, 2);
+        ::close(fd);
+      }
+    }
+    foreground = true;  // already detached
+  }
   if (!parsed.ok()) {
     std::fprintf(stderr, "%s\n%s", std::string(parsed.status().message()).c_str(),
                  flags.Usage().c_str());
@@ -79,5 +133,11 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   ::umask(022);
   if (!foreground) Daemonize();
+  // The shim works in its container's directory: its cwd names it in /proc
+  // (IsShimAlive), whatever its command line says.
+  if (::chdir(options.dir.c_str()) != 0) {
+    std::perror("pier-shim: chdir to the state directory");
+    return 1;
+  }
   return pier::runtime::shim::RunShim(options);
 }

@@ -1,5 +1,8 @@
 #include "services/runtime/shim/state_dir.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "absl/strings/match.h"
@@ -102,7 +105,13 @@ bool IsShimAlive(pid_t pid, absl::string_view dir) {
   auto cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
   if (!cmdline.ok()) return false;
   // Arguments are NUL-separated; zombies have an empty cmdline.
-  return absl::StrContains(*cmdline, "pier-shim") && absl::StrContains(*cmdline, dir);
+  if (!absl::StrContains(*cmdline, "pier-shim")) return false;
+  if (absl::StrContains(*cmdline, dir)) return true;
+  // A shim started in standby got its directory later: it works there.
+  struct stat cwd, want;
+  return ::stat(absl::StrCat("/proc/", pid, "/cwd").c_str(), &cwd) == 0 &&
+         ::stat(std::string(dir).c_str(), &want) == 0 && cwd.st_dev == want.st_dev &&
+         cwd.st_ino == want.st_ino;
 }
 
 }  // namespace pier::runtime::shim
