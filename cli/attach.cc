@@ -4,57 +4,15 @@
 // container keeps running).
 #include "cli/attach.h"
 
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/ioctl.h>
-#include <termios.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <iostream>
-#include <thread>
 
+#include "cli/terminal.h"
 #include "lib/common/fs.h"
 
 namespace pier::cli {
-namespace {
-
-// Terminal state for the signal handlers.
-struct termios g_saved_termios;
-std::atomic<bool> g_raw{false};
-int g_winch_pipe[2] = {-1, -1};
-
-void RestoreTerminal() {
-  if (g_raw.exchange(false)) (void)::tcsetattr(STDIN_FILENO, TCSADRAIN, &g_saved_termios);
-}
-
-void OnFatalSignal(int sig) {
-  if (g_raw.load()) (void)::tcsetattr(STDIN_FILENO, TCSADRAIN, &g_saved_termios);
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
-}
-
-void OnWinch(int) {
-  int saved = errno;
-  if (g_winch_pipe[1] >= 0) (void)!::write(g_winch_pipe[1], "w", 1);
-  errno = saved;
-}
-
-bool WindowSize(rt::TtySize* size) {
-  struct winsize ws {};
-  for (int fd : {STDIN_FILENO, STDOUT_FILENO}) {
-    if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
-      size->set_width(ws.ws_col);
-      size->set_height(ws.ws_row);
-      return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
 
 AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& container,
                            bool stdin, const std::function<grpc::Status()>& on_attached) {
@@ -76,19 +34,10 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
     return result;
   }
   const bool tty = resp.attached().tty();
-  const bool local_tty = ::isatty(STDIN_FILENO) == 1;
-  if (tty && local_tty) {
-    if (::tcgetattr(STDIN_FILENO, &g_saved_termios) == 0) {
-      struct termios raw = g_saved_termios;
-      ::cfmakeraw(&raw);
-      for (int sig : {SIGTERM, SIGHUP, SIGQUIT}) ::signal(sig, OnFatalSignal);
-      if (::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) g_raw = true;
-    }
-  }
   if (tty) {
+    (void)EnterRawTerminal();
     rt::AttachRequest r;
-    if (WindowSize(r.mutable_resize())) call->Write(r);
-    if (::pipe2(g_winch_pipe, O_CLOEXEC | O_NONBLOCK) == 0) ::signal(SIGWINCH, OnWinch);
+    if (TerminalSize(r.mutable_resize())) call->Write(r);
   }
   if (on_attached) {
     grpc::Status s = on_attached();
@@ -100,50 +49,29 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
       return result;
     }
   }
-  // Input (stdin, resizes) on its own thread; `done` ends it.
-  int done[2];
-  if (::pipe2(done, O_CLOEXEC) != 0) done[0] = done[1] = -1;
-  std::thread input;
+  // Input (stdin, resizes) on its own thread until the output ends.
+  InputPump input;
   if (stdin || tty) {
-    input = std::thread([&] {
-      bool stdin_open = stdin;
-      std::string buf(32 << 10, '\0');
-      for (;;) {
-        pollfd fds[3] = {{stdin_open ? STDIN_FILENO : -1, POLLIN, 0},
-                         {g_winch_pipe[0], POLLIN, 0},
-                         {done[0], POLLIN, 0}};
-        if (::poll(fds, 3, -1) < 0) {
-          if (errno == EINTR) continue;
-          return;
-        }
-        if (fds[2].revents != 0) return;
-        if (fds[1].revents & POLLIN) {
-          char c[64];
-          while (::read(g_winch_pipe[0], c, sizeof(c)) > 0) {
-          }
-          rt::AttachRequest r;
-          if (WindowSize(r.mutable_resize()) && !call->Write(r)) return;
-        }
-        if (fds[0].revents != 0) {
-          ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) {
-            rt::AttachRequest r;
-            r.mutable_close_stdin();
-            call->Write(r);
-            stdin_open = false;
-            if (!tty) {
-              call->WritesDone();
-              return;
-            }
-            continue;
-          }
-          rt::AttachRequest r;
-          r.set_stdin(buf.data(), static_cast<size_t>(n));
-          if (!call->Write(r)) return;
-        }
-      }
-    });
+    input.Start(stdin, tty,
+                {.data =
+                     [&](absl::string_view data) {
+                       rt::AttachRequest r;
+                       r.set_stdin(data.data(), data.size());
+                       return call->Write(r);
+                     },
+                 .resize =
+                     [&](const rt::TtySize& size) {
+                       rt::AttachRequest r;
+                       *r.mutable_resize() = size;
+                       return call->Write(r);
+                     },
+                 .close =
+                     [&] {
+                       rt::AttachRequest r;
+                       r.mutable_close_stdin();
+                       call->Write(r);
+                       if (!tty) call->WritesDone();
+                     }});
   } else {
     call->WritesDone();
   }
@@ -159,14 +87,7 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
       result.detached = true;
     }
   }
-  if (done[1] >= 0) {
-    (void)!::write(done[1], "x", 1);
-    if (input.joinable()) input.join();
-    ::close(done[0]);
-    ::close(done[1]);
-  } else if (input.joinable()) {
-    input.detach();
-  }
+  input.Stop();
   grpc::Status s = call->Finish();
   RestoreTerminal();
   if (!result.exit_code && !result.detached) {

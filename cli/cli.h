@@ -47,6 +47,7 @@ int Builder(const Globals& globals, const std::vector<std::string>& args);
 int Commit(const Globals& globals, const std::vector<std::string>& args);
 int Completion(const Globals& globals, const std::vector<std::string>& args);
 int Create(const Globals& globals, const std::vector<std::string>& args);
+int Events(const Globals& globals, const std::vector<std::string>& args);
 int Exec(const Globals& globals, const std::vector<std::string>& args);
 int Export(const Globals& globals, const std::vector<std::string>& args);
 int History(const Globals& globals, const std::vector<std::string>& args);

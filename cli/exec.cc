@@ -1,37 +1,36 @@
-// `pier exec [-i] [-e K=V] [-u UID[:GID]] [-w DIR] CONTAINER COMMAND...`: runs
-// a process in a running container and exits with its exit code. -i copies
-// our standard input to it. (A tty, -t, is not supported yet.)
+// `pier exec [-i] [-t] [--privileged] [-e K=V] [-u UID[:GID]] [-w DIR] CONTAINER COMMAND...`:
+// runs a process in a running container and exits with its exit code. -i
+// copies our standard input to it; -t gives it a pseudo-terminal sized as
+// ours (raw mode on our terminal with -it, SIGWINCH forwarded as resizes).
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <iostream>
 #include <optional>
-#include <thread>
 
 #include "cli/runtime_client.h"
+#include "cli/terminal.h"
 #include "lib/common/fs.h"
 
 namespace pier::cli {
 
 int Exec(const Globals& g, const std::vector<std::string>& args) {
-  bool interactive = false, tty = false;
+  bool interactive = false, tty = false, privileged = false;
   std::vector<std::string> env;
   std::string user, workdir;
   FlagSet flags("pier exec", "[flags] CONTAINER COMMAND [ARG...]");
   flags.Bool("interactive", "i", &interactive, "send our standard input to the process");
-  flags.Bool("tty", "t", &tty, "allocate a pseudo-terminal (not supported yet)");
+  flags.Bool("tty", "t", &tty, "allocate a pseudo-terminal");
   flags.StringList("env", "e", &env, "set an environment variable KEY=value");
   flags.String("user", "u", &user, "uid[:gid] to run as");
   flags.String("workdir", "w", &workdir, "working directory");
+  flags.Bool("privileged", "", &privileged, "all capabilities and no seccomp filter");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos, /*stop_at_first_positional=*/true); rc >= 0) {
     return rc;
   }
   if (pos.size() < 2) {
     return Fail(absl::InvalidArgumentError("pier exec needs CONTAINER and COMMAND"), 2);
-  }
-  if (tty) {
-    return Fail(absl::UnimplementedError("pier exec -t is not supported yet; drop -t"), 2);
   }
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
@@ -45,28 +44,39 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
   spec->set_user(user);
   spec->set_working_dir(workdir);
   spec->set_attach_stdin(interactive);
+  spec->set_tty(tty);
+  spec->set_privileged(privileged);
+  if (rt::TtySize size; tty && TerminalSize(&size)) *spec->mutable_tty_size() = size;
   call->Write(first);
-  std::thread input;
-  if (interactive) {
-    input = std::thread([&] {
-      std::string buf(64 << 10, '\0');
-      while (true) {
-        ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
-        if (n <= 0) break;
-        rt::ExecRequest req;
-        req.set_stdin(buf.data(), static_cast<size_t>(n));
-        if (!call->Write(req)) return;
-      }
-      rt::ExecRequest close;
-      close.mutable_close_stdin();
-      call->Write(close);
-      call->WritesDone();
-    });
-    input.detach();  // A blocked read of our stdin must not hold up the exit.
+  // Raw mode only once the process runs, so an error prints normally.
+  rt::ExecResponse resp;
+  if (!call->Read(&resp) || !resp.has_started()) return FailRpc(call->Finish());
+  if (tty && interactive) (void)EnterRawTerminal();
+  InputPump input;
+  if (interactive || tty) {
+    input.Start(interactive, tty,
+                {.data =
+                     [&](absl::string_view data) {
+                       rt::ExecRequest r;
+                       r.set_stdin(data.data(), data.size());
+                       return call->Write(r);
+                     },
+                 .resize =
+                     [&](const rt::TtySize& size) {
+                       rt::ExecRequest r;
+                       *r.mutable_resize() = size;
+                       return call->Write(r);
+                     },
+                 .close =
+                     [&] {
+                       rt::ExecRequest r;
+                       r.mutable_close_stdin();
+                       call->Write(r);
+                       if (!tty) call->WritesDone();
+                     }});
   } else {
     call->WritesDone();
   }
-  rt::ExecResponse resp;
   std::optional<int> code;
   std::string error;
   while (call->Read(&resp)) {
@@ -77,13 +87,15 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
     } else if (resp.has_exit()) {
       code = resp.exit().exit_code();
       error = resp.exit().error();
+      ctx.TryCancel();  // the last message: end the call (and our stdin's)
     }
   }
+  input.Stop();
   grpc::Status s = call->Finish();
+  RestoreTerminal();
   if (code) {
     if (!error.empty()) std::cerr << "pier: " << error << "\n";
-    std::cout.flush();
-    ::_exit(*code < 0 ? 126 : *code);
+    return *code < 0 ? 126 : *code;
   }
   return s.ok() ? 1 : FailRpc(s);
 }

@@ -22,6 +22,7 @@ constexpr Verb kVerbs[] = {
     {"commit", "Create an image from a container's changes", Commit},
     {"completion", "Print a shell completion script (bash)", Completion},
     {"create", "Create a container", Create},
+    {"events", "Stream the runtime's lifecycle events", Events},
     {"exec", "Run a command in a running container", Exec},
     {"export", "Export a container's filesystem as a tarball", Export},
     {"history", "Show an image's layers and what made them", History},

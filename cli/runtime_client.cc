@@ -25,6 +25,12 @@ absl::StatusOr<std::unique_ptr<rt::ContainerService::Stub>> ContainerStub(const 
   return rt::ContainerService::NewStub(*ch);
 }
 
+absl::StatusOr<std::unique_ptr<rt::SystemService::Stub>> SystemStub(const Globals& g) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.runtime, g.tls);
+  if (!ch.ok()) return ch.status();
+  return rt::SystemService::NewStub(*ch);
+}
+
 void SetAuth(const std::string& reference, common::v1::RegistryAuth* auth) {
   absl::StatusOr<oci::Reference> ref = oci::Reference::Parse(reference);
   if (!ref.ok()) return;

@@ -18,6 +18,7 @@ namespace rt = ::pier::runtime::v1;
 
 absl::StatusOr<std::unique_ptr<rt::ImageService::Stub>> ImageStub(const Globals& g);
 absl::StatusOr<std::unique_ptr<rt::ContainerService::Stub>> ContainerStub(const Globals& g);
+absl::StatusOr<std::unique_ptr<rt::SystemService::Stub>> SystemStub(const Globals& g);
 
 // Credentials stored by `pier login` for the registry `reference` names.
 void SetAuth(const std::string& reference, common::v1::RegistryAuth* auth);

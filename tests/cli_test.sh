@@ -78,6 +78,16 @@ set +e
 pier exec web sh -c 'exit 5'; rc=$?
 set -e
 [ "$rc" = 5 ] || fail "exec exit code $rc, expected 5"
+# exec -it: a shell on a pty of the container, typed into through `script`.
+set +e
+out=$(printf 'echo ex-$((6*7)); busybox tty\nexit 6\n' |
+  script -qfec "$BIN/pier exec -it web sh" /dev/null); rc=$?
+set -e
+[ "$rc" = 6 ] || fail "exec -it exit code $rc, expected 6: $out"
+echo "$out" | grep -q "ex-42" || fail "exec -it output: $out"
+echo "$out" | grep -q "^/dev/pts/[0-9]" || fail "exec -it has no pty: $out"
+out=$(script -qfec "stty rows 31 cols 97; $BIN/pier exec -t web busybox stty size" /dev/null </dev/null)
+echo "$out" | grep -q "31 97" || fail "exec -t tty size: $out"
 # Attach: run -it / -i / -t in the foreground and pier attach; `script`
 # gives the CLI a pty.
 set +e
@@ -110,6 +120,15 @@ pier stop -t 1 web >/dev/null
 pier ps -a | grep " web$" | grep -qi "exited" || fail "web not exited after stop: $(pier ps -a)"
 pier rm web >/dev/null
 pier ps -a | grep -q " web$" && fail "web still listed after rm"
+# Events: web's lifecycle, replayed (--since) up to now (--until ends it).
+out=$(pier events --since 10m --until 0s --filter container=web)
+for a in create start kill die stop destroy; do
+  echo "$out" | grep -q " container $a $cid" || fail "events lack $a of web: $out"
+done
+out=$(pier events --since 10m --until 0s --filter container=web --filter event=die --format json)
+[ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q '"action":"die"' \
+  || fail "events --filter event=die --format json: $out"
+pier events --filter type=nope >/dev/null 2>&1 && fail "events accepted type=nope"
 
 # Commit, tag, push, remove, pull, save, load.
 pier run --name maker localhost/busybox:latest sh -c 'echo made > /tmp/artifact' >/dev/null
@@ -144,6 +163,20 @@ n=$(pier run --rm localhost/busybox:latest ps -o pid | wc -l)
 pier run --rm --read-only localhost/busybox:latest touch /x 2>/dev/null && fail "--read-only accepted a write"
 [ "$(pier run --rm -u 1234:5678 localhost/busybox:latest id -u)" = 1234 ] || fail "-u"
 [ "$(pier run --rm -w /tmp localhost/busybox:latest sh -c pwd)" = /tmp ] || fail "-w"
+# Capabilities and namespaces: --privileged has root's whole set here,
+# --cap-drop/--cap-add take one away or add it, --pid=host sees this shell.
+[ "$(pier run --rm --privileged localhost/busybox:latest busybox grep CapEff /proc/self/status)" = \
+  "$(grep CapEff /proc/self/status)" ] || fail "--privileged lacks capabilities"
+pier run --rm localhost/busybox:latest sh -c 'touch /tmp/f && busybox chown 1 /tmp/f' \
+  || fail "chown refused without --cap-drop"
+pier run --rm --cap-drop CHOWN localhost/busybox:latest sh -c 'touch /tmp/f && busybox chown 1 /tmp/f' \
+  2>/dev/null && fail "--cap-drop CHOWN still allows chown"
+pier run --rm --network none localhost/busybox:latest busybox ip link set lo mtu 1400 2>/dev/null \
+  && fail "ip link set without NET_ADMIN succeeded"
+pier run --rm --network none --cap-add NET_ADMIN localhost/busybox:latest busybox ip link set lo mtu 1400 \
+  || fail "--cap-add NET_ADMIN"
+pier run --rm --pid=host localhost/busybox:latest sh -c "test -d /proc/$$" || fail "--pid=host"
+pier run --rm localhost/busybox:latest sh -c "test -d /proc/$$" && fail "pid namespace sees the host"
 echo "FROM_FILE=yes" > "$WORK/env.list"
 [ "$(pier run --rm --env-file "$WORK/env.list" localhost/busybox:latest sh -c 'echo $FROM_FILE')" = yes ] \
   || fail "--env-file"
@@ -189,6 +222,16 @@ pier run --name v1 localhost/withvol:latest sh -c 'echo x > /state/y' >/dev/null
 [ "$(pier volume ls -q | wc -l)" = 1 ] || fail "no anonymous volume for VOLUME /state"
 pier rm -v v1 >/dev/null
 [ "$(pier volume ls -q | wc -l)" = 0 ] || fail "rm -v left the anonymous volume"
+
+# -d --rm: the runtime removes the container itself once it exits.
+pier run -d --rm --name auto localhost/busybox:latest sh -c 'sleep 0.3' >/dev/null
+pier ps -a | grep -q " auto$" || fail "-d --rm container not listed while it runs"
+for _ in $(seq 1 100); do pier ps -a | grep -q " auto$" || break; sleep 0.1; done
+pier ps -a | grep -q " auto$" && fail "-d --rm container still listed after its exit: $(pier ps -a)"
+set +e
+pier run -d --rm --restart=always localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "restart" "$WORK/err" || fail "--rm with --restart=always: rc=$rc $(cat "$WORK/err")"
 
 # Errors users meet first.
 set +e

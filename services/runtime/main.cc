@@ -31,6 +31,7 @@
 #include "lib/kv/kv_store.h"
 #include "lib/rpc/daemon.h"
 #include "services/runtime/containers/manager.h"
+#include "services/runtime/events/event_bus.h"
 #include "services/runtime/network/cni.h"
 #include "services/runtime/server/container_service.h"
 #include "services/runtime/server/image_service.h"
@@ -53,6 +54,7 @@ struct Flags {
 };
 
 struct State {
+  pier::runtime::EventBus events;
   std::unique_ptr<pier::kv::KvStore> meta;
   std::unique_ptr<pier::content::ContentStore> content;
   std::unique_ptr<pier::image::ImageStore> images;
@@ -122,11 +124,8 @@ int main(int argc, char** argv) {
     manager_options.root = root;
     manager_options.kv = state.meta.get();
     manager_options.shim_path = f.shim.empty() ? ShimBesideSelf() : f.shim;
+    manager_options.events = &state.events;
     ASSIGN_OR_RETURN(state.containers, pier::runtime::ContainerManager::Open(manager_options));
-    absl::Status recovered = state.containers->Recover();
-    if (!recovered.ok()) {
-      PIER_LOG(WARNING) << "recovering containers: " << recovered;
-    }
 
     state.ctx.root = root;
     state.ctx.default_registry = f.default_registry;
@@ -139,7 +138,9 @@ int main(int argc, char** argv) {
     state.ctx.images = state.images.get();
     state.ctx.containers = state.containers.get();
     state.ctx.kv = state.meta.get();
-    state.volumes = std::make_unique<pier::runtime::VolumeStore>(root, state.meta.get());
+    state.ctx.events = &state.events;
+    state.volumes =
+        std::make_unique<pier::runtime::VolumeStore>(root, state.meta.get(), &state.events);
     state.ctx.volumes = state.volumes.get();
     pier::runtime::network::CniOptions cni_options;
     cni_options.subnet = f.bridge_subnet;
@@ -150,6 +151,17 @@ int main(int argc, char** argv) {
     state.image_service = std::make_unique<pier::runtime::ImageServiceImpl>(&state.ctx);
     state.container_service = std::make_unique<pier::runtime::ContainerServiceImpl>(&state.ctx);
     state.system_service = std::make_unique<pier::runtime::SystemServiceImpl>(&state.ctx);
+    // Every start (also restarts after recovery) first re-creates what a
+    // host reboot took away; then the previous daemon's containers are
+    // adopted or restarted.
+    pier::runtime::ContainerServiceImpl* containers = state.container_service.get();
+    state.containers->SetBeforeStart([containers](const pier::runtime::ContainerInfo& c) {
+      return containers->PrepareStart(c);
+    });
+    absl::Status recovered = state.containers->Recover();
+    if (!recovered.ok()) {
+      PIER_LOG(WARNING) << "recovering containers: " << recovered;
+    }
     ctx.RegisterService(state.image_service.get());
     ctx.RegisterService(state.container_service.get());
     ctx.RegisterService(state.system_service.get());

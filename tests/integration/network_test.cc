@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -301,6 +302,45 @@ TEST_F(NetworkTest, PublishedPortReachesContainer) {
   EXPECT_FALSE(absl::StrContains(links, "veth")) << links;
   std::string leftover = Shell(absl::StrCat("ls -A ", root_, "/netns"));
   EXPECT_EQ(absl::StripAsciiWhitespace(leftover), "") << leftover;
+}
+
+// A host reboot unmounts the pinned namespaces (the veths and the address
+// go with them). Starting the container again makes a new namespace at the
+// same path and runs CNI again, so its published port works again.
+TEST_F(NetworkTest, StartRecreatesVanishedNamespace) {
+  const int port = FreePort();
+  v1::ContainerSpec spec = HttpdSpec("hello-again");
+  v1::PortBinding* b = spec.add_ports();
+  b->set_host_ip("127.0.0.1");
+  b->set_host_port(port);
+  b->set_container_port(80);
+  std::string id;
+  grpc::Status s = Run(spec, &id);
+  ASSERT_TRUE(s.ok()) << s.error_message() << runtime_.Stderr();
+  EXPECT_THAT(Get(port), ::testing::HasSubstr("hello-again"));
+  const std::string netns = Inspect(id).network().sandbox_path();
+  {
+    grpc::ClientContext sc;
+    v1::StopContainerRequest req;
+    req.set_id(id);
+    req.set_timeout_seconds(1);
+    v1::StopContainerResponse resp;
+    ASSERT_TRUE(containers_->StopContainer(&sc, req, &resp).ok());
+  }
+  ASSERT_EQ(::umount2(netns.c_str(), MNT_DETACH), 0) << netns;
+
+  grpc::ClientContext rc;
+  v1::StartContainerRequest start;
+  start.set_id(id);
+  v1::StartContainerResponse started;
+  s = containers_->StartContainer(&rc, start, &started);
+  ASSERT_TRUE(s.ok()) << s.error_message() << runtime_.Stderr();
+  EXPECT_THAT(Get(port), ::testing::HasSubstr("hello-again"));
+  v1::Container c = Inspect(id);
+  EXPECT_TRUE(absl::StartsWith(c.network().ip_address(), "10.123.0.")) << c.network().ip_address();
+  EXPECT_THAT(Shell("ip -o link"), ::testing::HasSubstr("veth"));
+  Remove(id);
+  EXPECT_FALSE(absl::StrContains(Shell("ip -o link"), "veth"));
 }
 
 TEST_F(NetworkTest, NoneHasOnlyLoopback) {

@@ -82,6 +82,7 @@ std::string RecordToJson(const ContainerInfo& c) {
          {"stop_timeout_ms", absl::ToInt64Milliseconds(c.stop_timeout)},
          {"open_stdin", c.open_stdin},
          {"auto_remove", c.auto_remove},
+         {"labels", c.labels},
          {"spec", ContainerSpecToJsonValue(c.spec)}};
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
@@ -114,6 +115,9 @@ absl::StatusOr<ContainerInfo> RecordFromJson(absl::string_view key, absl::string
     c.stop_timeout = absl::Milliseconds(j.value("stop_timeout_ms", int64_t{10000}));
     c.open_stdin = j.value("open_stdin", false);
     c.auto_remove = j.value("auto_remove", false);
+    if (j.contains("labels") && j["labels"].is_object()) {
+      c.labels = j["labels"].get<std::map<std::string, std::string>>();
+    }
     if (j.contains("spec")) {
       auto spec = ContainerSpecFromJsonValue(j["spec"]);
       if (!spec.ok()) return Annotate(spec.status(), absl::StrCat("container record ", key));
@@ -326,7 +330,9 @@ void ContainerManager::KeepStandbyShim() {
       continue;
     }
     // Starts spawn their own shim meanwhile; retry with a bounded back-off.
-    if (failures++ == 0) PIER_LOG(WARNING) << "standby pier-shim: " << fd.status();
+    if (failures++ == 0) {
+      PIER_LOG(WARNING) << "standby pier-shim: " << fd.status();
+    }
     standby_cv_.wait_for(lock,
                          std::chrono::milliseconds(std::min(100 << std::min(failures, 6), 5000)),
                          [&] { return standby_stopping_; });
@@ -460,6 +466,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
   c.stop_timeout = options.stop_timeout;
   c.open_stdin = options.open_stdin;
   c.auto_remove = options.auto_remove;
+  c.labels = options.labels;
   c.created_at = absl::Now();
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -481,8 +488,24 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
     (void)RemoveAll(dir);
     return s;
   }
+  PublishLocked(c, "create");
   entries_.emplace(id, std::move(e));
   return id;
+}
+
+void ContainerManager::PublishLocked(const ContainerInfo& c, absl::string_view action,
+                                     std::map<std::string, std::string> extra) {
+  if (opts_.events == nullptr) return;
+  Event e;
+  e.type = Event::Type::kContainer;
+  e.id = c.id;
+  e.name = c.name;
+  e.action = std::string(action);
+  e.attributes = c.labels;
+  e.attributes["name"] = c.name;
+  e.attributes["image"] = c.image;
+  for (auto& [k, v] : extra) e.attributes[k] = std::move(v);
+  opts_.events->Publish(std::move(e));
 }
 
 absl::StatusOr<shim::ShimState> ContainerManager::SpawnShim(const std::string& id,
@@ -569,13 +592,17 @@ absl::Status ContainerManager::Start(absl::string_view id_or_name) {
 
 absl::Status ContainerManager::StartLocked(const std::string& id) {
   ContainerInfo info;
+  std::function<absl::Status(const ContainerInfo&)> hook;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no such container: ", id));
     info = it->second.info;
+    hook = before_start_;
   }
-  auto st = SpawnShim(id, info);
+  const absl::Status prepared = hook ? hook(info) : absl::OkStatus();
+  absl::StatusOr<shim::ShimState> st =
+      prepared.ok() ? SpawnShim(id, info) : absl::StatusOr<shim::ShimState>(prepared);
   UniqueFd watch;
   if (st.ok()) {
     auto w = shim::ShimClient(StateDir(id)).StartWait();
@@ -603,6 +630,7 @@ absl::Status ContainerManager::StartLocked(const std::string& id) {
   c.error.clear();
   c.started_at = st->started_at;
   RETURN_IF_ERROR(PersistLocked(it->second));
+  PublishLocked(c, "start");
   if (watch.valid()) {
     watches_[id] = std::move(watch);
     lock.unlock();
@@ -657,38 +685,17 @@ void ContainerManager::HandleExit(const std::string& id, absl::StatusOr<shim::Ex
     c.state = ContainerState::kExited;
     c.pid = 0;
     ++e.exits;
+    if (c.exit.oom_killed) PublishLocked(c, "oom");
+    PublishLocked(c, "die", {{"exitCode", absl::StrCat(c.exit.ExitCode())}});
 
-    bool restart = false;
-    if (!c.manually_stopped && exit.ok()) {
-      switch (c.restart.kind) {
-        case RestartPolicy::Kind::kNo:
-          break;
-        case RestartPolicy::Kind::kAlways:
-        case RestartPolicy::Kind::kUnlessStopped:
-          restart = true;
-          break;
-        case RestartPolicy::Kind::kOnFailure:
-          restart = c.exit.ExitCode() != 0 &&
-                    (c.restart.max_retries == 0 || c.restart_count < c.restart.max_retries);
-          break;
-      }
-    }
-    if (restart) {
-      if (c.started_at != absl::InfinitePast() && c.finished_at - c.started_at >= kBackoffReset) {
-        e.backoff_step = 0;
-      }
-      absl::Duration delay = opts_.restart_backoff_initial;
-      for (int i = 0; i < e.backoff_step && delay < opts_.restart_backoff_max; ++i) delay *= 2;
-      delay = std::min(delay, opts_.restart_backoff_max);
-      ++e.backoff_step;
-      c.state = ContainerState::kRestarting;
-      restarts_[id] = absl::Now() + delay;
-    }
+    // With the shim lost, what is left of the container is killed first;
+    // the restart policy applies after that.
+    if (!destroy_cgroup) MaybeScheduleRestartLocked(id, e);
     absl::Status s = PersistLocked(e);
     if (!s.ok()) {
       PIER_LOG(ERROR) << "recording the exit of " << id << ": " << s;
     }
-    if (!restart && c.auto_remove) {
+    if (c.auto_remove && c.state != ContainerState::kRestarting) {
       std::lock_guard<std::mutex> qlock(remove_queue_mu_);
       remove_queue_.push_back(id);
       remove_cv_.notify_one();
@@ -696,7 +703,53 @@ void ContainerManager::HandleExit(const std::string& id, absl::StatusOr<shim::Ex
   }
   cv_.notify_all();
   Wake();
-  if (destroy_cgroup) DestroyCgroup(copy);
+  if (destroy_cgroup) {
+    DestroyCgroup(copy);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end() && it->second.info.state == ContainerState::kExited) {
+      MaybeScheduleRestartLocked(id, it->second);
+      absl::Status s = PersistLocked(it->second);
+      if (!s.ok()) {
+        PIER_LOG(ERROR) << "recording container " << id << ": " << s;
+      }
+    }
+    Wake();
+  }
+}
+
+void ContainerManager::MaybeScheduleRestartLocked(const std::string& id, Entry& e) {
+  ContainerInfo& c = e.info;
+  bool restart = false;
+  if (!c.manually_stopped) {
+    switch (c.restart.kind) {
+      case RestartPolicy::Kind::kNo:
+        break;
+      case RestartPolicy::Kind::kAlways:
+      case RestartPolicy::Kind::kUnlessStopped:
+        restart = true;
+        break;
+      case RestartPolicy::Kind::kOnFailure:
+        restart = c.exit.ExitCode() != 0 &&
+                  (c.restart.max_retries == 0 || c.restart_count < c.restart.max_retries);
+        break;
+    }
+  }
+  if (!restart) return;
+  if (c.started_at != absl::InfinitePast() && c.finished_at - c.started_at >= kBackoffReset) {
+    e.backoff_step = 0;
+  }
+  absl::Duration delay = opts_.restart_backoff_initial;
+  for (int i = 0; i < e.backoff_step && delay < opts_.restart_backoff_max; ++i) delay *= 2;
+  delay = std::min(delay, opts_.restart_backoff_max);
+  ++e.backoff_step;
+  c.state = ContainerState::kRestarting;
+  restarts_[id] = absl::Now() + delay;
+}
+
+void ContainerManager::SetBeforeStart(std::function<absl::Status(const ContainerInfo&)> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  before_start_ = std::move(hook);
 }
 
 void ContainerManager::Restart(const std::string& id) {
@@ -716,6 +769,8 @@ void ContainerManager::Restart(const std::string& id) {
       return;
     }
     ++it->second.info.restart_count;
+    PublishLocked(it->second.info, "restart",
+                  {{"restartCount", absl::StrCat(it->second.info.restart_count)}});
   }
   absl::Status s = StartLocked(id);
   if (!s.ok()) {
@@ -842,6 +897,12 @@ absl::Status ContainerManager::Kill(absl::string_view id_or_name, int signal) {
   if (absl::IsNotFound(s) || absl::IsUnavailable(s)) {
     return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
   }
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end())
+      PublishLocked(it->second.info, "kill", {{"signal", absl::StrCat(signal)}});
+  }
   return s;
 }
 
@@ -871,18 +932,30 @@ absl::Status ContainerManager::Stop(absl::string_view id_or_name,
   const uint64_t gen = e.exits;
   const int sig = e.info.stop_signal > 0 ? e.info.stop_signal : SIGTERM;
   const absl::Duration grace = timeout.value_or(e.info.stop_timeout);
+  PublishLocked(e.info, "kill", {{"signal", absl::StrCat(sig)}});
   lock.unlock();
+  // "stop" once it has exited (after its "die").
+  auto stopped = [&] {
+    auto it = entries_.find(id);
+    if (it != entries_.end()) PublishLocked(it->second.info, "stop");
+    return absl::OkStatus();
+  };
 
   shim::ShimClient client(StateDir(id));
   absl::Status s = client.Kill(sig);
   if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnavailable(s)) return s;
   lock.lock();
-  if (WaitExitLocked(lock, id, gen, absl::Now() + grace)) return absl::OkStatus();
+  if (WaitExitLocked(lock, id, gen, absl::Now() + grace)) return stopped();
+  {
+    auto it = entries_.find(id);
+    if (it != entries_.end())
+      PublishLocked(it->second.info, "kill", {{"signal", absl::StrCat(SIGKILL)}});
+  }
   lock.unlock();
   s = client.Kill(SIGKILL);
   if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnavailable(s)) return s;
   lock.lock();
-  if (WaitExitLocked(lock, id, gen, absl::Now() + kKillWait)) return absl::OkStatus();
+  if (WaitExitLocked(lock, id, gen, absl::Now() + kKillWait)) return stopped();
   return absl::DeadlineExceededError(absl::StrCat("container ", id, " did not exit after SIGKILL"));
 }
 
@@ -907,6 +980,7 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
   restarts_.erase(id);
   if (state == ContainerState::kRunning) {
     const uint64_t gen = it->second.exits;
+    PublishLocked(it->second.info, "kill", {{"signal", absl::StrCat(SIGKILL)}});
     lock.unlock();
     absl::Status s = shim::ShimClient(StateDir(id)).Kill(SIGKILL);
     if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnavailable(s)) return s;
@@ -937,6 +1011,7 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
   batch.set_sync(false);  // See PersistLocked.
   RETURN_IF_ERROR(opts_.kv->Write(batch));
   entries_.erase(id);
+  PublishLocked(info, "destroy");
   cv_.notify_all();
   return absl::OkStatus();
 }
@@ -1128,7 +1203,8 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
 }
 
 absl::StatusOr<std::unique_ptr<exec::Process>> ContainerManager::Exec(
-    absl::string_view id_or_name, const exec::ProcessSpec& process, const exec::Stdio& stdio) {
+    absl::string_view id_or_name, const exec::ProcessSpec& process, const exec::Stdio& stdio,
+    bool privileged) {
   pid_t pid;
   exec::ExecOptions options;
   {
@@ -1136,10 +1212,11 @@ absl::StatusOr<std::unique_ptr<exec::Process>> ContainerManager::Exec(
     ASSIGN_OR_RETURN(std::string id, ResolveLocked(id_or_name));
     const ContainerInfo& c = entries_.at(id).info;
     if (c.state != ContainerState::kRunning || c.pid <= 0) {
-      return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("container ", c.name, " (", id, ") is not running: cannot exec in it"));
     }
     pid = c.pid;
-    options.privileged = c.spec.privileged;
+    options.privileged = c.spec.privileged || privileged;
     options.seccomp = c.spec.seccomp;
   }
   return executor_.Exec(pid, process, stdio, options);

@@ -44,6 +44,7 @@
 #include "lib/exec/native_executor.h"
 #include "lib/exec/spec.h"
 #include "lib/kv/kv_store.h"
+#include "services/runtime/events/event_bus.h"
 #include "services/runtime/shim/log_file.h"
 #include "services/runtime/shim/protocol.h"
 
@@ -79,6 +80,7 @@ struct CreateOptions {
   absl::Duration stop_timeout = absl::Seconds(10);  // Stop()'s default
   bool open_stdin = false;                          // keep stdin open for Attach(stdin) (non-tty)
   bool auto_remove = false;  // removed (see SetAutoRemove) once its main process exits
+  std::map<std::string, std::string> labels;  // recorded; attributes of its events
 };
 
 // A container as List() and Inspect() report it.
@@ -101,6 +103,7 @@ struct ContainerInfo {
   absl::Duration stop_timeout = absl::Seconds(10);
   bool open_stdin = false;
   bool auto_remove = false;
+  std::map<std::string, std::string> labels;
   exec::ContainerSpec spec;
 };
 
@@ -125,6 +128,9 @@ struct ManagerOptions {
   absl::Duration restart_backoff_max = absl::Minutes(1);
   int64_t log_max_size = 10 << 20;  // per log file
   int log_max_files = 3;
+  // Where lifecycle events go (create, start, restart, kill, die, oom, stop,
+  // destroy); borrowed, may be null.
+  EventBus* events = nullptr;
 };
 
 class ContainerManager {
@@ -140,9 +146,16 @@ class ContainerManager {
   // Re-attaches to every shim still alive (checked by /proc/<pid>/cmdline),
   // records the exits that happened while no manager watched (exit.json),
   // and applies restart policies to them. A container whose shim is gone
-  // without an exit.json is marked exited with an error and what is left of
-  // its cgroup is killed. The first KvStore error, if any.
+  // without an exit.json (a host reboot, a killed shim) is marked exited
+  // (code 255) with an error, what is left of its cgroup is killed, and then
+  // its restart policy applies. The first KvStore error, if any.
   absl::Status Recover();
+
+  // Runs before every start of a container (Start(), restart policies,
+  // recovery), e.g. to re-create resources a host reboot took away (its
+  // network namespace); its error fails that start as an executor error
+  // would. Set it before Recover(). Called without the manager's locks.
+  void SetBeforeStart(std::function<absl::Status(const ContainerInfo&)> hook);
 
   // Records a new container (state created) and writes its state directory
   // with spec.json. Returns the id. AlreadyExists when the name is taken;
@@ -187,12 +200,15 @@ class ContainerManager {
                     const std::function<bool(const shim::LogEntry&)>& sink);
 
   // Starts `process` in the running container (its namespaces, cgroup and
-  // security settings) with `stdio`; the caller waits for and cleans up the
-  // returned process. FailedPrecondition when not running; the executor's
-  // error otherwise.
+  // security settings; `privileged` lifts the seccomp filter and device
+  // restrictions for this process even in an unprivileged container) with
+  // `stdio`; the caller waits for and cleans up the returned process.
+  // FailedPrecondition (naming the container) when not running; the
+  // executor's error otherwise.
   absl::StatusOr<std::unique_ptr<exec::Process>> Exec(absl::string_view id,
                                                       const exec::ProcessSpec& process,
-                                                      const exec::Stdio& stdio);
+                                                      const exec::Stdio& stdio,
+                                                      bool privileged = false);
 
   // Streams the container's output (and stdin when `stdin`) through its
   // shim. FailedPrecondition when not running.
@@ -235,12 +251,19 @@ class ContainerManager {
   void KeepStandbyShim();      // the standby thread: one idle shim at all times
   void AddWatch(const std::string& id, UniqueFd fd);
   void HandleExit(const std::string& id, absl::StatusOr<shim::ExitRecord> exit);
+  // Applies the restart policy to the exited container `e` (mu_ held).
+  void MaybeScheduleRestartLocked(const std::string& id, Entry& e);
   void Restart(const std::string& id);
   void Supervise();
   void Wake();
   bool WaitExitLocked(std::unique_lock<std::mutex>& lock, const std::string& id, uint64_t gen,
                       absl::Time deadline);
   std::shared_ptr<std::mutex> OpMutex(const std::string& id);
+  // Publishes a container event about `c` (its name, image and labels as
+  // attributes, plus `extra`). Called with mu_ held, so that events of one
+  // container keep the order of its state changes.
+  void PublishLocked(const ContainerInfo& c, absl::string_view action,
+                     std::map<std::string, std::string> extra = {});
 
   ManagerOptions opts_;
   exec::NativeExecutor executor_;
@@ -251,6 +274,7 @@ class ContainerManager {
   std::map<std::string, UniqueFd> watches_;     // id -> `wait` connection to its shim
   std::map<std::string, absl::Time> restarts_;  // id -> when to restart
   bool stopping_ = false;
+  std::function<absl::Status(const ContainerInfo&)> before_start_;  // guarded by mu_
 
   UniqueFd wake_fd_;  // eventfd that interrupts the supervisor's poll
   std::thread supervisor_;

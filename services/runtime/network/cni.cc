@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -384,6 +385,12 @@ absl::Status CreateNetns(const std::string& path) {
   }).join();
   if (!s.ok()) ::unlink(path.c_str());
   return s;
+}
+
+bool NetnsPinned(const std::string& path) {
+  constexpr long kNsfsMagic = 0x6e736673;  // NSFS_MAGIC
+  struct statfs fs;
+  return ::statfs(path.c_str(), &fs) == 0 && static_cast<long>(fs.f_type) == kNsfsMagic;
 }
 
 absl::Status RemoveNetns(const std::string& path) {

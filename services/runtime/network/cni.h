@@ -74,6 +74,10 @@ absl::StatusOr<std::string> RunPlugin(const std::string& plugin, const std::stri
 // bind mount of the namespace file; the directory is created).
 absl::Status CreateNetns(const std::string& path);
 
+// Whether `path` still pins a network namespace (a mounted nsfs file). A
+// host reboot leaves the empty mount point behind.
+bool NetnsPinned(const std::string& path);
+
 // Unmounts and unlinks a namespace created by CreateNetns; OK if absent.
 absl::Status RemoveNetns(const std::string& path);
 

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -23,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "lib/archive/layer_writer.h"
 #include "lib/common/fs.h"
 #include "lib/common/log.h"
@@ -46,6 +50,32 @@ absl::StatusOr<std::string> RandomHex(size_t bytes) {
   if (n != bytes) return absl::InternalError("short read from /dev/urandom");
   return absl::BytesToHexString(raw);
 }
+
+absl::Status SetNonBlocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    return ErrnoStatus(errno, "fcntl O_NONBLOCK");
+  }
+  return absl::OkStatus();
+}
+
+// Writes `data` to the non-blocking `fd`, waiting for room while `stop` is
+// false (so a process that never reads cannot hold the caller forever).
+void WriteNonBlocking(int fd, absl::string_view data, const std::atomic<bool>& stop) {
+  while (!data.empty() && !stop.load()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) return;
+    pollfd pfd{fd, POLLOUT, 0};
+    (void)::poll(&pfd, 1, 200);
+  }
+}
+
+uint16_t ClampTty(uint32_t v) { return static_cast<uint16_t>(std::min<uint32_t>(v, 65535)); }
 
 std::string CapName(absl::string_view name) {
   std::string n = absl::AsciiStrToUpper(name);
@@ -362,6 +392,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   RETURN_IF_ERROR(ParseUser(user, &p));
   p.tty = spec.tty();
   opts.open_stdin = spec.open_stdin();
+  opts.labels.insert(spec.labels().begin(), spec.labels().end());
 
   // Namespaces. bridge (the default) and none get a network namespace made
   // here (bridge: configured by CNI) that the container joins.
@@ -678,6 +709,38 @@ absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force)
   return ctx_->kv->Delete(kRecordPrefix + id);
 }
 
+absl::Status ContainerServiceImpl::PrepareStart(const ContainerInfo& info) {
+  const exec::NamespaceSpec& net = info.spec.namespaces.net;
+  if (net.mode != exec::NamespaceMode::kPath || network::NetnsPinned(net.path)) {
+    return absl::OkStatus();
+  }
+  PIER_LOG(WARNING) << "container " << info.id << ": network namespace " << net.path
+                    << " is gone; creating a new one";
+  ASSIGN_OR_RETURN(v1::Container record, Record(info.id));
+  RETURN_IF_ERROR(network::RemoveNetns(net.path));  // the stale mount point
+  RETURN_IF_ERROR(network::CreateNetns(net.path));
+  const std::string& mode = record.network().network_mode();
+  if (mode != "bridge") return absl::OkStatus();
+  if (ctx_->cni == nullptr) {
+    return absl::FailedPreconditionError("bridge networking is not configured in this runtime");
+  }
+  std::vector<network::PortMapping> ports;
+  for (const v1::PortBinding& b : record.network().ports()) ports.push_back(FromBinding(b));
+  const std::string key = std::string(absl::StripPrefix(
+      net.path, JoinPath(ctx_->root, "netns") + "/"));  // the snapshot key CNI knows it by
+  // What the previous ADD left (IPAM lease, port mappings) goes first.
+  absl::Status del = ctx_->cni->Teardown(key, net.path, ports);
+  if (!del.ok()) PIER_LOG(WARNING) << "container " << info.id << ": CNI DEL: " << del;
+  absl::StatusOr<network::SetupResult> addr = ctx_->cni->Setup(key, net.path, ports);
+  if (!addr.ok()) return Annotate(addr.status(), absl::StrCat("container ", info.id));
+  v1::NetworkSettings* ns = record.mutable_network();
+  ns->set_ip_address(addr->ip);
+  ns->set_ip_prefix_len(addr->prefix_len);
+  ns->set_gateway(addr->gateway);
+  ns->set_mac_address(addr->mac);
+  return ctx_->kv->Put(kRecordPrefix + info.id, record.SerializeAsString());
+}
+
 grpc::Status ContainerServiceImpl::CreateContainer(grpc::ServerContext*,
                                                    const v1::CreateContainerRequest* request,
                                                    v1::CreateContainerResponse* response) {
@@ -751,7 +814,16 @@ grpc::Status ContainerServiceImpl::RestartContainer(grpc::ServerContext*,
     timeout = absl::Seconds(std::max(0, request->timeout_seconds()));
   absl::Status s = ctx_->containers->Stop(*id, timeout);
   if (!s.ok()) return ToGrpcStatus(s);
-  return ToGrpcStatus(ctx_->containers->Start(*id));
+  s = ctx_->containers->Start(*id);
+  if (!s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<ContainerInfo> info = ctx_->containers->Inspect(*id);
+  if (info.ok()) {
+    std::map<std::string, std::string> attrs = info->labels;
+    attrs["name"] = info->name;
+    attrs["image"] = info->image;
+    ctx_->PublishEvent(Event::Type::kContainer, *id, info->name, "restart", std::move(attrs));
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status ContainerServiceImpl::KillContainer(grpc::ServerContext*,
@@ -981,12 +1053,22 @@ grpc::Status ContainerServiceImpl::ResizeTty(grpc::ServerContext*,
   if (request->size().width() == 0 || request->size().height() == 0) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "zero terminal width or height");
   }
-  if (!request->exec_id().empty()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("no such exec: ", request->exec_id()));
-  }
   auto id = Resolve(request->container_id());
   if (!id.ok()) return ToGrpcStatus(id.status());
+  if (!request->exec_id().empty()) {
+    std::lock_guard<std::mutex> lock(execs_mu_);
+    auto it = execs_.find(request->exec_id());
+    if (it == execs_.end() || it->second.container_id != *id) {
+      return ToGrpcStatus(absl::NotFoundError(absl::StrCat(
+          "no exec ", request->exec_id(), " running in container ", request->container_id())));
+    }
+    if (!it->second.tty) {
+      return ToGrpcStatus(
+          absl::FailedPreconditionError(absl::StrCat("exec ", request->exec_id(), " has no tty")));
+    }
+    return ToGrpcStatus(it->second.process->Resize(ClampTty(request->size().height()),
+                                                   ClampTty(request->size().width())));
+  }
   return ToGrpcStatus(ctx_->containers->Resize(*id, static_cast<uint16_t>(request->size().height()),
                                                static_cast<uint16_t>(request->size().width())));
 }
@@ -1226,11 +1308,12 @@ grpc::Status ContainerServiceImpl::Exec(
     return rpc::ToGrpcStatus(absl::InvalidArgumentError("the first Exec message must be the spec"));
   }
   const v1::ExecSpec& spec = first.spec();
-  if (spec.tty()) {
-    return rpc::ToGrpcStatus(absl::UnimplementedError("exec with a tty is not supported yet"));
-  }
   if (spec.cmd().empty()) {
     return rpc::ToGrpcStatus(absl::InvalidArgumentError("exec needs a command"));
+  }
+  if (spec.tty() && spec.has_tty_size() &&
+      (spec.tty_size().width() == 0 || spec.tty_size().height() == 0)) {
+    return rpc::ToGrpcStatus(absl::InvalidArgumentError("exec tty_size: zero width or height"));
   }
   absl::StatusOr<std::string> id = Resolve(spec.container_id());
   if (!id.ok()) return rpc::ToGrpcStatus(id.status());
@@ -1252,69 +1335,167 @@ grpc::Status ContainerServiceImpl::Exec(
           absl::StrCat("exec --user \"", spec.user(), "\": only numeric uid[:gid] for now")));
     }
   }
-  p.capabilities = info->spec.process.capabilities;
-
-  int in[2] = {-1, -1}, out[2], err[2];
-  if ((spec.attach_stdin() && ::pipe2(in, O_CLOEXEC) != 0) || ::pipe2(out, O_CLOEXEC) != 0 ||
-      ::pipe2(err, O_CLOEXEC) != 0) {
-    return rpc::ToGrpcStatus(ErrnoStatus(errno, "exec: pipe"));
+  // A privileged exec has every capability and no seccomp filter, also in
+  // an unprivileged container.
+  p.capabilities = spec.privileged() ? AllCapabilities() : info->spec.process.capabilities;
+  const bool tty = spec.tty();
+  if (tty) {
+    p.tty = true;
+    p.tty_rows = spec.has_tty_size() ? ClampTty(spec.tty_size().height()) : 24;
+    p.tty_cols = spec.has_tty_size() ? ClampTty(spec.tty_size().width()) : 80;
   }
-  UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+
+  // Without a tty: pipes (stdin only when attached; otherwise /dev/null).
+  // With one, the executor makes the pty and `stdio` is ignored.
+  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
+  if (!tty) {
+    int in[2] = {-1, -1}, out[2], err[2];
+    if ((spec.attach_stdin() && ::pipe2(in, O_CLOEXEC) != 0) || ::pipe2(out, O_CLOEXEC) != 0 ||
+        ::pipe2(err, O_CLOEXEC) != 0) {
+      return rpc::ToGrpcStatus(ErrnoStatus(errno, "exec: pipe"));
+    }
+    in_r.Reset(in[0]);
+    in_w.Reset(in[1]);
+    out_r.Reset(out[0]);
+    out_w.Reset(out[1]);
+    err_r.Reset(err[0]);
+    err_w.Reset(err[1]);
+  }
   exec::Stdio stdio{in_r.get(), out_w.get(), err_w.get()};
-  absl::StatusOr<std::unique_ptr<exec::Process>> proc = ctx_->containers->Exec(*id, p, stdio);
+  absl::StatusOr<std::unique_ptr<exec::Process>> proc =
+      ctx_->containers->Exec(*id, p, stdio, spec.privileged());
   in_r.Reset();
   out_w.Reset();
   err_w.Reset();
   if (!proc.ok()) return rpc::ToGrpcStatus(proc.status());
+  exec::Process* process = proc->get();
+  absl::StatusOr<std::string> exec_id = RandomHex(16);
+  if (!exec_id.ok()) {
+    (void)process->Signal(SIGKILL);
+    (void)process->Wait();
+    return rpc::ToGrpcStatus(exec_id.status());
+  }
+  // The pty master, non-blocking: output is polled and stdin waits for room.
+  const int ptm = tty ? process->ptm() : -1;
+  if (tty) {
+    absl::Status nb = SetNonBlocking(ptm);
+    if (!nb.ok()) {
+      (void)process->Signal(SIGKILL);
+      (void)process->Wait();
+      return rpc::ToGrpcStatus(nb);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(execs_mu_);
+    execs_[*exec_id] = ExecEntry{*id, process, tty};
+  }
   {
     v1::ExecResponse started;
-    started.mutable_started()->set_pid((*proc)->pid());
+    started.mutable_started()->set_exec_id(*exec_id);
+    started.mutable_started()->set_pid(process->pid());
     stream->Write(started);
   }
-  // Client messages (stdin, close, signals) on their own thread.
+  // Client messages (stdin, resizes, close, signals) on their own thread.
+  std::atomic<bool> done{false};
+  std::mutex client_mu;
+  std::condition_variable client_cv;
+  bool client_done = false;  // the client half-closed (guarded by client_mu)
   std::mutex stdin_mu;
-  int stdin_fd = in_w.Release();
-  exec::Process* process = proc->get();
+  int stdin_fd = tty ? (spec.attach_stdin() ? ptm : -1) : in_w.Release();
+  if (stdin_fd >= 0 && !tty) (void)SetNonBlocking(stdin_fd);
   std::thread reader([&] {
     v1::ExecRequest req;
     while (stream->Read(&req)) {
       std::lock_guard<std::mutex> lock(stdin_mu);
-      if (req.has_stdin() && stdin_fd >= 0) {
-        (void)WriteAll(stdin_fd, req.stdin(), "exec stdin");
-      } else if (req.has_close_stdin() && stdin_fd >= 0) {
-        ::close(stdin_fd);
-        stdin_fd = -1;
-      } else if (req.request_case() == v1::ExecRequest::kSignal) {
-        absl::StatusOr<int> sig = ParseSignal(req.signal());
-        if (sig.ok()) (void)process->Signal(*sig);
+      switch (req.request_case()) {
+        case v1::ExecRequest::kStdin:
+          if (stdin_fd >= 0) WriteNonBlocking(stdin_fd, req.stdin(), done);
+          break;
+        case v1::ExecRequest::kCloseStdin:
+          if (stdin_fd < 0) break;
+          if (tty) {
+            // A pty cannot be half-closed: send the end-of-file character,
+            // as typing Ctrl-D would.
+            WriteNonBlocking(stdin_fd, "\x04", done);
+          } else {
+            ::close(stdin_fd);
+          }
+          stdin_fd = -1;
+          break;
+        case v1::ExecRequest::kResize:
+          if (tty && req.resize().width() > 0 && req.resize().height() > 0) {
+            (void)process->Resize(ClampTty(req.resize().height()), ClampTty(req.resize().width()));
+          }
+          break;
+        case v1::ExecRequest::kSignal: {
+          absl::StatusOr<int> sig = ParseSignal(req.signal());
+          if (sig.ok()) (void)process->Signal(*sig);
+          break;
+        }
+        default:
+          break;
       }
     }
     std::lock_guard<std::mutex> lock(stdin_mu);
-    if (stdin_fd >= 0) ::close(stdin_fd);
+    if (stdin_fd >= 0 && !tty) ::close(stdin_fd);
     stdin_fd = -1;
+    std::lock_guard<std::mutex> client_lock(client_mu);
+    client_done = true;
+    client_cv.notify_all();
   });
-  // Output until both pipes close.
-  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+  auto send_output = [&](bool is_stderr, const char* data, size_t n) {
+    v1::ExecResponse r;
+    r.mutable_output()->set_stream(is_stderr ? common::v1::OUTPUT_STREAM_STDERR
+                                             : common::v1::OUTPUT_STREAM_STDOUT);
+    r.mutable_output()->set_data(data, n);
+    stream->Write(r);
+  };
   std::string buf(64 << 10, '\0');
-  int open_fds = 2;
-  while (open_fds > 0 && !context->IsCancelled()) {
-    if (::poll(fds, 2, 1000) < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::read(fds[i].fd, buf.data(), buf.size());
-      if (n <= 0) {
-        fds[i].fd = -1;
-        --open_fds;
-        continue;
+  if (tty) {
+    // Output until the pty's slave side is closed by everyone (EIO), or,
+    // once the process has exited, until no more output comes (a
+    // background child may keep the terminal open).
+    pollfd fds[2] = {{ptm, POLLIN, 0}, {process->pidfd(), POLLIN, 0}};
+    bool exited = false;
+    while (!context->IsCancelled()) {
+      int rc = ::poll(fds, exited ? 1 : 2, exited ? 250 : 1000);
+      if (rc < 0 && errno != EINTR) break;
+      if (exited && rc == 0) break;
+      if (!exited && (fds[1].revents & POLLIN)) exited = true;
+      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t n = ::read(ptm, buf.data(), buf.size());
+        if (n > 0) {
+          send_output(false, buf.data(), static_cast<size_t>(n));
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+          break;  // EIO: no process has the terminal open any more
+        }
       }
-      v1::ExecResponse r;
-      r.mutable_output()->set_stream(i == 0 ? common::v1::OUTPUT_STREAM_STDOUT
-                                            : common::v1::OUTPUT_STREAM_STDERR);
-      r.mutable_output()->set_data(buf.data(), static_cast<size_t>(n));
-      stream->Write(r);
+    }
+  } else {
+    // Output until both pipes close.
+    pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+    int open_fds = 2;
+    while (open_fds > 0 && !context->IsCancelled()) {
+      if (::poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t n = ::read(fds[i].fd, buf.data(), buf.size());
+        if (n <= 0) {
+          fds[i].fd = -1;
+          --open_fds;
+          continue;
+        }
+        send_output(i == 1, buf.data(), static_cast<size_t>(n));
+      }
     }
   }
+  // Cancelling the RPC kills the process (the API's contract).
+  if (context->IsCancelled() && !process->exit_status()) (void)process->Signal(SIGKILL);
   absl::StatusOr<exec::ExitStatus> st = process->Wait();
+  {
+    std::lock_guard<std::mutex> lock(execs_mu_);
+    execs_.erase(*exec_id);
+  }
   v1::ExecResponse exit;
   if (st.ok()) {
     exit.mutable_exit()->set_exit_code(st->ExitCode());
@@ -1323,10 +1504,19 @@ grpc::Status ContainerServiceImpl::Exec(
     exit.mutable_exit()->set_exit_code(-1);
     exit.mutable_exit()->set_error(std::string(st.status().message()));
   }
+  ToTimestamp(absl::Now(), exit.mutable_exit()->mutable_finished_at());
   stream->Write(exit);
-  // The client may keep its side open (stdin); end the call so the reader
-  // thread's Read returns.
-  context->TryCancel();
+  // The exit is the last message: a client half-closes (or cancels) once
+  // it has it, and one that has already half-closed gets OK. One that keeps
+  // its side open beyond a grace period has the call cancelled, which ends
+  // the reader thread's Read.
+  done = true;
+  {
+    std::unique_lock<std::mutex> client_lock(client_mu);
+    if (!client_cv.wait_for(client_lock, std::chrono::seconds(2), [&] { return client_done; })) {
+      context->TryCancel();
+    }
+  }
   reader.join();
   return grpc::Status::OK;
 }
@@ -1425,7 +1615,10 @@ grpc::Status ContainerServiceImpl::Attach(
     return ToGrpcStatus(as.status());
   }
   send_attached();
-  if (replay_since) replay(*replay_since, t0);
+  // Replay what the shim logged before it began forwarding to us.
+  if (replay_since) {
+    replay(*replay_since, (*as)->attached_at() != absl::InfinitePast() ? (*as)->attached_at() : t0);
+  }
 
   shim::AttachStream* a = as->get();
   std::mutex write_mu;
@@ -1487,6 +1680,108 @@ grpc::Status ContainerServiceImpl::Attach(
   context->TryCancel();
   reader.join();
   if (!exit && !error.ok()) return ToGrpcStatus(error);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+Event::Type FromEventType(v1::EventType t) {
+  switch (t) {
+    case v1::EVENT_TYPE_IMAGE:
+      return Event::Type::kImage;
+    case v1::EVENT_TYPE_VOLUME:
+      return Event::Type::kVolume;
+    case v1::EVENT_TYPE_NETWORK:
+      return Event::Type::kNetwork;
+    case v1::EVENT_TYPE_DAEMON:
+      return Event::Type::kDaemon;
+    default:
+      return Event::Type::kContainer;
+  }
+}
+
+v1::EventType ToEventType(Event::Type t) {
+  switch (t) {
+    case Event::Type::kContainer:
+      return v1::EVENT_TYPE_CONTAINER;
+    case Event::Type::kImage:
+      return v1::EVENT_TYPE_IMAGE;
+    case Event::Type::kVolume:
+      return v1::EVENT_TYPE_VOLUME;
+    case Event::Type::kNetwork:
+      return v1::EVENT_TYPE_NETWORK;
+    case Event::Type::kDaemon:
+      return v1::EVENT_TYPE_DAEMON;
+  }
+  return v1::EVENT_TYPE_UNSPECIFIED;
+}
+
+}  // namespace
+
+grpc::Status SystemServiceImpl::Events(grpc::ServerContext* context,
+                                       const v1::EventsRequest* request,
+                                       grpc::ServerWriter<v1::EventsResponse>* writer) {
+  if (ctx_->events == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this agent publishes no events");
+  }
+  const absl::Time since =
+      request->has_since() ? FromTimestamp(request->since()) : absl::InfiniteFuture();
+  const absl::Time until =
+      request->has_until() ? FromTimestamp(request->until()) : absl::InfiniteFuture();
+  if (request->has_since() && request->has_until() && until < since) {
+    return ToGrpcStatus(absl::InvalidArgumentError("events: until is before since"));
+  }
+  EventFilter filter;
+  bool unspecified_type = false;
+  for (int t : request->types()) {
+    if (t == v1::EVENT_TYPE_UNSPECIFIED) {
+      unspecified_type = true;  // matches nothing
+      continue;
+    }
+    if (!v1::EventType_IsValid(t)) {
+      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat("events: unknown type ", t)));
+    }
+    filter.types.push_back(FromEventType(static_cast<v1::EventType>(t)));
+  }
+  if (unspecified_type && filter.types.empty()) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "events: the type filter only has EVENT_TYPE_UNSPECIFIED, which matches nothing"));
+  }
+  filter.ids.assign(request->ids().begin(), request->ids().end());
+  filter.actions.assign(request->actions().begin(), request->actions().end());
+  filter.labels.assign(request->labels().begin(), request->labels().end());
+  absl::Status valid = filter.Validate();
+  if (!valid.ok()) return ToGrpcStatus(valid);
+
+  // Replay from `since`; a `since` in the future waits for it.
+  std::unique_ptr<EventBus::Subscription> sub =
+      ctx_->events->Subscribe(request->has_since() ? since : absl::InfiniteFuture());
+  while (!context->IsCancelled()) {
+    // Queued (and replayed) events come at once; waits are bounded so that
+    // cancellation and `until` are noticed.
+    absl::Duration wait = absl::Milliseconds(500);
+    if (until != absl::InfiniteFuture()) {
+      wait = std::clamp(until - absl::Now(), absl::ZeroDuration(), wait);
+    }
+    absl::StatusOr<Event> e = sub->Next(wait);
+    if (absl::IsDeadlineExceeded(e.status())) {
+      if (absl::Now() >= until) return grpc::Status::OK;
+      continue;
+    }
+    if (!e.ok()) return ToGrpcStatus(e.status());  // dropped for falling behind
+    if (e->time > until) return grpc::Status::OK;
+    if (request->has_since() && e->time < since) continue;
+    if (!filter.Matches(*e)) continue;
+    v1::EventsResponse r;
+    v1::Event* out = r.mutable_event();
+    out->set_type(ToEventType(e->type));
+    out->set_id(e->id);
+    out->set_name(e->name);
+    out->set_action(e->action);
+    out->mutable_attributes()->insert(e->attributes.begin(), e->attributes.end());
+    ToTimestamp(e->time, out->mutable_time());
+    if (!writer->Write(r)) return grpc::Status::OK;  // the client went away
+  }
   return grpc::Status::OK;
 }
 

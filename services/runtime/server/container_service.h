@@ -25,6 +25,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <map>
+#include <mutex>
 #include <string>
 
 #include "pier/runtime/v1/runtime.grpc.pb.h"
@@ -77,6 +79,15 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   grpc::Status PruneContainers(grpc::ServerContext* context,
                                const v1::PruneContainersRequest* request,
                                v1::PruneContainersResponse* response) override;
+  // Runs before every start of a container (ContainerManager's before-start
+  // hook): a container whose pinned network namespace is gone (a host
+  // reboot unmounts it) gets a new one at the same path, and for bridge
+  // networking CNI runs again (DEL of what is left, then ADD with the
+  // recorded published ports); the new address is recorded. OK when the
+  // namespace is in place or the container has none of its own; the
+  // namespace's or CNI's error otherwise.
+  absl::Status PrepareStart(const ContainerInfo& info);
+
   // PauseContainer, UnpauseContainer and ContainerStats are not implemented
   // yet (the base class answers UNIMPLEMENTED).
 
@@ -89,8 +100,15 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   absl::StatusOr<std::string> Resolve(absl::string_view id_or_name) const;
 
  public:
-  // Exec without a tty: stdin from the client's messages, stdout and
-  // stderr back as output frames, then the exit. A tty is UNIMPLEMENTED.
+  // Exec: a new process in the container's namespaces and cgroup, a child
+  // of the agent (not of the shim), killed when the RPC is cancelled.
+  // Without a tty: stdin from the client's messages (pipes), stdout and
+  // stderr back as output frames. With a tty: a pty made inside the
+  // container (its devpts), sized from tty_size (80x24 when unset), resized
+  // by stream messages or ResizeTty(exec_id); output comes as stdout until
+  // no process holds the terminal any more (or, after the exec's exit, until
+  // it falls silent: a background child may keep it open); close_stdin sends
+  // the end-of-file character. detach_keys are not honoured yet.
   grpc::Status Exec(grpc::ServerContext* context,
                     grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream) override;
 
@@ -116,9 +134,19 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   absl::Status RemoveById(const std::string& id, bool force);
 
   const RuntimeContext* ctx_;
+
+  // Execs in flight, by exec id, for ResizeTty. The Exec call owns the
+  // process and removes its entry before destroying it.
+  struct ExecEntry {
+    std::string container_id;
+    exec::Process* process = nullptr;
+    bool tty = false;
+  };
+  std::mutex execs_mu_;
+  std::map<std::string, ExecEntry> execs_;  // guarded by execs_mu_
 };
 
-// SystemService: Version and Info.
+// SystemService: Version, Info and Events.
 class SystemServiceImpl final : public v1::SystemService::Service {
  public:
   explicit SystemServiceImpl(const RuntimeContext* ctx) : ctx_(ctx) {}
@@ -126,6 +154,13 @@ class SystemServiceImpl final : public v1::SystemService::Service {
                        v1::VersionResponse* response) override;
   grpc::Status Info(grpc::ServerContext* context, const v1::InfoRequest* request,
                     v1::InfoResponse* response) override;
+  // Events from the context's EventBus: a subscription (replaying the kept
+  // events from `since`), filtered as the request says (ids match an
+  // event's id, an id prefix, or its name), until `until` or cancellation.
+  // A subscriber that falls too far behind ends with RESOURCE_EXHAUSTED;
+  // the daemon never waits for it.
+  grpc::Status Events(grpc::ServerContext* context, const v1::EventsRequest* request,
+                      grpc::ServerWriter<v1::EventsResponse>* writer) override;
 
  private:
   const RuntimeContext* ctx_;

@@ -203,6 +203,7 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*, const v1::PullIma
   absl::Status s = Summarize(*img, *all, r.mutable_image());
   if (!s.ok()) return ToGrpcStatus(s);
   writer->Write(r);
+  ctx_->PublishEvent(Event::Type::kImage, img->id.str(), img->name, "pull");
   PIER_LOG(INFO) << "pulled " << img->name << " (" << img->id.str() << ")";
   return grpc::Status::OK;
 }
@@ -340,8 +341,17 @@ grpc::Status ImageServiceImpl::RemoveImage(grpc::ServerContext*,
       request->image(), request->force(),
       [ctx, keep](const oci::Digest& id) { return keep || ctx->ImageInUse(id.str(), false); });
   if (!result.ok()) return ToGrpcStatus(result.status());
-  for (const auto& u : result->untagged) response->add_untagged(u);
-  for (const auto& d : result->deleted) response->add_deleted(d.str());
+  for (const auto& u : result->untagged) {
+    response->add_untagged(u);
+    ctx_->PublishEvent(Event::Type::kImage, img->id.str(), u, "untag");
+  }
+  bool image_deleted = false;
+  for (const auto& d : result->deleted) {
+    response->add_deleted(d.str());
+    image_deleted = image_deleted || d == img->id;
+  }
+  // The image itself is gone once its config blob is.
+  if (image_deleted) ctx_->PublishEvent(Event::Type::kImage, img->id.str(), img->name, "delete");
   return grpc::Status::OK;
 }
 
@@ -351,7 +361,10 @@ grpc::Status ImageServiceImpl::TagImage(grpc::ServerContext*, const v1::TagImage
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("tag target ", request->target(), " has a digest"));
   }
-  return ToGrpcStatus(ctx_->images->Tag(request->source(), request->target()).status());
+  absl::StatusOr<image::Image> tagged = ctx_->images->Tag(request->source(), request->target());
+  if (!tagged.ok()) return ToGrpcStatus(tagged.status());
+  ctx_->PublishEvent(Event::Type::kImage, tagged->id.str(), tagged->name, "tag");
+  return grpc::Status::OK;
 }
 
 grpc::Status ImageServiceImpl::PushImage(grpc::ServerContext*, const v1::PushImageRequest* request,
@@ -373,6 +386,7 @@ grpc::Status ImageServiceImpl::PushImage(grpc::ServerContext*, const v1::PushIma
   r.mutable_result()->set_digest(pushed->digest.str());
   r.mutable_result()->set_size(pushed->size);
   writer->Write(r);
+  ctx_->PublishEvent(Event::Type::kImage, pushed->digest.str(), *normalized, "push");
   return grpc::Status::OK;
 }
 
@@ -446,6 +460,7 @@ grpc::Status ImageServiceImpl::LoadImages(grpc::ServerContext*,
       out->set_id(img.id.str());
     }
     if (!img.name.empty()) out->add_references(img.name);
+    ctx_->PublishEvent(Event::Type::kImage, img.id.str(), img.name, "load");
   }
   return grpc::Status::OK;
 }
@@ -491,6 +506,7 @@ grpc::Status ImageServiceImpl::ImportImage(grpc::ServerContext*,
   }
   response->set_id(img->id.str());
   response->set_reference(name);
+  ctx_->PublishEvent(Event::Type::kImage, img->id.str(), name, "import");
   return grpc::Status::OK;
 }
 

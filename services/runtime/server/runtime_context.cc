@@ -195,6 +195,19 @@ absl::Status ApplyChanges(const std::vector<std::string>& changes, oci::Containe
   return absl::OkStatus();
 }
 
+void RuntimeContext::PublishEvent(Event::Type type, std::string id, std::string name,
+                                  std::string action,
+                                  std::map<std::string, std::string> attributes) const {
+  if (events == nullptr) return;
+  Event e;
+  e.type = type;
+  e.id = std::move(id);
+  e.name = std::move(name);
+  e.action = std::move(action);
+  e.attributes = std::move(attributes);
+  events->Publish(std::move(e));
+}
+
 absl::StatusOr<int> ParseSignal(absl::string_view text) {
   static const std::map<std::string, int> kSignals = {
       {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},

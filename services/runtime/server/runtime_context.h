@@ -23,6 +23,7 @@
 #include "lib/oci/types.h"
 #include "pier/common/v1/common.pb.h"
 #include "services/runtime/containers/manager.h"
+#include "services/runtime/events/event_bus.h"
 #include "services/runtime/network/cni.h"
 #include "services/runtime/volumes/volume_store.h"
 
@@ -42,6 +43,11 @@ struct RuntimeContext {
   kv::KvStore* kv = nullptr;
   VolumeStore* volumes = nullptr;
   network::CniNetwork* cni = nullptr;  // bridge networking
+  EventBus* events = nullptr;          // lifecycle events (Events RPC)
+
+  // Publishes an event (nothing when `events` is null).
+  void PublishEvent(Event::Type type, std::string id, std::string name, std::string action,
+                    std::map<std::string, std::string> attributes = {}) const;
 
   // Whether any container (running or not) mounts `mountpoint`.
   bool VolumeInUse(const std::string& mountpoint) const;

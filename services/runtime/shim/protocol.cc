@@ -205,8 +205,14 @@ absl::StatusOr<ExitRecord> ReadWaitAnswer(int fd, absl::Duration timeout) {
 
 absl::StatusOr<std::unique_ptr<AttachStream>> ShimClient::Attach(bool stdin) {
   UniqueFd sock;
-  RETURN_IF_ERROR(Call(Json{{"op", "attach"}, {"stdin", stdin}}.dump(), &sock).status());
-  return std::make_unique<AttachStream>(std::move(sock));
+  ASSIGN_OR_RETURN(std::string answer,
+                   Call(Json{{"op", "attach"}, {"stdin", stdin}}.dump(), &sock));
+  Json j = Json::parse(answer, nullptr, false);
+  absl::Time since = absl::InfinitePast();
+  if (j.is_object()) {
+    if (auto t = ParseTimestamp(j.value("since", "")); t.ok()) since = *t;
+  }
+  return std::make_unique<AttachStream>(std::move(sock), since);
 }
 
 absl::StatusOr<AttachEvent> AttachStream::Next(absl::Duration timeout) {

@@ -20,8 +20,12 @@
 //   resize {"rows","cols"} -> {"ok"}; FailedPrecondition without a tty
 //   wait                -> {"ok","exit":{...}} when the container has exited
 //                          and exit.json is written; closes
-//   attach {"stdin":b}  -> {"ok"}, then '1'/'2' frames as output arrives, 'X'
-//                          at exit; the client may send '0', 'C' and 'W'
+//   attach {"stdin":b}  -> {"ok","since"}, then '1'/'2' frames as output
+//                          arrives, 'X' at exit; the client may send '0', 'C'
+//                          and 'W'. "since" is when the shim began forwarding:
+//                          output logged before it is not forwarded, output
+//                          logged at or after it is (a partial line then
+//                          being written may be split)
 //
 // The socket path may be longer than sun_path allows, so clients connect
 // through /proc/self/fd/<dir fd>/shim.sock.
@@ -107,7 +111,12 @@ struct AttachEvent {
 
 class AttachStream {
  public:
-  explicit AttachStream(UniqueFd fd) : fd_(std::move(fd)) {}
+  explicit AttachStream(UniqueFd fd, absl::Time attached_at = absl::InfinitePast())
+      : fd_(std::move(fd)), attached_at_(attached_at) {}
+  // The attach answer's "since": log entries stamped before it were not
+  // forwarded on this stream, later ones are. InfinitePast when the shim
+  // did not say (an older shim).
+  absl::Time attached_at() const { return attached_at_; }
   // The next output event; kEof when the shim closed the connection.
   // DeadlineExceeded after `timeout`.
   absl::StatusOr<AttachEvent> Next(absl::Duration timeout = absl::InfiniteDuration());
@@ -118,6 +127,7 @@ class AttachStream {
 
  private:
   UniqueFd fd_;
+  absl::Time attached_at_;
   FrameDecoder decoder_;
 };
 

@@ -438,7 +438,9 @@ class Shim {
                true);
         return;
       }
-      answer(R"({"ok":true})", false);
+      // Output read before this point is in the log with earlier times;
+      // from here on it is forwarded (the loop reads output before clients).
+      answer(Json{{"ok", true}, {"since", FormatTimestamp(absl::Now())}}.dump(), false);
       c.mode = Client::Mode::kAttach;
       if (exit_) {
         c.Send(FrameType::kExit, ExitRecordToJson(*exit_));

@@ -58,7 +58,20 @@ absl::StatusOr<VolumeInfo> VolumeStore::Create(const std::string& name,
   Json j = {
       {"created", absl::ToUnixSeconds(v.created_at)}, {"anonymous", anonymous}, {"labels", labels}};
   RETURN_IF_ERROR(kv_->Put(Key(name), j.dump()));
+  Publish(v.name, "create", labels);
   return v;
+}
+
+void VolumeStore::Publish(const std::string& name, absl::string_view action,
+                          const std::map<std::string, std::string>& labels) {
+  if (events_ == nullptr) return;
+  Event e;
+  e.type = Event::Type::kVolume;
+  e.id = name;
+  e.name = name;
+  e.action = std::string(action);
+  e.attributes = labels;
+  events_->Publish(std::move(e));
 }
 
 absl::StatusOr<VolumeInfo> VolumeStore::CreateAnonymous() {
@@ -100,7 +113,9 @@ absl::Status VolumeStore::Remove(const std::string& name,
   }
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(RemoveAll(absl::StrCat(root_, "/volumes/", name)));
-  return kv_->Delete(Key(name));
+  RETURN_IF_ERROR(kv_->Delete(Key(name)));
+  Publish(name, "destroy", v.labels);
+  return absl::OkStatus();
 }
 
 }  // namespace pier::runtime

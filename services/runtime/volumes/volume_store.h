@@ -7,6 +7,8 @@
 // Errors: InvalidArgument for a bad name ([A-Za-z0-9][A-Za-z0-9_.-]*),
 // NotFound for an unknown volume, FailedPrecondition when removing one that
 // a container still uses.
+// Events: "create" when a volume is made (not for an existing one) and
+// "destroy" on removal.
 // Thread safety: all methods are safe from any thread.
 #pragma once
 
@@ -19,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "lib/kv/kv_store.h"
+#include "services/runtime/events/event_bus.h"
 
 namespace pier::runtime {
 
@@ -32,7 +35,9 @@ struct VolumeInfo {
 
 class VolumeStore {
  public:
-  VolumeStore(std::string root, kv::KvStore* kv) : root_(std::move(root)), kv_(kv) {}
+  // `events` (borrowed, may be null) receives "create" and "destroy".
+  VolumeStore(std::string root, kv::KvStore* kv, EventBus* events = nullptr)
+      : root_(std::move(root)), kv_(kv), events_(events) {}
 
   // Creates the volume, or returns the existing one (idempotent, as docker).
   absl::StatusOr<VolumeInfo> Create(const std::string& name,
@@ -47,8 +52,12 @@ class VolumeStore {
                       const std::function<bool(const std::string&)>& in_use);
 
  private:
+  void Publish(const std::string& name, absl::string_view action,
+               const std::map<std::string, std::string>& labels);
+
   std::string root_;
   kv::KvStore* kv_;
+  EventBus* events_;
   std::mutex mu_;
 };
 
