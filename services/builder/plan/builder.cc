@@ -288,6 +288,10 @@ class Run {
     if (it == built_.end()) return std::nullopt;
     return it->second;
   }
+  // Writes ADD's fetched files below `dir` (mode 0600 as docker, mtime
+  // from Last-Modified when given).
+  absl::Status WriteDownloads(const std::string& dir,
+                              const std::vector<std::pair<std::string, RemoteFile>>& files);
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                       const FsSource& source, const FsOp& op);
   // Turns the active snapshot `key` into a layer on top of st->chain.
@@ -530,6 +534,29 @@ absl::StatusOr<std::optional<archive::LayerInfo>> Run::CommitLayer(const std::st
   return *info;
 }
 
+absl::Status Run::WriteDownloads(const std::string& dir,
+                                 const std::vector<std::pair<std::string, RemoteFile>>& files) {
+  for (const auto& [rel, f] : files) {
+    const std::string path = dir + "/" + rel;
+    RETURN_IF_ERROR(MakeDirs(Dirname(path), 0700));
+    ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> r,
+                     store_->content().OpenReader(f.digest));
+    UniqueFd out(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!out.valid()) return ErrnoStatus(errno, "create " + path);
+    std::string buf(1 << 16, '\0');
+    for (;;) {
+      ASSIGN_OR_RETURN(size_t n, r->Read(buf.data(), buf.size()));
+      if (n == 0) break;
+      RETURN_IF_ERROR(WriteAll(out.get(), absl::string_view(buf.data(), n), path));
+    }
+    if (f.mtime_unix) {
+      timespec ts[2] = {{*f.mtime_unix, 0}, {*f.mtime_unix, 0}};
+      if (futimens(out.get(), ts) != 0) return ErrnoStatus(errno, "set the time of " + path);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run::ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                          const FsSource& source, const FsOp& op) {
   (void)step;
@@ -645,7 +672,10 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   FsOp op;
   FsSource source;
   std::string src_view_key;
-  std::optional<oci::Digest> src_chain;  // COPY --from: the source's layers
+  std::optional<oci::Digest> src_chain;                       // COPY --from: the source's layers
+  std::vector<std::string> urls;                              // ADD: http(s) sources
+  std::string checksum;                                       // ADD --checksum
+  std::vector<std::pair<std::string, RemoteFile>> downloads;  // ADD: path under source.dir
   image::Snapshotter& snap = store_->snapshotter();
   const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no);
   if (auto* run = std::get_if<df::Run>(&ins.command)) {
@@ -676,10 +706,32 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     }
     op.what = ins.keyword;
     op.sources = c.sources;
+    const bool is_add = std::holds_alternative<df::Add>(ins.command);
     for (const std::string& s : c.sources) {
-      if (absl::StartsWith(s, "http://") || absl::StartsWith(s, "https://") ||
-          absl::StartsWith(s, "git@")) {
-        return Err(absl::StatusCode::kUnimplemented, ins, "ADD from a URL is not supported yet");
+      if (IsRemoteUrl(s)) {
+        if (!is_add) {
+          return Err(absl::StatusCode::kInvalidArgument, ins,
+                     "COPY cannot copy from a URL (" + s + "): use ADD");
+        }
+        urls.push_back(s);
+      } else if (absl::StartsWith(s, "git@") || absl::StartsWith(s, "git://")) {
+        return Err(absl::StatusCode::kUnimplemented, ins,
+                   "ADD from a git repository is not supported yet");
+      }
+    }
+    if (!urls.empty() && urls.size() != c.sources.size()) {
+      return Err(absl::StatusCode::kUnimplemented, ins,
+                 "ADD with both URLs and local sources is not supported: use one ADD for each");
+    }
+    if (is_add && !std::get<df::Add>(ins.command).checksum.empty()) {
+      checksum = std::get<df::Add>(ins.command).checksum;
+      if (urls.empty()) {
+        return Err(absl::StatusCode::kInvalidArgument, ins,
+                   "ADD --checksum=" + checksum + " is only supported for http(s) sources");
+      }
+      if (!oci::Digest::Parse(checksum).ok()) {
+        return Err(absl::StatusCode::kInvalidArgument, ins,
+                   "ADD --checksum=" + checksum + ": expected sha256:<64 hex digits>");
       }
     }
     std::string dest = c.dest;
@@ -703,7 +755,45 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
       op.uid = uid;
       op.gid = gid;
     }
-    if (from.empty()) {
+    if (!urls.empty()) {
+      // Fetched now (a conditional GET when the server gave an ETag), so
+      // that the key has the content's digest; written out only on a miss.
+      op.extract_archives = false;  // remote archives are copied as they are
+      op.sources.clear();
+      for (size_t i = 0; i < urls.size(); ++i) {
+        const std::string& url = urls[i];
+        absl::StatusOr<RemoteFile> f =
+            builder_->remote().Fetch(url, absl::StrCat(key_prefix, "-url", i));
+        if (!f.ok()) {
+          return Err(f.status().code(), ins, absl::StrCat("ADD ", url, ": ", f.status().message()));
+        }
+        if (!checksum.empty() && f->digest.str() != checksum) {
+          return Err(absl::StatusCode::kInvalidArgument, ins,
+                     absl::StrCat("ADD --checksum: checksum mismatch for ", url, ": expected ",
+                                  checksum, ", got ", f->digest.str()));
+        }
+        std::string name = FileNameFromUrl(url);
+        if (name.empty()) {
+          if (slash || urls.size() > 1) {
+            return Err(absl::StatusCode::kInvalidArgument, ins,
+                       "ADD " + url +
+                           ": cannot determine a file name from the URL; give the destination "
+                           "as a file path (without a trailing /)");
+          }
+          name = "download";
+        }
+        std::string escaped;  // a literal name for the source glob
+        for (char ch : name) {
+          if (ch == '*' || ch == '?' || ch == '[' || ch == '\\') escaped += '\\';
+          escaped += ch;
+        }
+        op.sources.push_back(absl::StrCat(i, "/", escaped));
+        inputs.push_back(absl::StrCat("url=", url, " digest=", f->digest.str(), " etag=", f->etag,
+                                      " last-modified=", f->last_modified));
+        downloads.emplace_back(absl::StrCat(i, "/", name), *std::move(f));
+      }
+      source.dir = root_ + "/downloads/" + key_prefix;
+    } else if (from.empty()) {
       absl::StatusOr<std::string> h = HashContextSources(p_.context_dir, ins.keyword, &op.sources);
       if (!h.ok()) return Err(h.status().code(), ins, h.status().message());
       inputs.push_back("context=" + *h);
@@ -786,7 +876,9 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
         if (!src_view_key.empty()) {
           ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
         }
-        absl::Status s = ExecFs(step, key_prefix, st, source, op);
+        absl::Status s = WriteDownloads(source.dir, downloads);
+        if (s.ok()) s = ExecFs(step, key_prefix, st, source, op);
+        if (!downloads.empty()) (void)RemoveAll(source.dir);
         if (!src_view_key.empty()) {
           (void)snap.RemoveActive(src_view_key);
           (void)rmdir(source.mountpoint.c_str());
