@@ -7,6 +7,7 @@
 # lines without any escape sequence; --progress=tty on a failing RUN marks
 # its step ERROR with its output; a bad --progress value is a usage error.
 set -euo pipefail
+unset SOURCE_DATE_EPOCH
 BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
 WORK=$(mktemp -d /tmp/pier-progress-XXXXXX)
 PIDS=()
@@ -82,10 +83,15 @@ done
 # last line says DONE.
 grep -a "#3 \[0 3/4\]" <<<"$out" | tail -1 | grep -q "DONE [0-9.]*s" || fail "RUN step not DONE at the end"
 
-# 2. Unchanged rebuild on the terminal: every step CACHED.
+# 2. Unchanged rebuild on the terminal: every step CACHED, and (history
+#    times come from the cache records) the very same image, without
+#    SOURCE_DATE_EPOCH.
+first_manifest=$(grep -o "manifest sha256:[0-9a-f]*" <<<"$out")
 out=$(on_tty build -t "$REG/demo/progress:v1" "$WORK/app") || { echo "$out" >&2; fail "tty rebuild failed"; }
 [ "$(grep -c "CACHED" <<<"$out")" -ge 4 ] || fail "rebuild: not every step CACHED: $out"
 grep -q "4/4 steps cached" <<<"$out" || fail "rebuild summary: $out"
+[ -n "$first_manifest" ] && grep -q "$first_manifest" <<<"$out" \
+  || fail "unchanged rebuild made another manifest than $first_manifest: $out"
 
 # 3. --progress=plain on the terminal, and auto on a pipe: no escapes.
 out=$(on_tty build --progress=plain --no-cache -t "$REG/demo/progress:v2" "$WORK/app") \

@@ -54,6 +54,8 @@ struct StageState {
   std::string author;
   std::string key;  // cache key of the last step
   bool cmd_set = false;
+  int64_t last_created_unix = 0;  // latest history time of the stage's own steps
+  std::string base_created;       // the base image's config time
 };
 
 struct BaseImage {
@@ -172,7 +174,10 @@ absl::Status ResolveUser(image::Snapshotter& snap, const std::optional<oci::Dige
 }
 
 // Hashes a tree of the context (paths, types, modes, link targets, content).
-absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha256* h) {
+// A regular file's content digest comes from `known` (context path without
+// the leading '/' -> "sha256:...") when it is there, else from reading it.
+absl::Status HashTree(const std::string& path, const std::string& rel,
+                      const std::map<std::string, std::string>& known, oci::Sha256* h) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + rel);
   h->Update(absl::StrCat(rel, "\n", st.st_mode, "\n"));
@@ -181,8 +186,13 @@ absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha2
     ssize_t n = readlink(path.c_str(), buf, sizeof(buf));
     if (n > 0) h->Update(absl::string_view(buf, n));
   } else if (S_ISREG(st.st_mode)) {
-    ASSIGN_OR_RETURN(std::string data, ReadFile(path));
-    h->Update(oci::Digest::Of(data).str());
+    auto it = known.find(rel.substr(rel.find_first_not_of('/')));
+    if (it != known.end()) {
+      h->Update(it->second);
+    } else {
+      ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+      h->Update(oci::Digest::Of(data).str());
+    }
   } else if (S_ISDIR(st.st_mode)) {
     DIR* d = opendir(path.c_str());
     if (d == nullptr) return ErrnoStatus(errno, "opendir " + rel);
@@ -193,7 +203,9 @@ absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha2
     }
     closedir(d);
     std::sort(names.begin(), names.end());
-    for (const std::string& n : names) RETURN_IF_ERROR(HashTree(path + "/" + n, rel + "/" + n, h));
+    for (const std::string& n : names) {
+      RETURN_IF_ERROR(HashTree(path + "/" + n, rel + "/" + n, known, h));
+    }
   }
   return absl::OkStatus();
 }
@@ -201,6 +213,7 @@ absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha2
 // Cleans COPY sources relative to the context; InvalidArgument for one that
 // leaves it, NotFound for one that matches nothing.
 absl::StatusOr<std::string> HashContextSources(const std::string& ctx, absl::string_view keyword,
+                                               const std::map<std::string, std::string>& known,
                                                std::vector<std::string>* sources) {
   oci::Sha256 h;
   for (std::string& s : *sources) {
@@ -231,7 +244,7 @@ absl::StatusOr<std::string> HashContextSources(const std::string& ctx, absl::str
     }
     std::sort(matches.begin(), matches.end());
     for (const std::string& m : matches) {
-      RETURN_IF_ERROR(HashTree(m, m.substr(ctx.size()), &h));
+      RETURN_IF_ERROR(HashTree(m, m.substr(ctx.size()), known, &h));
     }
   }
   return h.Finish().str();
@@ -297,9 +310,14 @@ class Run {
   // Turns the active snapshot `key` into a layer on top of st->chain.
   absl::StatusOr<std::optional<archive::LayerInfo>> CommitLayer(const std::string& key,
                                                                 StageState* st);
-  void AddHistory(StageState* st, const std::string& created_by, bool empty) {
+  // `created_unix`: when the step's cache record was made, so that an
+  // unchanged rebuild reproduces the image (same config and manifest
+  // digests) unless SOURCE_DATE_EPOCH fixes every time anyway.
+  void AddHistory(StageState* st, const std::string& created_by, bool empty, int64_t created_unix) {
     oci::History h;
-    h.created = TimeString(p_.source_date_epoch);
+    h.created = TimeString(p_.source_date_epoch ? p_.source_date_epoch
+                                                : std::optional<int64_t>(created_unix));
+    st->last_created_unix = std::max(st->last_created_unix, created_unix);
     h.created_by = created_by;
     h.comment = "buildkit.dockerfile.v0";
     h.empty_layer = empty;
@@ -794,7 +812,8 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
       }
       source.dir = root_ + "/downloads/" + key_prefix;
     } else if (from.empty()) {
-      absl::StatusOr<std::string> h = HashContextSources(p_.context_dir, ins.keyword, &op.sources);
+      absl::StatusOr<std::string> h =
+          HashContextSources(p_.context_dir, ins.keyword, p_.context_digests, &op.sources);
       if (!h.ok()) return Err(h.status().code(), ins, h.status().message());
       inputs.push_back("context=" + *h);
       source.dir = p_.context_dir;
@@ -851,6 +870,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   ev.cache_key = key;
   absl::Time start = absl::Now();
   std::optional<archive::LayerInfo> layer;
+  int64_t created_unix = 0;  // of the cache record: history times repeat on a hit
   if (hit) {
     layer = hit->layer;
     if (layer) {
@@ -861,7 +881,8 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
                                    [&](char* buf, size_t len) { return r->Read(buf, len); }));
       st->chain = chain;
     }
-    RETURN_IF_ERROR(cache_.Touch(key, absl::ToUnixSeconds(absl::Now())));
+    RETURN_IF_ERROR(cache_.Touch(key, *hit, absl::ToUnixSeconds(absl::Now())));
+    created_unix = hit->created_unix;
     ev.kind = BuildEvent::Kind::kStepCached;
     if (layer) ev.layer_digest = layer->diff_id.str();
     ++cached_;
@@ -891,6 +912,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     rec.layer = layer;
     rec.description = desc;
     rec.created_unix = absl::ToUnixSeconds(absl::Now());
+    created_unix = rec.created_unix;
     rec.last_used_unix = rec.created_unix;
     rec.usage_count = 1;
     RETURN_IF_ERROR(cache_.Store(key, rec));
@@ -911,7 +933,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   if (layer) st->layers.push_back(*layer);
   std::string created_by =
       std::holds_alternative<df::Run>(ins.command) ? desc + " # buildkit" : desc;
-  AddHistory(st, created_by, !layer.has_value());
+  AddHistory(st, created_by, !layer.has_value(), created_unix);
   return absl::OkStatus();
 }
 
@@ -944,6 +966,7 @@ absl::Status Run::BuildStage(size_t i, const df::ResolvedFrom& from_spec,
     st.config = b.config.config;
     st.config.on_build.clear();
     st.author = b.config.author;
+    st.base_created = b.config.created;
     st.key = CacheKey("", "FROM", {b.image.target.digest.str()});
   }
   ev.cache_key = st.key;
@@ -1128,11 +1151,20 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   oci::ContainerConfig cfg = fin.config;
   for (const auto& [k, v] : p_.labels) cfg.labels[k] = v;
   std::string author = fin.author;
+  // The image's time is its newest step's (as BuildKit does), so an
+  // unchanged rebuild gives the same config; a build of FROM alone keeps
+  // the base image's.
   std::optional<int64_t> epoch = p_.source_date_epoch;
-  ni.edit_config = [cfg, author, epoch](oci::ImageConfig* c) {
+  if (!epoch && fin.last_created_unix > 0) epoch = fin.last_created_unix;
+  const std::string base_created = fin.base_created;
+  ni.edit_config = [cfg, author, epoch, base_created](oci::ImageConfig* c) {
     c->config = cfg;
     if (!author.empty()) c->author = author;
-    if (epoch) c->created = TimeString(epoch);
+    if (epoch) {
+      c->created = TimeString(epoch);
+    } else if (!base_created.empty()) {
+      c->created = base_created;
+    }
   };
   ASSIGN_OR_RETURN(image::Image img, store_->CreateImage(ni));
   for (size_t i = 1; i < normalized.size(); ++i) {

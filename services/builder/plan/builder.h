@@ -79,6 +79,10 @@ struct BuildParams {
   std::string build_id;
   std::string dockerfile;   // contents
   std::string context_dir;  // files of the context
+  // Content digests ("sha256:...") of context files by path relative to
+  // context_dir, already verified by the caller: COPY's cache keys use them
+  // instead of reading the files again. Files not listed are read.
+  std::map<std::string, std::string> context_digests;
   std::map<std::string, std::string> build_args;
   std::map<std::string, std::string> labels;
   std::string target;
