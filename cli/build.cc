@@ -1,7 +1,8 @@
 // `pier build [-t TAG]... [-f Dockerfile] [--build-arg K=V]... [--target T]
 // [--no-cache] [-o type=...]... CONTEXT`: sends the context (after
-// .dockerignore) to pier-builder and prints the build's events as plain
-// lines. Outputs as `docker buildx build -o`: type=registry (the default
+// .dockerignore) to pier-builder and shows the build's events
+// (build_progress.h: a live display on a terminal, plain lines otherwise,
+// --progress=auto|tty|plain). Outputs as `docker buildx build -o`: type=registry (the default
 // when no -o is given: push every tag), type=image[,push=true],
 // type=oci|docker,dest=FILE (dest=- for standard output; the archive is
 // streamed back by the builder and written here).
@@ -19,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "cli/build_progress.h"
 #include "cli/runtime_client.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
@@ -132,6 +134,7 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   std::string file, target;
   std::vector<std::string> output_flags, cache_to, cache_from;
   bool no_cache = false, pull = false;
+  std::string progress_flag = "auto";
   FlagSet flags("pier build", "[flags] CONTEXT");
   flags.StringList("tag", "t", &tags, "name and optionally a tag (repeatable)");
   flags.String("file", "f", &file, "Dockerfile path inside the context (default Dockerfile)");
@@ -146,8 +149,12 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
                    "export the build cache: type=registry,ref=REF (repeatable)");
   flags.StringList("cache-from", "", &cache_from,
                    "import a build cache: type=registry,ref=REF or REF (repeatable)");
+  flags.String("progress", "", &progress_flag,
+               "progress output: auto (tty on a terminal, else plain), tty or plain");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
+  absl::StatusOr<ProgressMode> progress_mode = ParseProgressMode(progress_flag);
+  if (!progress_mode.ok()) return Fail(progress_mode.status(), 2);
   if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier build needs one CONTEXT"), 2);
   std::vector<std::string> cache_to_refs, cache_from_refs;
   for (const auto& [flag, in, out] : {std::tuple("--cache-to", &cache_to, &cache_to_refs),
@@ -291,6 +298,8 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   man->set_complete(true);
   absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.builder, g.tls);
   if (!ch.ok()) return Fail(ch.status());
+  std::unique_ptr<BuildProgress> progress = MakeBuildProgress(
+      *progress_mode, archive_to_stdout ? STDERR_FILENO : STDOUT_FILENO, out, man->entries_size());
   auto stub = bpb::BuilderService::NewStub(*ch);
   grpc::ClientContext cctx;
   auto stream = stub->Build(&cctx);
@@ -300,9 +309,8 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   std::string error;
   int rc = 0;
   while (stream->Read(&resp)) {
+    if (!resp.has_tarball_chunk()) progress->Event(resp);
     if (resp.has_need_files()) {
-      out << "context: sending " << resp.need_files().paths_size() << " of " << man->entries_size()
-          << " entries (" << resp.need_files().total_bytes() << " bytes)" << std::endl;
       for (const std::string& path : resp.need_files().paths()) {
         UniqueFd fd(open((ctx_dir + "/" + path).c_str(), O_RDONLY | O_CLOEXEC));
         int64_t off = 0;
@@ -325,23 +333,6 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
       done.mutable_context_done();
       stream->Write(done);
       stream->WritesDone();
-    } else if (resp.has_step_started()) {
-      const auto& s = resp.step_started();
-      out << "#" << s.step() << " [" << s.stage() << " " << s.step() << "/" << s.total() << "] "
-          << s.instruction() << std::endl;
-    } else if (resp.has_step_cached()) {
-      const auto& s = resp.step_cached();
-      out << "#" << s.step() << " [" << s.stage() << " " << s.step() << "/" << s.total() << "] "
-          << s.instruction() << "\n#" << s.step() << " CACHED" << std::endl;
-    } else if (resp.has_step_log()) {
-      out << "#" << resp.step_log().step() << " " << resp.step_log().data();
-      if (!resp.step_log().data().empty() && resp.step_log().data().back() != '\n') out << "\n";
-      out.flush();
-    } else if (resp.has_step_completed()) {
-      const auto& s = resp.step_completed();
-      out << "#" << s.step() << " DONE "
-          << absl::StrCat(s.duration().seconds() + s.duration().nanos() / 1e9) << "s"
-          << (s.layer_digest().empty() ? "" : " " + s.layer_digest()) << std::endl;
     } else if (resp.has_tarball_chunk()) {
       const auto& c = resp.tarball_chunk();
       if (c.output() < 0 || static_cast<size_t>(c.output()) >= sinks.size() ||
@@ -358,18 +349,13 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
         rc = 1;
         cctx.TryCancel();
       }
-    } else if (resp.has_warning()) {
-      std::cerr << "WARNING: " << resp.warning().message() << "\n";
-    } else if (resp.has_result()) {
-      const auto& r = resp.result();
-      out << "writing image " << r.image_digest() << "\nmanifest " << r.manifest_digest() << "\n";
-      for (const std::string& p : r.pushed()) out << "pushed " << p << "\n";
     } else if (resp.has_error()) {
       error = resp.error().message();
       rc = 1;
     }
   }
   grpc::Status s = stream->Finish();
+  progress->Finish();
   if (!s.ok() || rc != 0) {
     drop_partials();
     std::cerr << "pier: build failed: " << (error.empty() ? s.error_message() : error) << "\n";
@@ -381,7 +367,7 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
       drop_partials();
       return Fail(ErrnoStatus(errno, "write " + k.file));
     }
-    out << "wrote " << k.file << "\n";
+    progress->Line("wrote " + k.file);
   }
   return 0;
 }

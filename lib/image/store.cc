@@ -193,6 +193,13 @@ absl::StatusOr<Image> ImageStore::Record(Image image) {
   ASSIGN_OR_RETURN(std::vector<Image> all, Scan());
   kv::Batch batch;
   if (!image.name.empty()) {
+    // The name already on this manifest (an unchanged rebuild): nothing to write.
+    for (const Image& old : all) {
+      if (old.name == image.name && old.target.digest == image.target.digest &&
+          old.id == image.id && old.repo_digest == image.repo_digest) {
+        return old;
+      }
+    }
     // The image this name pointed at becomes dangling if that was its last name.
     for (const Image& old : all) {
       if (old.name != image.name || old.target.digest == image.target.digest) continue;

@@ -203,6 +203,8 @@ class ImageStore {
   // has them, duplicates once) to `target`'s repository, then
   // `manifest_bytes` as `media_type` under its tag or digest: the generic
   // half of Push, also used for artifacts such as the builder's cache.
+  // When the registry already has that manifest under the tag (one HEAD),
+  // nothing is uploaded.
   // Returns the manifest's descriptor. Errors as Push.
   absl::StatusOr<oci::Descriptor> PushManifest(absl::string_view target,
                                                const std::vector<oci::Descriptor>& blobs,
@@ -293,7 +295,9 @@ class ImageStore {
              ImageStoreOptions options, std::unique_ptr<Snapshotter> snapshotter);
 
   // Records `image` (by name, or dangling when its name is empty); a named
-  // record replaces a dangling one of the same manifest.
+  // record replaces a dangling one of the same manifest. A name already
+  // recorded on the same manifest, config and repo digest is left as it is
+  // (its `created` too) and nothing is written.
   absl::StatusOr<Image> Record(Image image);
   absl::StatusOr<std::vector<Image>> Scan();
   // Stores manifest + config already in the content store as an image.

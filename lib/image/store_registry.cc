@@ -290,6 +290,29 @@ absl::StatusOr<oci::Descriptor> ImageStore::PushManifest(
   const oci::Digest manifest_digest = oci::Digest::Of(manifest_bytes);
   ASSIGN_OR_RETURN(std::unique_ptr<distribution::RegistryClient> client,
                    distribution::RegistryClient::Create(ApiHost(ref.registry), options));
+  oci::Descriptor pushed;
+  pushed.media_type = std::string(media_type);
+  pushed.digest = manifest_digest;
+  pushed.size = static_cast<int64_t>(manifest_bytes.size());
+  // The tag already names this very manifest (an unchanged rebuild pushed
+  // again): one HEAD, and nothing to upload. Any other answer, or another
+  // digest, goes the whole way.
+  {
+    http::ClientRequest head;
+    head.method = "HEAD";
+    head.url = absl::StrCat("/v2/", ref.repository, "/manifests/", ref.ManifestReference());
+    head.headers.Set("Accept", std::string(media_type));
+    absl::StatusOr<http::ClientResponse> have = client->Do(head);
+    if (have.ok() && have->status() == 200) {
+      absl::StatusOr<oci::Digest> got =
+          oci::Digest::Parse(have->Header("Docker-Content-Digest").value_or(""));
+      if (got.ok() && *got == manifest_digest) {
+        Report(progress, Progress::Phase::kManifest, manifest_digest, manifest_bytes.size(),
+               manifest_bytes.size());
+        return pushed;
+      }
+    }
+  }
   std::set<oci::Digest> done;
   for (const oci::Descriptor& d : blobs) {
     if (!done.insert(d.digest).second) continue;
@@ -363,10 +386,6 @@ absl::StatusOr<oci::Descriptor> ImageStore::PushManifest(
   (void)resp.ReadAll(4096);
   Report(progress, Progress::Phase::kManifest, manifest_digest, manifest_bytes.size(),
          manifest_bytes.size());
-  oci::Descriptor pushed;
-  pushed.media_type = std::string(media_type);
-  pushed.digest = manifest_digest;
-  pushed.size = static_cast<int64_t>(manifest_bytes.size());
   return pushed;
 }
 

@@ -77,9 +77,16 @@ absl::Status LayerCache::Store(absl::string_view key, const CacheRecord& record)
 absl::Status LayerCache::Touch(absl::string_view key, int64_t now_unix) {
   ASSIGN_OR_RETURN(std::optional<CacheRecord> r, Lookup(key));
   if (!r) return absl::NotFoundError(absl::StrCat("cache entry ", key, " not found"));
-  r->last_used_unix = now_unix;
-  ++r->usage_count;
-  return Store(key, *r);
+  return Touch(key, *std::move(r), now_unix);
+}
+
+absl::Status LayerCache::Touch(absl::string_view key, CacheRecord record, int64_t now_unix) {
+  record.last_used_unix = now_unix;
+  ++record.usage_count;
+  kv::Batch b;
+  b.Put(absl::StrCat("cache/", key), RecordToJson(record).dump());
+  b.set_sync(false);
+  return kv_->Write(b);
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, CacheRecord>>> LayerCache::List() {

@@ -63,8 +63,11 @@ class LayerCache {
   absl::StatusOr<std::optional<CacheRecord>> Lookup(absl::string_view key);
   absl::Status Store(absl::string_view key, const CacheRecord& record);
   // Records a use of `key` now (last_used, usage_count). NotFound when the
-  // entry is gone.
+  // entry is gone. Not synced: a use lost with the machine only makes the
+  // entry look older to prune, and a cache hit costs no fsync.
   absl::Status Touch(absl::string_view key, int64_t now_unix);
+  // The same for a record just read by Lookup (no second read).
+  absl::Status Touch(absl::string_view key, CacheRecord record, int64_t now_unix);
   // Every readable entry, in key order.
   absl::StatusOr<std::vector<std::pair<std::string, CacheRecord>>> List();
   // Deletes the entry (absent: OK).

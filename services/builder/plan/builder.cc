@@ -54,6 +54,8 @@ struct StageState {
   std::string author;
   std::string key;  // cache key of the last step
   bool cmd_set = false;
+  int64_t last_created_unix = 0;  // latest history time of the stage's own steps
+  std::string base_created;       // the base image's config time
 };
 
 struct BaseImage {
@@ -172,7 +174,10 @@ absl::Status ResolveUser(image::Snapshotter& snap, const std::optional<oci::Dige
 }
 
 // Hashes a tree of the context (paths, types, modes, link targets, content).
-absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha256* h) {
+// A regular file's content digest comes from `known` (context path without
+// the leading '/' -> "sha256:...") when it is there, else from reading it.
+absl::Status HashTree(const std::string& path, const std::string& rel,
+                      const std::map<std::string, std::string>& known, oci::Sha256* h) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + rel);
   h->Update(absl::StrCat(rel, "\n", st.st_mode, "\n"));
@@ -181,8 +186,13 @@ absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha2
     ssize_t n = readlink(path.c_str(), buf, sizeof(buf));
     if (n > 0) h->Update(absl::string_view(buf, n));
   } else if (S_ISREG(st.st_mode)) {
-    ASSIGN_OR_RETURN(std::string data, ReadFile(path));
-    h->Update(oci::Digest::Of(data).str());
+    auto it = known.find(rel.substr(rel.find_first_not_of('/')));
+    if (it != known.end()) {
+      h->Update(it->second);
+    } else {
+      ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+      h->Update(oci::Digest::Of(data).str());
+    }
   } else if (S_ISDIR(st.st_mode)) {
     DIR* d = opendir(path.c_str());
     if (d == nullptr) return ErrnoStatus(errno, "opendir " + rel);
@@ -193,7 +203,9 @@ absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha2
     }
     closedir(d);
     std::sort(names.begin(), names.end());
-    for (const std::string& n : names) RETURN_IF_ERROR(HashTree(path + "/" + n, rel + "/" + n, h));
+    for (const std::string& n : names) {
+      RETURN_IF_ERROR(HashTree(path + "/" + n, rel + "/" + n, known, h));
+    }
   }
   return absl::OkStatus();
 }
@@ -201,6 +213,7 @@ absl::Status HashTree(const std::string& path, const std::string& rel, oci::Sha2
 // Cleans COPY sources relative to the context; InvalidArgument for one that
 // leaves it, NotFound for one that matches nothing.
 absl::StatusOr<std::string> HashContextSources(const std::string& ctx, absl::string_view keyword,
+                                               const std::map<std::string, std::string>& known,
                                                std::vector<std::string>* sources) {
   oci::Sha256 h;
   for (std::string& s : *sources) {
@@ -231,7 +244,7 @@ absl::StatusOr<std::string> HashContextSources(const std::string& ctx, absl::str
     }
     std::sort(matches.begin(), matches.end());
     for (const std::string& m : matches) {
-      RETURN_IF_ERROR(HashTree(m, m.substr(ctx.size()), &h));
+      RETURN_IF_ERROR(HashTree(m, m.substr(ctx.size()), known, &h));
     }
   }
   return h.Finish().str();
@@ -291,14 +304,23 @@ class Run {
     if (it == built_.end()) return std::nullopt;
     return it->second;
   }
+  // Writes ADD's fetched files below `dir` (mode 0600 as docker, mtime
+  // from Last-Modified when given).
+  absl::Status WriteDownloads(const std::string& dir,
+                              const std::vector<std::pair<std::string, RemoteFile>>& files);
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                       const FsSource& source, const FsOp& op);
   // Turns the active snapshot `key` into a layer on top of st->chain.
   absl::StatusOr<std::optional<archive::LayerInfo>> CommitLayer(const std::string& key,
                                                                 StageState* st);
-  void AddHistory(StageState* st, const std::string& created_by, bool empty) {
+  // `created_unix`: when the step's cache record was made, so that an
+  // unchanged rebuild reproduces the image (same config and manifest
+  // digests) unless SOURCE_DATE_EPOCH fixes every time anyway.
+  void AddHistory(StageState* st, const std::string& created_by, bool empty, int64_t created_unix) {
     oci::History h;
-    h.created = TimeString(p_.source_date_epoch);
+    h.created = TimeString(p_.source_date_epoch ? p_.source_date_epoch
+                                                : std::optional<int64_t>(created_unix));
+    st->last_created_unix = std::max(st->last_created_unix, created_unix);
     h.created_by = created_by;
     h.comment = "buildkit.dockerfile.v0";
     h.empty_layer = empty;
@@ -540,6 +562,29 @@ absl::StatusOr<std::optional<archive::LayerInfo>> Run::CommitLayer(const std::st
   return *info;
 }
 
+absl::Status Run::WriteDownloads(const std::string& dir,
+                                 const std::vector<std::pair<std::string, RemoteFile>>& files) {
+  for (const auto& [rel, f] : files) {
+    const std::string path = dir + "/" + rel;
+    RETURN_IF_ERROR(MakeDirs(Dirname(path), 0700));
+    ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> r,
+                     store_->content().OpenReader(f.digest));
+    UniqueFd out(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!out.valid()) return ErrnoStatus(errno, "create " + path);
+    std::string buf(1 << 16, '\0');
+    for (;;) {
+      ASSIGN_OR_RETURN(size_t n, r->Read(buf.data(), buf.size()));
+      if (n == 0) break;
+      RETURN_IF_ERROR(WriteAll(out.get(), absl::string_view(buf.data(), n), path));
+    }
+    if (f.mtime_unix) {
+      timespec ts[2] = {{*f.mtime_unix, 0}, {*f.mtime_unix, 0}};
+      if (futimens(out.get(), ts) != 0) return ErrnoStatus(errno, "set the time of " + path);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run::ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                          const FsSource& source, const FsOp& op) {
   (void)step;
@@ -655,7 +700,10 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   FsOp op;
   FsSource source;
   std::string src_view_key;
-  std::optional<oci::Digest> src_chain;  // COPY --from: the source's layers
+  std::optional<oci::Digest> src_chain;                       // COPY --from: the source's layers
+  std::vector<std::string> urls;                              // ADD: http(s) sources
+  std::string checksum;                                       // ADD --checksum
+  std::vector<std::pair<std::string, RemoteFile>> downloads;  // ADD: path under source.dir
   image::Snapshotter& snap = store_->snapshotter();
   const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no);
   if (auto* run = std::get_if<df::Run>(&ins.command)) {
@@ -686,10 +734,32 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     }
     op.what = ins.keyword;
     op.sources = c.sources;
+    const bool is_add = std::holds_alternative<df::Add>(ins.command);
     for (const std::string& s : c.sources) {
-      if (absl::StartsWith(s, "http://") || absl::StartsWith(s, "https://") ||
-          absl::StartsWith(s, "git@")) {
-        return Err(absl::StatusCode::kUnimplemented, ins, "ADD from a URL is not supported yet");
+      if (IsRemoteUrl(s)) {
+        if (!is_add) {
+          return Err(absl::StatusCode::kInvalidArgument, ins,
+                     "COPY cannot copy from a URL (" + s + "): use ADD");
+        }
+        urls.push_back(s);
+      } else if (absl::StartsWith(s, "git@") || absl::StartsWith(s, "git://")) {
+        return Err(absl::StatusCode::kUnimplemented, ins,
+                   "ADD from a git repository is not supported yet");
+      }
+    }
+    if (!urls.empty() && urls.size() != c.sources.size()) {
+      return Err(absl::StatusCode::kUnimplemented, ins,
+                 "ADD with both URLs and local sources is not supported: use one ADD for each");
+    }
+    if (is_add && !std::get<df::Add>(ins.command).checksum.empty()) {
+      checksum = std::get<df::Add>(ins.command).checksum;
+      if (urls.empty()) {
+        return Err(absl::StatusCode::kInvalidArgument, ins,
+                   "ADD --checksum=" + checksum + " is only supported for http(s) sources");
+      }
+      if (!oci::Digest::Parse(checksum).ok()) {
+        return Err(absl::StatusCode::kInvalidArgument, ins,
+                   "ADD --checksum=" + checksum + ": expected sha256:<64 hex digits>");
       }
     }
     std::string dest = c.dest;
@@ -713,8 +783,47 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
       op.uid = uid;
       op.gid = gid;
     }
-    if (from.empty()) {
-      absl::StatusOr<std::string> h = HashContextSources(p_.context_dir, ins.keyword, &op.sources);
+    if (!urls.empty()) {
+      // Fetched now (a conditional GET when the server gave an ETag), so
+      // that the key has the content's digest; written out only on a miss.
+      op.extract_archives = false;  // remote archives are copied as they are
+      op.sources.clear();
+      for (size_t i = 0; i < urls.size(); ++i) {
+        const std::string& url = urls[i];
+        absl::StatusOr<RemoteFile> f =
+            builder_->remote().Fetch(url, absl::StrCat(key_prefix, "-url", i));
+        if (!f.ok()) {
+          return Err(f.status().code(), ins, absl::StrCat("ADD ", url, ": ", f.status().message()));
+        }
+        if (!checksum.empty() && f->digest.str() != checksum) {
+          return Err(absl::StatusCode::kInvalidArgument, ins,
+                     absl::StrCat("ADD --checksum: checksum mismatch for ", url, ": expected ",
+                                  checksum, ", got ", f->digest.str()));
+        }
+        std::string name = FileNameFromUrl(url);
+        if (name.empty()) {
+          if (slash || urls.size() > 1) {
+            return Err(absl::StatusCode::kInvalidArgument, ins,
+                       "ADD " + url +
+                           ": cannot determine a file name from the URL; give the destination "
+                           "as a file path (without a trailing /)");
+          }
+          name = "download";
+        }
+        std::string escaped;  // a literal name for the source glob
+        for (char ch : name) {
+          if (ch == '*' || ch == '?' || ch == '[' || ch == '\\') escaped += '\\';
+          escaped += ch;
+        }
+        op.sources.push_back(absl::StrCat(i, "/", escaped));
+        inputs.push_back(absl::StrCat("url=", url, " digest=", f->digest.str(), " etag=", f->etag,
+                                      " last-modified=", f->last_modified));
+        downloads.emplace_back(absl::StrCat(i, "/", name), *std::move(f));
+      }
+      source.dir = root_ + "/downloads/" + key_prefix;
+    } else if (from.empty()) {
+      absl::StatusOr<std::string> h =
+          HashContextSources(p_.context_dir, ins.keyword, p_.context_digests, &op.sources);
       if (!h.ok()) return Err(h.status().code(), ins, h.status().message());
       inputs.push_back("context=" + *h);
       source.dir = p_.context_dir;
@@ -771,6 +880,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   ev.cache_key = key;
   absl::Time start = absl::Now();
   std::optional<archive::LayerInfo> layer;
+  int64_t created_unix = 0;  // of the cache record: history times repeat on a hit
   if (hit) {
     layer = hit->layer;
     if (layer) {
@@ -781,7 +891,8 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
                                    [&](char* buf, size_t len) { return r->Read(buf, len); }));
       st->chain = chain;
     }
-    RETURN_IF_ERROR(cache_.Touch(key, absl::ToUnixSeconds(absl::Now())));
+    RETURN_IF_ERROR(cache_.Touch(key, *hit, absl::ToUnixSeconds(absl::Now())));
+    created_unix = hit->created_unix;
     ev.kind = BuildEvent::Kind::kStepCached;
     if (layer) ev.layer_digest = layer->diff_id.str();
     ++cached_;
@@ -796,7 +907,9 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
         if (!src_view_key.empty()) {
           ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
         }
-        absl::Status s = ExecFs(step, key_prefix, st, source, op);
+        absl::Status s = WriteDownloads(source.dir, downloads);
+        if (s.ok()) s = ExecFs(step, key_prefix, st, source, op);
+        if (!downloads.empty()) (void)RemoveAll(source.dir);
         if (!src_view_key.empty()) {
           (void)snap.RemoveActive(src_view_key);
           (void)rmdir(source.mountpoint.c_str());
@@ -809,6 +922,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     rec.layer = layer;
     rec.description = desc;
     rec.created_unix = absl::ToUnixSeconds(absl::Now());
+    created_unix = rec.created_unix;
     rec.last_used_unix = rec.created_unix;
     rec.usage_count = 1;
     RETURN_IF_ERROR(cache_.Store(key, rec));
@@ -829,7 +943,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   if (layer) st->layers.push_back(*layer);
   std::string created_by =
       std::holds_alternative<df::Run>(ins.command) ? desc + " # buildkit" : desc;
-  AddHistory(st, created_by, !layer.has_value());
+  AddHistory(st, created_by, !layer.has_value(), created_unix);
   return absl::OkStatus();
 }
 
@@ -862,6 +976,7 @@ absl::Status Run::BuildStage(size_t i, const df::ResolvedFrom& from_spec,
     st.config = b.config.config;
     st.config.on_build.clear();
     st.author = b.config.author;
+    st.base_created = b.config.created;
     st.key = CacheKey("", "FROM", {b.image.target.digest.str()});
   }
   ev.cache_key = st.key;
@@ -1046,11 +1161,20 @@ absl::StatusOr<BuildOutcome> Run::Go() {
   oci::ContainerConfig cfg = fin.config;
   for (const auto& [k, v] : p_.labels) cfg.labels[k] = v;
   std::string author = fin.author;
+  // The image's time is its newest step's (as BuildKit does), so an
+  // unchanged rebuild gives the same config; a build of FROM alone keeps
+  // the base image's.
   std::optional<int64_t> epoch = p_.source_date_epoch;
-  ni.edit_config = [cfg, author, epoch](oci::ImageConfig* c) {
+  if (!epoch && fin.last_created_unix > 0) epoch = fin.last_created_unix;
+  const std::string base_created = fin.base_created;
+  ni.edit_config = [cfg, author, epoch, base_created](oci::ImageConfig* c) {
     c->config = cfg;
     if (!author.empty()) c->author = author;
-    if (epoch) c->created = TimeString(epoch);
+    if (epoch) {
+      c->created = TimeString(epoch);
+    } else if (!base_created.empty()) {
+      c->created = base_created;
+    }
   };
   ASSIGN_OR_RETURN(image::Image img, store_->CreateImage(ni));
   for (size_t i = 1; i < normalized.size(); ++i) {

@@ -11,7 +11,9 @@
 //              (network none unless --network=host), output streamed as
 //              kStepLog events; the upper directory becomes a layer (none
 //              when the diff is empty);
-//   COPY/ADD   through fs_ops.h into a snapshot; one layer each;
+//   COPY/ADD   through fs_ops.h into a snapshot; one layer each; ADD of an
+//              http(s) URL fetches it first (remote_source.h, in this
+//              process: RUN's network policy does not apply);
 //   WORKDIR    creates the directory (a layer when it was missing);
 //   the rest   edit the image config; history entries with empty_layer.
 // Every step has a cache key (cache/layer_cache.h); a hit reuses the layer
@@ -25,8 +27,10 @@
 // Errors (with BuildFailure filled in): InvalidArgument for Dockerfile
 // errors ("Dockerfile:<line>: ..."), an unknown target or --from stage, a
 // COPY source outside the context; NotFound for a missing COPY source or
-// base image; Aborted for a RUN that exits non-zero; the store's, registry's
-// and executor's own codes otherwise.
+// base image; Aborted for a RUN that exits non-zero; InvalidArgument for an
+// ADD --checksum that does not match (naming both digests) or one given
+// for a local source; the fetcher's codes for an ADD URL; the store's,
+// registry's and executor's own codes otherwise.
 // Ownership: borrows the store, kv and executor. Thread safety: Build may be
 // called from several threads (separate builds use separate snapshot keys).
 #pragma once
@@ -48,6 +52,7 @@
 #include "lib/kv/kv_store.h"
 #include "lib/oci/types.h"
 #include "services/builder/cache/layer_cache.h"
+#include "services/builder/plan/remote_source.h"
 
 namespace pier::builder {
 
@@ -74,6 +79,10 @@ struct BuildParams {
   std::string build_id;
   std::string dockerfile;   // contents
   std::string context_dir;  // files of the context
+  // Content digests ("sha256:...") of context files by path relative to
+  // context_dir, already verified by the caller: COPY's cache keys use them
+  // instead of reading the files again. Files not listed are read.
+  std::map<std::string, std::string> context_digests;
   std::map<std::string, std::string> build_args;
   std::map<std::string, std::string> labels;
   std::string target;
@@ -154,7 +163,8 @@ class Builder {
         kv_(kv),
         executor_(executor),
         root_(std::move(root)),
-        max_parallel_stages_(max_parallel_stages) {}
+        max_parallel_stages_(max_parallel_stages),
+        remote_(&store->content(), kv) {}
 
   int max_parallel_stages() const { return max_parallel_stages_; }
 
@@ -190,6 +200,9 @@ class Builder {
   }
   const distribution::RegistryClientOptions& registry_options() const { return registry_options_; }
 
+  // Fetches ADD's URL sources for every build.
+  RemoteFetcher& remote() { return remote_; }
+
   // Writes the image of a successful build as an archive (docker-archive or
   // OCI layout tar, see ImageStore::Save) to `sink`, named by outcome.names
   // (unnamed when there are none). NotFound when the image was removed in
@@ -204,6 +217,7 @@ class Builder {
   exec::Executor* executor_;
   std::string root_;
   int max_parallel_stages_;
+  RemoteFetcher remote_;
   std::mutex use_mu_;                // held by PruneCache throughout, so holds wait for it
   std::map<std::string, int> held_;  // guarded by use_mu_
   int running_builds_ = 0;           // guarded by use_mu_

@@ -349,6 +349,13 @@ grpc::Status BuilderService::Build(
   BuildParams params;
   params.build_id = build_id;
   params.context_dir = ctx_dir;
+  // Every regular file's digest was checked as it arrived or came from the
+  // content-addressed store.
+  for (const auto& [path, e] : entries) {
+    if (e.type() == pb::FileEntry::TYPE_REGULAR && !e.digest().empty()) {
+      params.context_digests[path] = e.digest();
+    }
+  }
   if (!spec.dockerfile().empty()) {
     params.dockerfile = spec.dockerfile();
   } else {
