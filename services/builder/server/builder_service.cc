@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "lib/archive/stream.h"
 #include "lib/common/fs.h"
+#include "lib/common/log.h"
 #include "lib/common/status.h"
 #include "lib/oci/digest.h"
 #include "lib/oci/reference.h"
@@ -192,7 +194,7 @@ grpc::Status BuilderService::Build(
   std::string ctx_dir = absl::StrCat(root_, "/contexts/", build_id);
   struct Cleanup {
     std::string dir;
-    ~Cleanup() { (void)RemoveAll(dir); }
+    ~Cleanup() { (void)RemoveInBackground(dir, Dirname(dir) + "/.trash"); }
   } cleanup{ctx_dir};
 
   pb::BuildRequest req;
@@ -241,8 +243,13 @@ grpc::Status BuilderService::Build(
     complete = req.context_manifest().complete();
   }
   // Only what the builder lacks crosses the wire: files whose digest the
-  // context store already holds (from earlier builds) are copied from it,
-  // and of several files with one digest only the first is asked for.
+  // context store already holds (from earlier builds) come from it, and of
+  // several files with one digest only the first is asked for. The store
+  // keeps each content as <hex> and each (content, mode, mtime) as
+  // <hex>.<mode>.<sec>.<nsec>, all hard links of files it received: a file
+  // whose exact variant is there is linked into the context (no copy, no
+  // metadata to set), otherwise its content is copied and the new variant
+  // linked after its metadata is set.
   const std::string store = absl::StrCat(root_, "/context-store");
   std::shared_lock<std::shared_mutex> store_lock(context_store_mu_);
   if (absl::Status s = MakeDirs(store, 0700); !s.ok()) return fail(s);
@@ -251,6 +258,21 @@ grpc::Status BuilderService::Build(
     if (!d.ok()) return "";
     return absl::StrCat(store, "/", d->hex());
   };
+  auto variant = [&](const pb::FileEntry& e) -> std::string {
+    std::string content = stored(e);
+    if (content.empty()) return "";
+    return absl::StrCat(content, ".", absl::Hex(e.mode() & 07777), ".", e.mtime().seconds(), ".",
+                        e.mtime().nanos());
+  };
+  std::set<std::string> made_dirs;  // parents already created
+  auto make_parent = [&](const std::string& path) -> absl::Status {
+    std::string dir = Dirname(path);
+    if (made_dirs.count(dir)) return absl::OkStatus();
+    RETURN_IF_ERROR(MakeDirs(dir, 0755));
+    made_dirs.insert(dir);
+    return absl::OkStatus();
+  };
+  std::set<std::string> linked;  // context files that are store variants already
   std::map<std::string, std::vector<std::string>> twins;  // first path -> same digest
   std::map<std::string, std::string> first_by_digest;
   std::vector<std::string> wanted;
@@ -260,13 +282,24 @@ grpc::Status BuilderService::Build(
     const pb::FileEntry& e = entries[p];
     std::string in_store = stored(e);
     struct stat st;
-    if (!in_store.empty() && stat(in_store.c_str(), &st) == 0 && st.st_size == e.size()) {
+    if (!in_store.empty()) {
+      std::string exact = variant(e);
       std::string dst = ctx_dir + "/" + p;
-      absl::Status s = MakeDirs(Dirname(dst), 0755);
-      if (s.ok()) s = CopyFile(in_store, dst);
-      if (!s.ok()) return fail(s);
-      (void)chmod(in_store.c_str(), st.st_mode & 07777);  // bumps ctime: last use
-      continue;
+      if (stat(exact.c_str(), &st) == 0 && st.st_size == e.size()) {
+        absl::Status s = make_parent(dst);
+        if (!s.ok()) return fail(s);
+        if (link(exact.c_str(), dst.c_str()) == 0) {  // bumps ctime: last use
+          linked.insert(p);
+          continue;
+        }
+      }
+      if (stat(in_store.c_str(), &st) == 0 && st.st_size == e.size()) {
+        absl::Status s = make_parent(dst);
+        if (s.ok()) s = CopyFile(in_store, dst);
+        if (!s.ok()) return fail(s);
+        (void)chmod(in_store.c_str(), st.st_mode & 07777);  // bumps ctime: last use
+        continue;
+      }
     }
     if (!e.digest().empty()) {
       auto [it, inserted] = first_by_digest.emplace(e.digest(), p);
@@ -338,12 +371,19 @@ grpc::Status BuilderService::Build(
   // Metadata (modes, times) now that contents are in place; directories last.
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
     const pb::FileEntry& e = it->second;
+    if (linked.count(e.path())) continue;  // the store's variant has them
     std::string p = ctx_dir + "/" + e.path();
     if (e.type() != pb::FileEntry::TYPE_SYMLINK) (void)chmod(p.c_str(), e.mode() & 07777);
     timespec ts[2];
     ts[0].tv_sec = ts[1].tv_sec = e.mtime().seconds();
     ts[0].tv_nsec = ts[1].tv_nsec = e.mtime().nanos();
     (void)utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+    if (e.type() == pb::FileEntry::TYPE_REGULAR && !e.digest().empty()) {
+      std::string exact = variant(e);
+      if (!exact.empty() && link(p.c_str(), exact.c_str()) != 0 && errno != EEXIST) {
+        PIER_LOG(WARNING) << "context store: link " << exact << ": " << std::strerror(errno);
+      }
+    }
   }
   store_lock.unlock();
   BuildParams params;
@@ -480,12 +520,13 @@ namespace {
 
 struct StoredFile {
   std::string path;
-  int64_t size = 0;
+  int64_t size = 0;      // 0 for the further names of one file (variants)
   int64_t last_use = 0;  // ctime, seconds
 };
 
 absl::StatusOr<std::vector<StoredFile>> ListStore(const std::string& dir) {
   std::vector<StoredFile> out;
+  std::set<std::pair<dev_t, ino_t>> seen;
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) {
     if (errno == ENOENT) return out;
@@ -497,7 +538,9 @@ absl::StatusOr<std::vector<StoredFile>> ListStore(const std::string& dir) {
     struct stat st;
     std::string p = dir + "/" + name;
     if (lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    out.push_back({p, static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_ctim.tv_sec)});
+    const bool first = seen.insert({st.st_dev, st.st_ino}).second;
+    out.push_back(
+        {p, first ? static_cast<int64_t>(st.st_size) : 0, static_cast<int64_t>(st.st_ctim.tv_sec)});
   }
   closedir(d);
   return out;
