@@ -137,6 +137,29 @@ TEST_F(RegistryHttpTest, BaseHealthAndMetrics) {
   EXPECT_THAT(daemon_.Stderr(), HasSubstr("access remote=127.0.0.1"));
 }
 
+// Both ways of serving a blob, through the buffer (default) and with
+// --sendfile, give the same bytes for whole blobs and ranges.
+TEST_F(RegistryHttpTest, BlobsServedThroughBufferAndSendfileAlike) {
+  for (const char* flag : {"--sendfile=false", "--sendfile=true"}) {
+    SCOPED_TRACE(flag);
+    Start({flag});
+    std::string data = RandomBytes((1 << 20) + 12345, 7);  // over several buffers
+    std::string digest = PushBlob("lib/served", data);
+    Reply get = Do("GET", "/v2/lib/served/blobs/" + digest);
+    EXPECT_EQ(get.status, 200);
+    EXPECT_TRUE(get.body == data);
+    Reply range =
+        Do("GET", "/v2/lib/served/blobs/" + digest, "", {{"Range", "bytes=300000-700000"}});
+    EXPECT_EQ(range.status, 206);
+    EXPECT_TRUE(range.body == data.substr(300000, 400001));
+    Reply tail = Do("GET", "/v2/lib/served/blobs/" + digest, "",
+                    {{"Range", absl::StrCat("bytes=", data.size() - 10, "-")}});
+    EXPECT_EQ(tail.status, 206);
+    EXPECT_EQ(tail.body, data.substr(data.size() - 10));
+    ASSERT_OK(daemon_.Stop(SIGTERM, std::chrono::seconds(5)).status());
+  }
+}
+
 TEST_F(RegistryHttpTest, MonolithicAndChunkedUploadsThenRangeReads) {
   Start();
   std::string data = RandomBytes(3 * 1024 * 1024 + 5, 1);
