@@ -464,6 +464,11 @@ absl::StatusOr<std::vector<exec::Mount>> Snapshotter::CreateActive(
     kv::Batch batch;
     batch.Put(ActiveKey(key), ActiveToJson(info));
     if (parent) batch.Put(RefKey(*parent, "a", key), "");
+    // Not synced: an active snapshot belongs to a container or a build
+    // step, whose own records are not either; a machine crash can only
+    // leave an orphan directory (emptied with its owner), never a
+    // committed snapshot without its record.
+    batch.set_sync(false);
     absl::Status st = kv_->Write(batch);
     if (!st.ok()) {
       (void)RemoveAll(dir);
@@ -547,6 +552,7 @@ absl::Status Snapshotter::RemoveActive(absl::string_view key) {
   kv::Batch batch;
   batch.Delete(ActiveKey(key));
   if (info->parent) batch.Delete(RefKey(*info->parent, "a", key));
+  batch.set_sync(false);  // as in Prepare
   RETURN_IF_ERROR(kv_->Write(batch));
   // Its files go on a background thread (tmp/ is emptied on Open).
   return RemoveInBackground(ActiveDir(key), JoinPath(root_, "tmp"));

@@ -658,7 +658,13 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   }
   record.set_log_path(JoinPath(ctx_->containers->StateDir(*id), "log.jsonl"));
   record.set_rootfs_path(es.rootfs);
-  s = ctx_->kv->Put(kRecordPrefix + *id, record.SerializeAsString());
+  {
+    // Not synced, as the manager's container records (see PersistLocked).
+    kv::Batch batch;
+    batch.Put(kRecordPrefix + *id, record.SerializeAsString());
+    batch.set_sync(false);
+    s = ctx_->kv->Write(batch);
+  }
   if (!s.ok()) {
     (void)ctx_->containers->Remove(*id, true);
     cleanup_net();
