@@ -89,6 +89,40 @@ int Kill(const Globals& g, const std::vector<std::string>& args) {
   });
 }
 
+// `pier pause` / `pier unpause`: freeze or thaw every process of containers.
+int PauseOrUnpause(const Globals& g, const std::vector<std::string>& args, bool pause) {
+  const std::string verb = pause ? "pause" : "unpause";
+  FlagSet flags("pier " + verb, "CONTAINER [CONTAINER...]");
+  std::vector<std::string> pos;
+  if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
+  if (pos.empty()) {
+    return Fail(absl::InvalidArgumentError("pier " + verb + " needs a CONTAINER"), 2);
+  }
+  auto stub = ContainerStub(g);
+  if (!stub.ok()) return Fail(stub.status());
+  return ForEach(pos, [&](const std::string& id) {
+    grpc::ClientContext ctx;
+    if (pause) {
+      rt::PauseContainerRequest req;
+      req.set_id(id);
+      rt::PauseContainerResponse resp;
+      return (*stub)->PauseContainer(&ctx, req, &resp);
+    }
+    rt::UnpauseContainerRequest req;
+    req.set_id(id);
+    rt::UnpauseContainerResponse resp;
+    return (*stub)->UnpauseContainer(&ctx, req, &resp);
+  });
+}
+
+int Pause(const Globals& g, const std::vector<std::string>& args) {
+  return PauseOrUnpause(g, args, true);
+}
+
+int Unpause(const Globals& g, const std::vector<std::string>& args) {
+  return PauseOrUnpause(g, args, false);
+}
+
 int Rm(const Globals& g, const std::vector<std::string>& args) {
   bool force = false, volumes = false;
   FlagSet flags("pier rm", "[flags] CONTAINER [CONTAINER...]");

@@ -223,6 +223,28 @@ pier run --name v1 localhost/withvol:latest sh -c 'echo x > /state/y' >/dev/null
 pier rm -v v1 >/dev/null
 [ "$(pier volume ls -q | wc -l)" = 0 ] || fail "rm -v left the anonymous volume"
 
+# pause / unpause: the container's processes stop, then go on; exec is
+# refused while paused; kill works on a paused container.
+pier run -d --name frozen localhost/busybox:latest \
+  sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done' >/dev/null
+fpid=$(pier inspect frozen | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["container"]["state"]["pid"])')
+count() { cat "/proc/$fpid/root/tmp/count" 2>/dev/null || echo 0; }
+for _ in $(seq 1 100); do [ "$(count)" -gt 2 ] && break; sleep 0.05; done
+pier pause frozen
+pier ps | grep " frozen$" | grep -q "Paused" || fail "ps does not show frozen as paused: $(pier ps)"
+a=$(count); sleep 0.5; b=$(count)
+[ "$a" = "$b" ] || fail "a paused container went on counting: $a -> $b"
+pier exec frozen sh -c : 2>"$WORK/err" && fail "exec into a paused container succeeded"
+grep -q "paused" "$WORK/err" || fail "exec into a paused container: $(cat "$WORK/err")"
+pier pause frozen 2>"$WORK/err" && fail "pause of a paused container succeeded"
+pier unpause frozen
+for _ in $(seq 1 100); do [ "$(count)" -gt "$b" ] && break; sleep 0.05; done
+[ "$(count)" -gt "$b" ] || fail "the container did not go on after unpause"
+pier pause frozen
+pier kill frozen >/dev/null
+[ "$(pier wait frozen)" = 137 ] || fail "kill of a paused container: $(pier wait frozen)"
+pier rm frozen >/dev/null
+
 # -d --rm: the runtime removes the container itself once it exits.
 pier run -d --rm --name auto localhost/busybox:latest sh -c 'sleep 0.3' >/dev/null
 pier ps -a | grep -q " auto$" || fail "-d --rm container not listed while it runs"

@@ -81,6 +81,7 @@ std::string RecordToJson(const ContainerInfo& c) {
          {"stop_signal", c.stop_signal},
          {"stop_timeout_ms", absl::ToInt64Milliseconds(c.stop_timeout)},
          {"open_stdin", c.open_stdin},
+         {"paused", c.paused},
          {"auto_remove", c.auto_remove},
          {"labels", c.labels},
          {"spec", ContainerSpecToJsonValue(c.spec)}};
@@ -114,6 +115,7 @@ absl::StatusOr<ContainerInfo> RecordFromJson(absl::string_view key, absl::string
     c.stop_signal = j.value("stop_signal", 0);
     c.stop_timeout = absl::Milliseconds(j.value("stop_timeout_ms", int64_t{10000}));
     c.open_stdin = j.value("open_stdin", false);
+    c.paused = j.value("paused", false);
     c.auto_remove = j.value("auto_remove", false);
     if (j.contains("labels") && j["labels"].is_object()) {
       c.labels = j["labels"].get<std::map<std::string, std::string>>();
@@ -178,6 +180,49 @@ void DestroyCgroup(const ContainerInfo& c) {
   absl::Status s = (*cg)->Destroy();
   if (!s.ok()) {
     PIER_LOG(WARNING) << "removing cgroup " << path << ": " << s;
+  }
+}
+
+// Freezes (or thaws) every process of the container's cgroup: the v1
+// freezer's freezer.state, or v2's cgroup.freeze; waits, bounded, until the
+// kernel reports the new state.
+absl::Status FreezeCgroup(const ContainerInfo& c, bool freeze) {
+  ASSIGN_OR_RETURN(exec::CgroupLayout layout, exec::DetectCgroupLayout());
+  const std::string path = c.spec.cgroup.parent_path.empty() ? absl::StrCat("pier/", c.spec.id)
+                                                             : c.spec.cgroup.parent_path;
+  std::string file, value, done_file, done;
+  if (layout.version == exec::CgroupVersion::kV2) {
+    std::string dir = JoinPath(layout.unified, path);
+    file = JoinPath(dir, "cgroup.freeze");
+    value = freeze ? "1" : "0";
+    done_file = JoinPath(dir, "cgroup.events");
+    done = freeze ? "frozen 1" : "frozen 0";
+  } else {
+    auto it = layout.v1.find("freezer");
+    if (it == layout.v1.end()) {
+      return absl::FailedPreconditionError("the freezer cgroup controller is not mounted");
+    }
+    std::string dir = JoinPath(it->second, path);
+    file = JoinPath(dir, "freezer.state");
+    value = freeze ? "FROZEN" : "THAWED";
+    done_file = file;
+    done = value;
+  }
+  {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid() || ::write(fd.get(), value.data(), value.size()) < 0) {
+      return ErrnoStatus(errno, absl::StrCat("write ", value, " to ", file));
+    }
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  for (;;) {
+    absl::StatusOr<std::string> now = ReadFile(done_file);
+    if (now.ok() && absl::StrContains(*now, done)) return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(done_file, " does not say \"", done, "\" after 5 s"));
+    }
+    absl::SleepFor(absl::Milliseconds(2));
   }
 }
 
@@ -687,6 +732,7 @@ void ContainerManager::HandleExit(const std::string& id, absl::StatusOr<shim::Ex
     }
     c.state = ContainerState::kExited;
     c.pid = 0;
+    c.paused = false;
     ++e.exits;
     if (c.exit.oom_killed) PublishLocked(c, "oom");
     PublishLocked(c, "die", {{"exitCode", absl::StrCat(c.exit.ExitCode())}});
@@ -879,6 +925,54 @@ absl::StatusOr<exec::ExitStatus> ContainerManager::Wait(absl::string_view id_or_
   return it->second.info.exit;
 }
 
+absl::Status ContainerManager::Pause(absl::string_view id_or_name, bool pause) {
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(id, ResolveLocked(id_or_name));
+  }
+  std::shared_ptr<std::mutex> op = OpMutex(id);
+  if (!op) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+  std::lock_guard<std::mutex> op_lock(*op);
+  ContainerInfo info;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no such container: ", id));
+    info = it->second.info;
+  }
+  if (info.state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", info.name, " (", id, ") is not running"));
+  }
+  if (info.paused == pause) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", info.name, " (", id, ") is ",
+                                                      pause ? "already paused" : "not paused"));
+  }
+  RETURN_IF_ERROR(FreezeCgroup(info, pause));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return absl::OkStatus();
+  it->second.info.paused = pause;
+  PublishLocked(it->second.info, pause ? "pause" : "unpause");
+  return PersistLocked(it->second);
+}
+
+namespace {
+
+// Thaws a paused container before it is signalled: a frozen process only
+// acts on a signal once thawed (v1), and docker's stop and kill work on
+// paused containers.
+void ThawForSignal(const ContainerInfo& c) {
+  if (!c.paused) return;
+  absl::Status s = FreezeCgroup(c, false);
+  if (!s.ok()) {
+    PIER_LOG(WARNING) << "container " << c.id << ": thawing: " << s;
+  }
+}
+
+}  // namespace
+
 absl::Status ContainerManager::Kill(absl::string_view id_or_name, int signal) {
   std::string id;
   {
@@ -896,9 +990,19 @@ absl::Status ContainerManager::Kill(absl::string_view id_or_name, int signal) {
       RETURN_IF_ERROR(PersistLocked(e));
     }
   }
+  ContainerInfo before;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    before = entries_.at(id).info;
+  }
   absl::Status s = shim::ShimClient(StateDir(id)).Kill(signal);
   if (absl::IsNotFound(s) || absl::IsUnavailable(s)) {
     return absl::FailedPreconditionError(absl::StrCat("container ", id, " is not running"));
+  }
+  // A paused container gets the signal when thawed; only a signal that ends
+  // it thaws it (a HUP to a paused container waits for unpause).
+  if (s.ok() && (signal == SIGKILL || signal == SIGTERM || signal == SIGINT)) {
+    ThawForSignal(before);
   }
   if (s.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -924,6 +1028,7 @@ absl::Status ContainerManager::Stop(absl::string_view id_or_name,
   if (it == entries_.end()) return absl::NotFoundError(absl::StrCat("no such container: ", id));
   Entry& e = it->second;
   e.info.manually_stopped = true;
+  ThawForSignal(e.info);
   if (e.info.state == ContainerState::kRestarting) {
     restarts_.erase(id);
     e.info.state = ContainerState::kExited;
@@ -984,9 +1089,11 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
   if (state == ContainerState::kRunning) {
     const uint64_t gen = it->second.exits;
     PublishLocked(it->second.info, "kill", {{"signal", absl::StrCat(SIGKILL)}});
+    const ContainerInfo killed = it->second.info;
     lock.unlock();
     absl::Status s = shim::ShimClient(StateDir(id)).Kill(SIGKILL);
     if (!s.ok() && !absl::IsNotFound(s) && !absl::IsUnavailable(s)) return s;
+    ThawForSignal(killed);
     lock.lock();
     if (!WaitExitLocked(lock, id, gen, absl::Now() + kKillWait)) {
       return absl::DeadlineExceededError(
@@ -1217,6 +1324,10 @@ absl::StatusOr<std::unique_ptr<exec::Process>> ContainerManager::Exec(
     if (c.state != ContainerState::kRunning || c.pid <= 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("container ", c.name, " (", id, ") is not running: cannot exec in it"));
+    }
+    if (c.paused) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("container ", c.name, " (", id, ") is paused: unpause it before exec"));
     }
     pid = c.pid;
     options.privileged = c.spec.privileged || privileged;

@@ -102,6 +102,7 @@ struct ContainerInfo {
   int stop_signal = 0;
   absl::Duration stop_timeout = absl::Seconds(10);
   bool open_stdin = false;
+  bool paused = false;  // running, its processes frozen (Pause)
   bool auto_remove = false;
   std::map<std::string, std::string> labels;
   exec::ContainerSpec spec;
@@ -216,6 +217,11 @@ class ContainerManager {
   // Resizes the container's tty. FailedPrecondition when not running or
   // without a tty.
   absl::Status Resize(absl::string_view id, uint16_t rows, uint16_t cols);
+
+  // Freezes (pause) or thaws (unpause) every process of a running
+  // container (docker pause/unpause). FailedPrecondition when it is not
+  // running, or already in that state.
+  absl::Status Pause(absl::string_view id_or_name, bool pause);
 
   // <root>/containers/<id>
   std::string StateDir(absl::string_view id) const;

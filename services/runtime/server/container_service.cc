@@ -164,7 +164,8 @@ std::string StatusText(const ContainerInfo& c) {
       return "Created";
     case ContainerState::kRunning:
       d = absl::Now() - c.started_at;
-      return absl::StrCat("Up ", absl::FormatDuration(absl::Trunc(d, absl::Seconds(1))));
+      return absl::StrCat("Up ", absl::FormatDuration(absl::Trunc(d, absl::Seconds(1))),
+                          c.paused ? " (Paused)" : "");
     case ContainerState::kRestarting:
       return absl::StrCat("Restarting (", c.exit.ExitCode(), ")");
     case ContainerState::kExited:
@@ -181,7 +182,7 @@ std::string RootfsKey(const v1::Container& record) {
 }
 
 void FillState(const ContainerInfo& c, v1::ContainerState* s) {
-  s->set_status(ToStatus(c.state));
+  s->set_status(c.paused ? v1::CONTAINER_STATUS_PAUSED : ToStatus(c.state));
   s->set_pid(c.state == ContainerState::kRunning ? c.pid : 0);
   s->set_exit_code(c.state == ContainerState::kExited || c.state == ContainerState::kRestarting
                        ? c.exit.ExitCode()
@@ -832,6 +833,22 @@ grpc::Status ContainerServiceImpl::RestartContainer(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status ContainerServiceImpl::PauseContainer(grpc::ServerContext*,
+                                                  const v1::PauseContainerRequest* request,
+                                                  v1::PauseContainerResponse*) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  return ToGrpcStatus(ctx_->containers->Pause(*id, true));
+}
+
+grpc::Status ContainerServiceImpl::UnpauseContainer(grpc::ServerContext*,
+                                                    const v1::UnpauseContainerRequest* request,
+                                                    v1::UnpauseContainerResponse*) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  return ToGrpcStatus(ctx_->containers->Pause(*id, false));
+}
+
 grpc::Status ContainerServiceImpl::KillContainer(grpc::ServerContext*,
                                                  const v1::KillContainerRequest* request,
                                                  v1::KillContainerResponse*) {
@@ -884,9 +901,9 @@ grpc::Status ContainerServiceImpl::ListContainers(grpc::ServerContext*,
   });
   const v1::ContainerFilters& f = request->filters();
   for (const ContainerInfo& c : all) {
-    v1::ContainerStatus status = ToStatus(c.state);
+    v1::ContainerStatus status = c.paused ? v1::CONTAINER_STATUS_PAUSED : ToStatus(c.state);
     if (!request->all() && status != v1::CONTAINER_STATUS_RUNNING &&
-        status != v1::CONTAINER_STATUS_RESTARTING) {
+        status != v1::CONTAINER_STATUS_RESTARTING && status != v1::CONTAINER_STATUS_PAUSED) {
       continue;
     }
     auto any = [](const auto& list, auto pred) {

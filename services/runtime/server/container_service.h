@@ -88,8 +88,15 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // namespace's or CNI's error otherwise.
   absl::Status PrepareStart(const ContainerInfo& info);
 
-  // PauseContainer, UnpauseContainer and ContainerStats are not implemented
-  // yet (the base class answers UNIMPLEMENTED).
+  // Pause/Unpause freeze and thaw the container's cgroup (FAILED_PRECONDITION
+  // when not running or already so). ContainerStats is not implemented yet
+  // (the base class answers UNIMPLEMENTED).
+  grpc::Status PauseContainer(grpc::ServerContext* context,
+                              const v1::PauseContainerRequest* request,
+                              v1::PauseContainerResponse* response) override;
+  grpc::Status UnpauseContainer(grpc::ServerContext* context,
+                                const v1::UnpauseContainerRequest* request,
+                                v1::UnpauseContainerResponse* response) override;
 
  private:
   // FailedPrecondition when a host port is taken (by another container or a
