@@ -69,6 +69,7 @@ int Rmi(const Globals& globals, const std::vector<std::string>& args);
 int Run(const Globals& globals, const std::vector<std::string>& args);
 int Save(const Globals& globals, const std::vector<std::string>& args);
 int Start(const Globals& globals, const std::vector<std::string>& args);
+int Stats(const Globals& globals, const std::vector<std::string>& args);
 int Status(const Globals& globals, const std::vector<std::string>& args);
 int Stop(const Globals& globals, const std::vector<std::string>& args);
 int Tag(const Globals& globals, const std::vector<std::string>& args);

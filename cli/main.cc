@@ -44,6 +44,7 @@ constexpr Verb kVerbs[] = {
     {"run", "Create and start a container", Run},
     {"save", "Save images to a tarball", Save},
     {"start", "Start created or stopped containers", Start},
+    {"stats", "Show containers' resource use (CPU, memory, I/O, processes)", Stats},
     {"status", "Show whether each Pier service is serving", Status},
     {"stop", "Stop running containers (SIGTERM, then SIGKILL)", Stop},
     {"tag", "Give an image another name", Tag},

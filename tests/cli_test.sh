@@ -245,6 +245,21 @@ pier kill frozen >/dev/null
 [ "$(pier wait frozen)" = 137 ] || fail "kill of a paused container: $(pier wait frozen)"
 pier rm frozen >/dev/null
 
+# stats: limits from the flags, processes, CPU of a busy loop.
+pier run -d --name busy -m 64m --pids-limit 20 localhost/busybox:latest \
+  sh -c 'while :; do :; done' >/dev/null
+out=$(pier stats --no-stream --format json busy)
+python3 - "$out" <<'PY' || fail "stats: $out"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["MemLimit"] == 64 << 20, r
+assert r["PIDsLimit"] == 20 and r["PIDs"] >= 1, r
+assert float(r["CPUPerc"].rstrip("%")) > 20, r  # a busy loop, sampled over a second
+PY
+pier stats --no-stream busy | grep -q "MEM USAGE / LIMIT" || fail "stats table: $(pier stats --no-stream busy)"
+pier rm -f busy >/dev/null
+pier stats --no-stream busy 2>"$WORK/err" && fail "stats of a removed container succeeded"
+
 # -d --rm: the runtime removes the container itself once it exits.
 pier run -d --rm --name auto localhost/busybox:latest sh -c 'sleep 0.3' >/dev/null
 pier ps -a | grep -q " auto$" || fail "-d --rm container not listed while it runs"

@@ -22,8 +22,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "lib/common/log.h"
 #include "lib/common/status.h"
@@ -224,6 +227,107 @@ absl::Status FreezeCgroup(const ContainerInfo& c, bool freeze) {
     }
     absl::SleepFor(absl::Milliseconds(2));
   }
+}
+
+// "key value" lines (memory.stat, cpu.stat, /proc/meminfo without units).
+int64_t StatValue(const std::string& text, absl::string_view key) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line, absl::ByAnyChar(" :\t"), absl::SkipEmpty());
+    int64_t v = 0;
+    if (f.size() >= 2 && f[0] == key && absl::SimpleAtoi(f[1], &v)) return v;
+  }
+  return 0;
+}
+
+int64_t ReadInt(const std::string& path, int64_t unlimited = 0) {
+  absl::StatusOr<std::string> s = ReadFile(path);
+  if (!s.ok()) return 0;
+  absl::string_view v = absl::StripAsciiWhitespace(*s);
+  if (v == "max") return unlimited;
+  int64_t out = 0;
+  return absl::SimpleAtoi(v, &out) ? out : 0;
+}
+
+absl::StatusOr<ContainerStats> ReadStats(const ContainerInfo& c) {
+  ASSIGN_OR_RETURN(exec::CgroupLayout layout, exec::DetectCgroupLayout());
+  const std::string path = c.spec.cgroup.parent_path.empty() ? absl::StrCat("pier/", c.spec.id)
+                                                             : c.spec.cgroup.parent_path;
+  ContainerStats st;
+  st.time = absl::Now();
+  st.online_cpus = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+  const int64_t host_memory = StatValue(ReadFile("/proc/meminfo").value_or(""), "MemTotal") * 1024;
+  // Host CPU time: the first line of /proc/stat, in clock ticks.
+  {
+    std::string stat = ReadFile("/proc/stat").value_or("");
+    absl::string_view first = absl::string_view(stat).substr(0, stat.find('\n'));
+    int64_t ticks = 0;
+    for (absl::string_view f : absl::StrSplit(first, ' ', absl::SkipEmpty())) {
+      int64_t v = 0;
+      if (absl::SimpleAtoi(f, &v)) ticks += v;
+    }
+    st.system_cpu_usage_ns = ticks * (1000000000 / ::sysconf(_SC_CLK_TCK));
+  }
+  auto v1 = [&](const char* controller) -> std::string {
+    auto it = layout.v1.find(controller);
+    return it == layout.v1.end() ? "" : JoinPath(it->second, path);
+  };
+  if (layout.version == exec::CgroupVersion::kV2) {
+    const std::string dir = JoinPath(layout.unified, path);
+    ASSIGN_OR_RETURN(std::string cpu, ReadFile(JoinPath(dir, "cpu.stat")));
+    st.cpu_usage_ns = StatValue(cpu, "usage_usec") * 1000;
+    std::string mem = ReadFile(JoinPath(dir, "memory.stat")).value_or("");
+    st.memory_cache_bytes = StatValue(mem, "file");
+    st.memory_usage_bytes = std::max<int64_t>(
+        0, ReadInt(JoinPath(dir, "memory.current")) - StatValue(mem, "inactive_file"));
+    st.memory_limit_bytes = ReadInt(JoinPath(dir, "memory.max"), host_memory);
+    st.pids = ReadInt(JoinPath(dir, "pids.current"));
+    st.pids_limit = ReadInt(JoinPath(dir, "pids.max"));
+    for (absl::string_view line :
+         absl::StrSplit(ReadFile(JoinPath(dir, "io.stat")).value_or(""), '\n')) {
+      st.block_read_bytes += StatValue(absl::StrReplaceAll(line, {{"=", " "}}), "rbytes");
+      st.block_write_bytes += StatValue(absl::StrReplaceAll(line, {{"=", " "}}), "wbytes");
+    }
+  } else {
+    const std::string cpuacct = v1("cpuacct");
+    if (cpuacct.empty()) return absl::FailedPreconditionError("no cpuacct cgroup hierarchy");
+    ASSIGN_OR_RETURN(std::string usage, ReadFile(JoinPath(cpuacct, "cpuacct.usage")));
+    (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(usage), &st.cpu_usage_ns);
+    const std::string memory = v1("memory");
+    std::string mem = ReadFile(JoinPath(memory, "memory.stat")).value_or("");
+    st.memory_cache_bytes = StatValue(mem, "total_cache");
+    st.memory_usage_bytes =
+        std::max<int64_t>(0, ReadInt(JoinPath(memory, "memory.usage_in_bytes")) -
+                                 StatValue(mem, "total_inactive_file"));
+    const int64_t limit = ReadInt(JoinPath(memory, "memory.limit_in_bytes"));
+    st.memory_limit_bytes = limit <= 0 || limit > host_memory ? host_memory : limit;
+    st.pids = ReadInt(JoinPath(v1("pids"), "pids.current"));
+    st.pids_limit = ReadInt(JoinPath(v1("pids"), "pids.max"));
+    for (absl::string_view line : absl::StrSplit(
+             ReadFile(JoinPath(v1("blkio"), "blkio.throttle.io_service_bytes")).value_or(""),
+             '\n')) {
+      std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      int64_t v = 0;
+      if (f.size() != 3 || !absl::SimpleAtoi(f[2], &v)) continue;
+      if (f[1] == "Read") st.block_read_bytes += v;
+      if (f[1] == "Write") st.block_write_bytes += v;
+    }
+  }
+  // The network namespace's interfaces, as its init sees them (but lo).
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(absl::StrCat("/proc/", c.pid, "/net/dev")).value_or(""), '\n')) {
+    size_t colon = line.find(':');
+    if (colon == absl::string_view::npos) continue;
+    if (absl::StripAsciiWhitespace(line.substr(0, colon)) == "lo") continue;
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line.substr(colon + 1), ' ', absl::SkipEmpty());
+    int64_t rx = 0, tx = 0;
+    if (f.size() >= 9 && absl::SimpleAtoi(f[0], &rx) && absl::SimpleAtoi(f[8], &tx)) {
+      st.network_rx_bytes += rx;
+      st.network_tx_bytes += tx;
+    }
+  }
+  return st;
 }
 
 std::string ShimPathFromSelf() {
@@ -972,6 +1076,20 @@ void ThawForSignal(const ContainerInfo& c) {
 }
 
 }  // namespace
+
+absl::StatusOr<ContainerStats> ContainerManager::Stats(absl::string_view id_or_name) {
+  ContainerInfo info;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(std::string id, ResolveLocked(id_or_name));
+    info = entries_.at(id).info;
+  }
+  if (info.state != ContainerState::kRunning || info.pid <= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", info.name, " (", info.id, ") is not running"));
+  }
+  return ReadStats(info);
+}
 
 absl::Status ContainerManager::Kill(absl::string_view id_or_name, int signal) {
   std::string id;

@@ -83,6 +83,22 @@ struct CreateOptions {
   std::map<std::string, std::string> labels;  // recorded; attributes of its events
 };
 
+// One resource sample of a running container (docker stats), from its
+// cgroup and its network namespace.
+struct ContainerStats {
+  absl::Time time;
+  int64_t cpu_usage_ns = 0;         // CPU time of its processes since it started
+  int64_t system_cpu_usage_ns = 0;  // the host's CPU time since boot (/proc/stat)
+  int online_cpus = 0;
+  int64_t memory_usage_bytes = 0;  // without inactive page cache, as docker shows it
+  int64_t memory_limit_bytes = 0;  // the host's memory when unlimited
+  int64_t memory_cache_bytes = 0;
+  int64_t pids = 0;
+  int64_t pids_limit = 0;  // 0: unlimited
+  int64_t network_rx_bytes = 0, network_tx_bytes = 0;
+  int64_t block_read_bytes = 0, block_write_bytes = 0;
+};
+
 // A container as List() and Inspect() report it.
 struct ContainerInfo {
   std::string id;
@@ -222,6 +238,10 @@ class ContainerManager {
   // container (docker pause/unpause). FailedPrecondition when it is not
   // running, or already in that state.
   absl::Status Pause(absl::string_view id_or_name, bool pause);
+
+  // A resource sample of a running container. FailedPrecondition when it is
+  // not running; the failing cgroup file's error otherwise.
+  absl::StatusOr<ContainerStats> Stats(absl::string_view id_or_name);
 
   // <root>/containers/<id>
   std::string StateDir(absl::string_view id) const;

@@ -849,6 +849,40 @@ grpc::Status ContainerServiceImpl::UnpauseContainer(grpc::ServerContext*,
   return ToGrpcStatus(ctx_->containers->Pause(*id, false));
 }
 
+grpc::Status ContainerServiceImpl::ContainerStats(
+    grpc::ServerContext* context, const v1::ContainerStatsRequest* request,
+    grpc::ServerWriter<v1::ContainerStatsResponse>* writer) {
+  auto id = Resolve(request->id());
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  for (bool first = true;; first = false) {
+    absl::StatusOr<runtime::ContainerStats> st = ctx_->containers->Stats(*id);
+    if (!st.ok()) {
+      // A stream ends quietly when the container stops.
+      if (!first && absl::IsFailedPrecondition(st.status())) return grpc::Status::OK;
+      return ToGrpcStatus(st.status());
+    }
+    v1::ContainerStatsResponse r;
+    ToTimestamp(st->time, r.mutable_time());
+    r.set_cpu_usage_ns(st->cpu_usage_ns);
+    r.set_system_cpu_usage_ns(st->system_cpu_usage_ns);
+    r.set_online_cpus(st->online_cpus);
+    r.set_memory_usage_bytes(st->memory_usage_bytes);
+    r.set_memory_limit_bytes(st->memory_limit_bytes);
+    r.set_memory_cache_bytes(st->memory_cache_bytes);
+    r.set_pids(st->pids);
+    r.set_pids_limit(st->pids_limit);
+    r.set_network_rx_bytes(st->network_rx_bytes);
+    r.set_network_tx_bytes(st->network_tx_bytes);
+    r.set_block_read_bytes(st->block_read_bytes);
+    r.set_block_write_bytes(st->block_write_bytes);
+    if (!writer->Write(r) || !request->stream()) return grpc::Status::OK;
+    for (int i = 0; i < 10; ++i) {  // a sample a second, cancellable
+      if (context->IsCancelled()) return grpc::Status::OK;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+}
+
 grpc::Status ContainerServiceImpl::KillContainer(grpc::ServerContext*,
                                                  const v1::KillContainerRequest* request,
                                                  v1::KillContainerResponse*) {

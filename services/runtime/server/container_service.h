@@ -89,14 +89,17 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   absl::Status PrepareStart(const ContainerInfo& info);
 
   // Pause/Unpause freeze and thaw the container's cgroup (FAILED_PRECONDITION
-  // when not running or already so). ContainerStats is not implemented yet
-  // (the base class answers UNIMPLEMENTED).
+  // when not running or already so).
   grpc::Status PauseContainer(grpc::ServerContext* context,
                               const v1::PauseContainerRequest* request,
                               v1::PauseContainerResponse* response) override;
   grpc::Status UnpauseContainer(grpc::ServerContext* context,
                                 const v1::UnpauseContainerRequest* request,
                                 v1::UnpauseContainerResponse* response) override;
+  // One sample, or (stream) one a second until the container stops.
+  grpc::Status ContainerStats(grpc::ServerContext* context,
+                              const v1::ContainerStatsRequest* request,
+                              grpc::ServerWriter<v1::ContainerStatsResponse>* writer) override;
 
  private:
   // FailedPrecondition when a host port is taken (by another container or a
