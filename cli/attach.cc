@@ -52,34 +52,13 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
   // Input (stdin, resizes) on its own thread until the output ends.
   InputPump input;
   if (stdin || tty) {
-    input.Start(stdin, tty,
-                {.data =
-                     [&](absl::string_view data) {
-                       rt::AttachRequest r;
-                       r.set_stdin(data.data(), data.size());
-                       return call->Write(r);
-                     },
-                 .resize =
-                     [&](const rt::TtySize& size) {
-                       rt::AttachRequest r;
-                       *r.mutable_resize() = size;
-                       return call->Write(r);
-                     },
-                 .close =
-                     [&] {
-                       rt::AttachRequest r;
-                       r.mutable_close_stdin();
-                       call->Write(r);
-                       if (!tty) call->WritesDone();
-                     }});
+    input.Start(stdin, tty, SessionSinks<rt::AttachRequest>(call.get(), tty));
   } else {
     call->WritesDone();
   }
   while (call->Read(&resp)) {
     if (resp.has_output()) {
-      int fd = resp.output().stream() == common::v1::OUTPUT_STREAM_STDERR ? STDERR_FILENO
-                                                                          : STDOUT_FILENO;
-      (void)WriteAll(fd, resp.output().data(), "output");
+      WriteSessionOutput(resp.output());
     } else if (resp.has_exit()) {
       result.exit_code = resp.exit().exit_code();
       result.error = resp.exit().error();

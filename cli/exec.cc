@@ -54,26 +54,7 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
   if (tty && interactive) (void)EnterRawTerminal();
   InputPump input;
   if (interactive || tty) {
-    input.Start(interactive, tty,
-                {.data =
-                     [&](absl::string_view data) {
-                       rt::ExecRequest r;
-                       r.set_stdin(data.data(), data.size());
-                       return call->Write(r);
-                     },
-                 .resize =
-                     [&](const rt::TtySize& size) {
-                       rt::ExecRequest r;
-                       *r.mutable_resize() = size;
-                       return call->Write(r);
-                     },
-                 .close =
-                     [&] {
-                       rt::ExecRequest r;
-                       r.mutable_close_stdin();
-                       call->Write(r);
-                       if (!tty) call->WritesDone();
-                     }});
+    input.Start(interactive, tty, SessionSinks<rt::ExecRequest>(call.get(), tty));
   } else {
     call->WritesDone();
   }
@@ -81,9 +62,7 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
   std::string error;
   while (call->Read(&resp)) {
     if (resp.has_output()) {
-      int fd = resp.output().stream() == common::v1::OUTPUT_STREAM_STDERR ? STDERR_FILENO
-                                                                          : STDOUT_FILENO;
-      (void)WriteAll(fd, resp.output().data(), "output");
+      WriteSessionOutput(resp.output());
     } else if (resp.has_exit()) {
       code = resp.exit().exit_code();
       error = resp.exit().error();

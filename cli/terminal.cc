@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <string>
 
+#include "lib/common/fs.h"
+
 namespace pier::cli {
 namespace {
 
@@ -123,6 +125,11 @@ void InputPump::Run(bool stdin, bool tty) {
       if (!sinks_.data(absl::string_view(buf.data(), static_cast<size_t>(n)))) return;
     }
   }
+}
+
+void WriteSessionOutput(const rt::OutputData& output) {
+  int fd = output.stream() == common::v1::OUTPUT_STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO;
+  (void)WriteAll(fd, output.data(), "output");
 }
 
 }  // namespace pier::cli

@@ -54,4 +54,34 @@ class InputPump {
   std::thread thread_;
 };
 
+// The sinks that forward to a bidirectional session call whose request
+// (AttachRequest, ExecRequest) has stdin, resize and close_stdin: stdin
+// bytes and resizes become requests; end of input sends close_stdin and,
+// without a tty, ends our writes.
+template <typename Request, typename Call>
+InputPump::Sinks SessionSinks(Call* call, bool tty) {
+  return {.data =
+              [call](absl::string_view data) {
+                Request r;
+                r.set_stdin(data.data(), data.size());
+                return call->Write(r);
+              },
+          .resize =
+              [call](const rt::TtySize& size) {
+                Request r;
+                *r.mutable_resize() = size;
+                return call->Write(r);
+              },
+          .close =
+              [call, tty] {
+                Request r;
+                r.mutable_close_stdin();
+                call->Write(r);
+                if (!tty) call->WritesDone();
+              }};
+}
+
+// Writes a session's output to our stdout or stderr, as its stream says.
+void WriteSessionOutput(const rt::OutputData& output);
+
 }  // namespace pier::cli

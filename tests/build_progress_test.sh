@@ -10,35 +10,20 @@ set -euo pipefail
 unset SOURCE_DATE_EPOCH
 BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
 WORK=$(mktemp -d /tmp/pier-progress-XXXXXX)
-PIDS=()
+source "$(dirname "$0")/lib/daemons.sh"
 cleanup() {
-  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  stop_daemons
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "required: root (pier-builder runs RUN steps in namespaces)"
 command -v script >/dev/null || fail "required: script (bsdutils)"
 [ -x /bin/busybox ] || fail "required: busybox-static"
 
-wait_for() {  # FILE PATTERN PID
-  for _ in $(seq 1 300); do
-    grep -q "$2" "$1" && return 0
-    kill -0 "$3" 2>/dev/null || { cat "$1" "$1.err" >&2; fail "daemon exited"; }
-    sleep 0.05
-  done
-  fail "timed out waiting for $2"
-}
-"$BIN/pier-registry" --listen=127.0.0.1:0 --http-listen=127.0.0.1:0 --root="$WORK/registry" \
-  >"$WORK/registry.out" 2>"$WORK/registry.out.err" &
-PIDS+=($!)
-wait_for "$WORK/registry.out" "http listening on" "${PIDS[-1]}"
-REG=$(grep -o "http listening on .*" "$WORK/registry.out" | cut -d' ' -f4)
-"$BIN/pier-builder" --listen=127.0.0.1:0 --root="$WORK/builder" \
-  >"$WORK/builder.out" 2>"$WORK/builder.out.err" &
-PIDS+=($!)
-wait_for "$WORK/builder.out" "grpc listening on" "${PIDS[-1]}"
-BLD=$(grep -o "grpc listening on .*" "$WORK/builder.out" | cut -d' ' -f4)
+start_daemon registry http pier-registry --listen=127.0.0.1:0 --http-listen=127.0.0.1:0 --root="$WORK/registry"
+REG=$ADDR
+start_daemon builder grpc pier-builder --listen=127.0.0.1:0 --root="$WORK/builder"
+BLD=$ADDR
 pier() { "$BIN/pier" --builder="$BLD" "$@"; }
 # Runs pier on a pseudo-terminal; its output (with \r\n line ends) to stdout.
 on_tty() {

@@ -14,37 +14,22 @@ fi
 ip link set lo up
 BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
 WORK=$(mktemp -d /tmp/pier-cli-XXXXXX)
-PIDS=()
+source "$(dirname "$0")/lib/daemons.sh"
 cleanup() {
   if [ -n "${PIER_RUNTIME:-}" ]; then
     for c in $("$BIN/pier" ps -a -q 2>/dev/null); do "$BIN/pier" rm -f "$c" >/dev/null 2>&1 || true; done
   fi
-  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  stop_daemons
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 pier() { "$BIN/pier" "$@"; }
 
-wait_for() {  # FILE PATTERN PID
-  for _ in $(seq 1 300); do
-    grep -q "$2" "$1" && return 0
-    kill -0 "$3" 2>/dev/null || { cat "$1" "$1.err" >&2; fail "daemon exited"; }
-    sleep 0.05
-  done
-  fail "timed out waiting for $2"
-}
 
-"$BIN/pier-registry" --listen=127.0.0.1:0 --http-listen=127.0.0.1:0 --root="$WORK/registry" \
-  >"$WORK/registry.out" 2>"$WORK/registry.out.err" &
-PIDS+=($!)
-wait_for "$WORK/registry.out" "http listening on" "${PIDS[-1]}"
-REG=$(grep -o "http listening on .*" "$WORK/registry.out" | cut -d' ' -f4)
+start_daemon registry http pier-registry --listen=127.0.0.1:0 --http-listen=127.0.0.1:0 --root="$WORK/registry"
+REG=$ADDR
 
-"$BIN/pier-runtime" --listen="unix://$WORK/runtime.sock" --root="$WORK/runtime" \
-  >"$WORK/runtime.out" 2>"$WORK/runtime.out.err" &
-PIDS+=($!)
-wait_for "$WORK/runtime.out" "grpc listening on" "${PIDS[-1]}"
+start_daemon runtime grpc pier-runtime --listen="unix://$WORK/runtime.sock" --root="$WORK/runtime"
 export PIER_RUNTIME="unix://$WORK/runtime.sock"
 
 # A base image from Debian's busybox-static.

@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "lib/common/fs.h"
@@ -88,6 +90,14 @@ absl::Status DaemonProcess::Start(const std::string& binary, const std::vector<s
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   std::vector<std::string> argv_s = {path};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  // pier-registry's HTTP side defaults to 127.0.0.1:5000; tests that run at
+  // once (ctest -j) would race for it, so it gets a free port unless the
+  // test chose one.
+  if (absl::EndsWith(binary, "pier-registry") &&
+      std::none_of(args.begin(), args.end(),
+                   [](const std::string& a) { return absl::StartsWith(a, "--http-listen"); })) {
+    argv_s.push_back("--http-listen=127.0.0.1:0");
+  }
   std::vector<char*> argv;
   for (std::string& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -135,23 +135,9 @@ class NetworkTest : public ::testing::Test {
     containers_ = v1::ContainerService::NewStub(channel);
 
     ASSERT_OK_AND_ASSIGN(std::string tar, BusyboxTar(dir_.Sub("busybox")));
-    grpc::ClientContext c;
-    v1::ImportImageResponse resp;
-    auto writer = images_->ImportImage(&c, &resp);
-    v1::ImportImageRequest req;
-    req.mutable_spec()->set_reference(kImage);
-    req.mutable_spec()->add_changes("ENV PATH=/bin");
-    req.mutable_spec()->add_changes("EXPOSE 80/tcp");
-    req.mutable_spec()->add_changes("CMD [\"sh\"]");
-    ASSERT_TRUE(writer->Write(req));
-    for (size_t off = 0; off < tar.size(); off += 64 << 10) {
-      v1::ImportImageRequest data;
-      data.set_data(tar.substr(off, 64 << 10));
-      ASSERT_TRUE(writer->Write(data));
-    }
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_OK(
+        ImportImageTar(*images_, tar, kImage, {"ENV PATH=/bin", "EXPOSE 80/tcp", "CMD [\"sh\"]"})
+            .status());
   }
 
   void TearDown() override {

@@ -65,6 +65,46 @@ absl::StatusOr<std::string> BusyboxTar(const std::string& dir,
   return tar;
 }
 
+absl::StatusOr<std::string> ImportImageTar(v1::ImageService::Stub& images, const std::string& tar,
+                                           const std::string& reference,
+                                           const std::vector<std::string>& changes) {
+  grpc::ClientContext c;
+  v1::ImportImageResponse resp;
+  auto writer = images.ImportImage(&c, &resp);
+  v1::ImportImageRequest req;
+  req.mutable_spec()->set_reference(reference);
+  for (const std::string& change : changes) req.mutable_spec()->add_changes(change);
+  bool sent = writer->Write(req);
+  for (size_t off = 0; sent && off < tar.size(); off += 64 << 10) {
+    v1::ImportImageRequest data;
+    data.set_data(tar.substr(off, 64 << 10));
+    sent = writer->Write(data);
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok())
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  if (!sent) return absl::InternalError("import stream broke");
+  return resp.id();
+}
+
+void RemoveAllContainers(v1::ContainerService::Stub& containers) {
+  grpc::ClientContext c;
+  v1::ListContainersRequest req;
+  req.set_all(true);
+  v1::ListContainersResponse resp;
+  if (!containers.ListContainers(&c, req, &resp).ok()) return;
+  for (const auto& ct : resp.containers()) {
+    grpc::ClientContext rc;
+    v1::RemoveContainerRequest r;
+    r.set_id(ct.id());
+    r.set_force(true);
+    v1::RemoveContainerResponse rr;
+    grpc::Status s = containers.RemoveContainer(&rc, r, &rr);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+}
+
 void RuntimeFixture::SetUp() {
   if (::geteuid() != 0) FAIL() << "required: needs root";
   if (!absl::StrContains(ReadFile("/proc/filesystems").value_or(""), "overlay")) {
@@ -78,42 +118,13 @@ void RuntimeFixture::SetUp() {
                                   {"sh",    "echo",  "cat",    "ls",   "sleep", "hostname", "id",
                                    "env",   "ps",    "touch",  "true", "tty",   "stty",     "grep",
                                    "chown", "mount", "umount", "ip",   "mkdir", "stat"}));
-  grpc::ClientContext c;
-  v1::ImportImageResponse resp;
-  auto writer = images_->ImportImage(&c, &resp);
-  v1::ImportImageRequest req;
-  req.mutable_spec()->set_reference(kFixtureImage);
-  req.mutable_spec()->add_changes("ENV FOO=from-image PATH=/bin");
-  req.mutable_spec()->add_changes("CMD [\"sh\"]");
-  ASSERT_TRUE(writer->Write(req));
-  for (size_t off = 0; off < tar.size(); off += 64 << 10) {
-    v1::ImportImageRequest data;
-    data.set_data(tar.substr(off, 64 << 10));
-    ASSERT_TRUE(writer->Write(data));
-  }
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  image_id_ = resp.id();
+  ASSERT_OK_AND_ASSIGN(image_id_, ImportImageTar(*images_, tar, kFixtureImage,
+                                                 {"ENV FOO=from-image PATH=/bin", "CMD [\"sh\"]"}));
 }
 
 void RuntimeFixture::TearDown() {
   if (containers_ == nullptr || !runtime_.running()) return;
-  grpc::ClientContext c;
-  v1::ListContainersRequest req;
-  req.set_all(true);
-  v1::ListContainersResponse resp;
-  if (containers_->ListContainers(&c, req, &resp).ok()) {
-    for (const auto& ct : resp.containers()) {
-      grpc::ClientContext rc;
-      v1::RemoveContainerRequest r;
-      r.set_id(ct.id());
-      r.set_force(true);
-      v1::RemoveContainerResponse rr;
-      grpc::Status s = containers_->RemoveContainer(&rc, r, &rr);
-      EXPECT_TRUE(s.ok()) << s.error_message();
-    }
-  }
+  RemoveAllContainers(*containers_);
   (void)runtime_.Stop(SIGTERM, std::chrono::seconds(15));
 }
 

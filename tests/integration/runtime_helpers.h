@@ -27,6 +27,17 @@ int WaitContainer(pier::runtime::v1::ContainerService::Stub& stub, const std::st
 
 // An uncompressed tar of `dir` after filling it with /bin/busybox, its
 // `applets` as links, and an empty /tmp.
+// Imports rootfs tarball `tar` as `reference` with Dockerfile-style
+// `changes` through ImportImage (64 KiB messages). The image id, or the
+// call's error.
+absl::StatusOr<std::string> ImportImageTar(pier::runtime::v1::ImageService::Stub& images,
+                                           const std::string& tar, const std::string& reference,
+                                           const std::vector<std::string>& changes);
+
+// Force-removes every container the agent lists (test tear-down); failures
+// are test failures.
+void RemoveAllContainers(pier::runtime::v1::ContainerService::Stub& containers);
+
 absl::StatusOr<std::string> BusyboxTar(const std::string& dir,
                                        const std::vector<std::string>& applets);
 

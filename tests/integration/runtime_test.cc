@@ -72,42 +72,14 @@ class RuntimeTest : public ::testing::Test {
     if (::stat(kBusybox, &st) != 0) FAIL() << "required: busybox-static at " << kBusybox;
     StartRuntime();
     ASSERT_OK_AND_ASSIGN(std::string tar, BusyboxTar(dir_.Sub("busybox")));
-    grpc::ClientContext c;
-    v1::ImportImageResponse resp;
-    auto writer = images_->ImportImage(&c, &resp);
-    v1::ImportImageRequest req;
-    req.mutable_spec()->set_reference(kImage);
-    req.mutable_spec()->add_changes("ENV FOO=from-image PATH=/bin");
-    req.mutable_spec()->add_changes("CMD [\"sh\"]");
-    ASSERT_TRUE(writer->Write(req));
-    for (size_t off = 0; off < tar.size(); off += 64 << 10) {
-      v1::ImportImageRequest data;
-      data.set_data(tar.substr(off, 64 << 10));
-      ASSERT_TRUE(writer->Write(data));
-    }
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    image_id_ = resp.id();
+    ASSERT_OK_AND_ASSIGN(
+        image_id_,
+        ImportImageTar(*images_, tar, kImage, {"ENV FOO=from-image PATH=/bin", "CMD [\"sh\"]"}));
   }
 
   void TearDown() override {
     if (containers_ == nullptr || !runtime_.running()) return;
-    grpc::ClientContext c;
-    v1::ListContainersRequest req;
-    req.set_all(true);
-    v1::ListContainersResponse resp;
-    if (containers_->ListContainers(&c, req, &resp).ok()) {
-      for (const auto& ct : resp.containers()) {
-        grpc::ClientContext rc;
-        v1::RemoveContainerRequest r;
-        r.set_id(ct.id());
-        r.set_force(true);
-        v1::RemoveContainerResponse rr;
-        grpc::Status s = containers_->RemoveContainer(&rc, r, &rr);
-        EXPECT_TRUE(s.ok()) << s.error_message();
-      }
-    }
+    RemoveAllContainers(*containers_);
     (void)runtime_.Stop(SIGTERM, std::chrono::seconds(15));
   }
 
