@@ -296,7 +296,7 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
     }
   }
   man->set_complete(true);
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.builder, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::SharedChannel(g.builder, g.tls);
   if (!ch.ok()) return Fail(ch.status());
   std::unique_ptr<BuildProgress> progress = MakeBuildProgress(
       *progress_mode, archive_to_stdout ? STDERR_FILENO : STDOUT_FILENO, out, man->entries_size());

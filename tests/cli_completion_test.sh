@@ -35,14 +35,14 @@ verbs=$("$BIN/pier" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { p
 [ "$(echo "$verbs" | wc -l)" -ge 30 ] || fail "pier --help lists too few verbs: $verbs"
 for v in $verbs; do
   out=$("$BIN/pier" "$v" --help 2>&1) || fail "pier $v --help exited $?"
-  echo "$out" | grep -q "^Usage: pier $v" || fail "pier $v --help has no Usage line: $out"
-  echo "$script" | grep -q "^    $v) flags=" || fail "completion has no case for $v"
+  grep -q "^Usage: pier $v" <<<"$out" || fail "pier $v --help has no Usage line: $out"
+  grep -q "^    $v) flags=" <<<"$script" || fail "completion has no case for $v"
 done
 for sub in "registry ls" "registry tags" "registry gc" "volume create" "volume ls" \
            "volume inspect" "volume rm"; do
   # shellcheck disable=SC2086
   out=$("$BIN/pier" $sub --help 2>&1) || fail "pier $sub --help exited $?"
-  echo "$out" | grep -q "^Usage: pier $sub" || fail "pier $sub --help has no Usage line: $out"
+  grep -q "^Usage: pier $sub" <<<"$out" || fail "pier $sub --help has no Usage line: $out"
 done
 rc=0; "$BIN/pier" nosuchverb >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "unknown verb exited $rc, want 2"

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "lib/common/fs.h"
+#include "lib/common/process.h"
 #include "lib/common/status.h"
 #include "lib/content/filesystem_driver.h"
 #include "lib/distribution/registry_client.h"
@@ -31,6 +32,7 @@ struct State {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   State state;
   pier::distribution::RegistryClientOptions registry_options;
   std::vector<std::string> aliases;

@@ -25,6 +25,7 @@
 
 #include "lib/common/fs.h"
 #include "lib/common/log.h"
+#include "lib/common/process.h"
 #include "lib/common/status.h"
 #include "lib/content/filesystem_driver.h"
 #include "lib/image/store.h"
@@ -78,6 +79,7 @@ std::string ShimBesideSelf() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   Flags f;
   State state;
   pier::rpc::DaemonSpec spec;

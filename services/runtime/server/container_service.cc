@@ -713,7 +713,12 @@ absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force)
       }
     }
   }
-  return ctx_->kv->Delete(kRecordPrefix + id);
+  // Not synced, as the record's creation: a machine crash may bring a removed
+  // container back as exited, with nothing left to remove but the record.
+  kv::Batch batch;
+  batch.Delete(kRecordPrefix + id);
+  batch.set_sync(false);
+  return ctx_->kv->Write(batch);
 }
 
 absl::Status ContainerServiceImpl::PrepareStart(const ContainerInfo& info) {

@@ -27,6 +27,7 @@
 
 #include "lib/common/flags.h"
 #include "lib/common/log.h"
+#include "lib/common/process.h"
 #include "services/runtime/shim/shim.h"
 #include "services/runtime/shim/state_dir.h"
 
@@ -57,6 +58,7 @@ void Daemonize() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   pier::runtime::shim::ShimOptions options;
   int64_t sync_fd = -1;
   bool foreground = false;
