@@ -358,10 +358,9 @@ TEST_F(NetworkTest, NoneHasOnlyLoopback) {
   v1::Container c = Inspect(id);
   EXPECT_EQ(c.network().network_mode(), "none");
   EXPECT_EQ(c.network().ip_address(), "");
-  const std::string netns = c.network().sandbox_path();
+  // The namespace came from the container's clone: nothing pinned on the host.
+  EXPECT_EQ(c.network().sandbox_path(), "");
   Remove(id);
-  struct stat st;
-  EXPECT_NE(::stat(netns.c_str(), &st), 0) << netns << " still exists";
 }
 
 }  // namespace

@@ -629,8 +629,8 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
         absl::StrCat("container name \"", name, "\" is already in use by container ", *owner));
   }
   std::string dir = StateDir(id);
+  // spec.json is written at each start, for the shim; the record holds it.
   RETURN_IF_ERROR(MakeDirs(dir, 0711));
-  RETURN_IF_ERROR(WriteFileReplace(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(c.spec)));
   kv::Batch batch;
   batch.Put(absl::StrCat(kRecordPrefix, id), RecordToJson(c));
   batch.Put(absl::StrCat(kNamePrefix, name), id);

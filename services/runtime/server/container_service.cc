@@ -395,15 +395,17 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   opts.open_stdin = spec.open_stdin();
   opts.labels.insert(spec.labels().begin(), spec.labels().end());
 
-  // Namespaces. bridge (the default) and none get a network namespace made
-  // here (bridge: configured by CNI) that the container joins.
+  // Namespaces. bridge (the default) gets a network namespace made here and
+  // configured by CNI, which the container joins; none gets a fresh one from
+  // the container's clone (only `lo`, brought up by the executor), so it
+  // costs no pinned namespace file.
   const std::string& net = spec.network_mode();
   const bool bridge = net.empty() || net == "bridge";
-  const bool own_netns = bridge || net == "none";
+  const bool own_netns = bridge;
   if (bridge && ctx_->cni == nullptr) {
     return absl::FailedPreconditionError("bridge networking is not configured in this runtime");
   }
-  if (own_netns) {
+  if (own_netns || net == "none") {
   } else if (net == "host") {
     es.namespaces.net.mode = exec::NamespaceMode::kHost;
     es.namespaces.uts.mode = exec::NamespaceMode::kHost;
