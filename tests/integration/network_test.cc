@@ -286,7 +286,7 @@ TEST_F(NetworkTest, PublishedPortReachesContainer) {
   EXPECT_NE(::stat(netns.c_str(), &st), 0) << netns << " still exists";
   std::string links = Shell("ip -o link");
   EXPECT_FALSE(absl::StrContains(links, "veth")) << links;
-  std::string leftover = Shell(absl::StrCat("ls -A ", root_, "/netns"));
+  std::string leftover = Shell(absl::StrCat("ls -A ", root_, "/run/netns"));
   EXPECT_EQ(absl::StripAsciiWhitespace(leftover), "") << leftover;
 }
 

@@ -66,7 +66,7 @@ TEST_F(RuntimeRecoveryTest, RestartPolicyRestartsAfterReboot) {
   // The "reboot": the agent stops, then the shim and the container die
   // without an exit record.
   ASSERT_OK(runtime_.Stop(SIGTERM, std::chrono::seconds(15)).status());
-  const std::string state_dir = dir_.Sub("root/containers/" + id);
+  const std::string state_dir = dir_.Sub("root/run/containers/" + id);
   std::string shim_text = ReadFile(state_dir + "/shim.pid").value_or("");
   int shim_pid = 0;
   ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(shim_text), &shim_pid)) << shim_text;

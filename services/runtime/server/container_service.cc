@@ -583,7 +583,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   ASSIGN_OR_RETURN(std::optional<oci::Digest> parent, ctx_->images->Unpack(*img));
   ASSIGN_OR_RETURN(std::string key, RandomHex(32));
   ASSIGN_OR_RETURN(es.rootfs_mounts, ctx_->images->snapshotter().Prepare(key, parent));
-  es.rootfs = JoinPath(ctx_->root, "rootfs/" + key);
+  es.rootfs = JoinPath(ctx_->run_root, "rootfs/" + key);
   auto cleanup = [&] {
     (void)ctx_->images->snapshotter().RemoveActive(key);
     (void)RemoveAll(es.rootfs);
@@ -597,7 +597,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   std::string netns;
   network::SetupResult addr;
   if (own_netns) {
-    netns = JoinPath(ctx_->root, "netns/" + key);
+    netns = JoinPath(ctx_->run_root, "netns/" + key);
     s = network::CreateNetns(netns);
     if (s.ok() && bridge) {
       absl::StatusOr<network::SetupResult> r = ctx_->cni->Setup(key, netns, ports);
@@ -659,7 +659,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
       mp->set_propagation(m.propagation().empty() ? "rprivate" : m.propagation());
     }
   }
-  record.set_log_path(JoinPath(ctx_->containers->StateDir(*id), "log.jsonl"));
+  record.set_log_path(JoinPath(ctx_->containers->LogDir(*id), "log.jsonl"));
   record.set_rootfs_path(es.rootfs);
   {
     // Not synced, as the manager's container records (see PersistLocked).
@@ -741,7 +741,7 @@ absl::Status ContainerServiceImpl::PrepareStart(const ContainerInfo& info) {
   std::vector<network::PortMapping> ports;
   for (const v1::PortBinding& b : record.network().ports()) ports.push_back(FromBinding(b));
   const std::string key = std::string(absl::StripPrefix(
-      net.path, JoinPath(ctx_->root, "netns") + "/"));  // the snapshot key CNI knows it by
+      net.path, JoinPath(ctx_->run_root, "netns") + "/"));  // the snapshot key CNI knows it by
   // What the previous ADD left (IPAM lease, port mappings) goes first.
   absl::Status del = ctx_->cni->Teardown(key, net.path, ports);
   if (!del.ok()) PIER_LOG(WARNING) << "container " << info.id << ": CNI DEL: " << del;

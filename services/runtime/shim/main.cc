@@ -2,7 +2,8 @@
 // flags, detaching from the runtime (double fork + setsid), signals; the
 // work is in shim.h.
 //
-//   pier-shim --dir=<root>/containers/<id> [--sync-fd=3] [--stdin]
+//   pier-shim --dir=<run-root>/containers/<id> [--log-dir=<root>/containers/<id>]
+//             [--sync-fd=3] [--stdin]
 //             [--log-max-size=BYTES] [--log-max-files=N]
 //   pier-shim --standby-fd=3
 //
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
   int64_t log_max_size = options.log_max_size;
   pier::FlagSet flags("pier-shim", "--dir=STATE_DIR [flags]");
   flags.String("dir", "", &options.dir, "the container's state directory (holds spec.json)");
+  flags.String("log-dir", "", &options.log_dir,
+               "directory of the container's log.jsonl (default: --dir)");
   flags.Int("sync-fd", "", &sync_fd, "descriptor that receives the start report, then EOF");
   flags.Bool("stdin", "", &options.open_stdin, "keep the container's stdin open for attach");
   flags.Int("log-max-size", "", &log_max_size, "bytes per log file before rotation (0: never)");
