@@ -53,6 +53,7 @@
 #include "lib/oci/types.h"
 #include "services/builder/cache/layer_cache.h"
 #include "services/builder/plan/remote_source.h"
+#include "services/builder/plan/run_mounts.h"
 
 namespace pier::builder {
 
@@ -105,6 +106,9 @@ struct BuildParams {
   // used for base image pulls and pushes to a matching host
   // (distribution::SameRegistryHost), anonymous elsewhere.
   std::map<std::string, distribution::Credentials> credentials;
+  // Secrets for RUN --mount=type=secret, by id (`pier build --secret`).
+  // They reach RUN's mounts only: never a layer, the cache key or an event.
+  std::map<std::string, std::string> secrets;
 };
 
 struct BuildOutcome {
@@ -164,7 +168,8 @@ class Builder {
         executor_(executor),
         root_(std::move(root)),
         max_parallel_stages_(max_parallel_stages),
-        remote_(&store->content(), kv) {}
+        remote_(&store->content(), kv),
+        cache_mounts_(root_ + "/cache-mounts") {}
 
   int max_parallel_stages() const { return max_parallel_stages_; }
 
@@ -203,6 +208,9 @@ class Builder {
   // Fetches ADD's URL sources for every build.
   RemoteFetcher& remote() { return remote_; }
 
+  // The directories of RUN --mount=type=cache, kept across builds.
+  CacheMounts& cache_mounts() { return cache_mounts_; }
+
   // Writes the image of a successful build as an archive (docker-archive or
   // OCI layout tar, see ImageStore::Save) to `sink`, named by outcome.names
   // (unnamed when there are none). NotFound when the image was removed in
@@ -218,6 +226,7 @@ class Builder {
   std::string root_;
   int max_parallel_stages_;
   RemoteFetcher remote_;
+  CacheMounts cache_mounts_;
   std::mutex use_mu_;                // held by PruneCache throughout, so holds wait for it
   std::map<std::string, int> held_;  // guarded by use_mu_
   int running_builds_ = 0;           // guarded by use_mu_
