@@ -466,6 +466,12 @@ TEST_F(BuilderTest, HeredocsRunScriptsAndBecomeFiles) {
                                               "one.txt\n"
                                               "2 ${NAME}\n"
                                               "two.txt\n"
+                                              "COPY <<EOF /etc/greeting\n"
+                                              "hi $NAME\n"
+                                              "EOF\n"
+                                              "ADD --chown=5:6 <<EOF /added.txt\n"
+                                              "added\n"
+                                              "EOF\n"
                                               "RUN /usr/local/bin/script.sh > /ran\n");
   Write(app + "/Dockerfile", dockerfile);
   CommandResult first = Build({"-t", reg_ + "/demo/heredoc:v1", app});
@@ -483,10 +489,13 @@ TEST_F(BuilderTest, HeredocsRunScriptsAndBecomeFiles) {
   EXPECT_EQ(FileOr(root + "/dir/one.txt"), "1 world\n");
   EXPECT_EQ(FileOr(root + "/dir/two.txt"), "2 ${NAME}\n");
   EXPECT_EQ(FileOr(root + "/ran"), "from script\n");
+  EXPECT_EQ(FileOr(root + "/etc/greeting"), "hi world\n");
+  EXPECT_EQ(FileOr(root + "/added.txt"), "added\n");
   std::string all = absl::StrJoin(LayerListings(reg_, m, "demo/heredoc"), "");
   EXPECT_THAT(all, HasSubstr("-rwxr-xr-x 0/0"));  // --chmod=0755
   EXPECT_THAT(all, HasSubstr("usr/local/bin/script.sh"));
   EXPECT_THAT(all, HasSubstr("-rw-r--r-- 0/0"));  // heredoc files default to 0644
+  EXPECT_THAT(all, HasSubstr("-rw-r--r-- 5/6"));  // ADD --chown
   EXPECT_THAT(all, Not(HasSubstr("pipes")));
   nlohmann::json config = Get("/v2/demo/heredoc/blobs/" + m["config"]["digest"].get<std::string>());
   EXPECT_THAT(config["history"].dump(), HasSubstr("RUN /bin/sh -c cat <<EOF > /catted"));

@@ -10,8 +10,12 @@
 //   RUN        in a NativeExecutor container on a writable overlay snapshot
 //              (network none unless --network=host), output streamed as
 //              kStepLog events; the upper directory becomes a layer (none
-//              when the diff is empty);
-//   COPY/ADD   through fs_ops.h into a snapshot; one layer each; ADD of an
+//              when the diff is empty); here-documents as the script or the
+//              shell's own here-documents, --mount (cache, bind, tmpfs,
+//              secret) as the container's mounts (run_mounts.h), their
+//              mount points removed from the upper before the diff;
+//   COPY/ADD   through fs_ops.h into a snapshot; one layer each (here-
+//              document sources are written out as files first); ADD of an
 //              http(s) URL fetches it first (remote_source.h, in this
 //              process: RUN's network policy does not apply);
 //   WORKDIR    creates the directory (a layer when it was missing);
@@ -26,7 +30,8 @@
 //
 // Errors (with BuildFailure filled in): InvalidArgument for Dockerfile
 // errors ("Dockerfile:<line>: ..."), an unknown target or --from stage, a
-// COPY source outside the context; NotFound for a missing COPY source or
+// COPY source or RUN --mount bind source outside the context, a missing
+// required secret; Unimplemented for RUN --mount=type=ssh; NotFound for a missing COPY source or
 // base image; Aborted for a RUN that exits non-zero; InvalidArgument for an
 // ADD --checksum that does not match (naming both digests) or one given
 // for a local source; the fetcher's codes for an ADD URL; the store's,
