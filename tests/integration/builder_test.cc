@@ -540,7 +540,11 @@ TEST_F(BuilderTest, RunMountsCacheBindAndTmpfs) {
                      "RUN --mount=type=bind,target=/ctx,rw echo scribble > /ctx/src/data.txt && "
                      "cat /ctx/src/data.txt > /rw-ok\n"
                      "RUN --mount=type=tmpfs,target=/scratch,size=1m echo t > /scratch/t && "
-                     "busybox grep ' /scratch tmpfs' /proc/mounts > /tmpfs-ok\n"));
+                     "busybox grep ' /scratch tmpfs' /proc/mounts > /tmpfs-ok\n"
+                     "RUN --mount=type=bind,from=",
+                     reg_,
+                     "/base/busybox:latest,source=/bin,target=/img-bin "
+                     "ls /img-bin/busybox > /from-image\n"));
   CommandResult first = Build({"--no-cache", "-t", reg_ + "/demo/mounts:v1", app});
   ASSERT_EQ(first.exit_code, 0) << first.output;
   CommandResult second = Build({"--no-cache", "-t", reg_ + "/demo/mounts:v2", app});
@@ -555,14 +559,24 @@ TEST_F(BuilderTest, RunMountsCacheBindAndTmpfs) {
   EXPECT_EQ(FileOr(root + "/from-stage"), "from-stage\n");
   EXPECT_EQ(FileOr(root + "/rw-ok"), "scribble\n");
   EXPECT_THAT(FileOr(root + "/tmpfs-ok"), HasSubstr("tmpfs"));
+  EXPECT_EQ(FileOr(root + "/from-image"), "/img-bin/busybox\n");
   std::vector<std::string> layers = LayerListings(reg_, m, "demo/mounts");
-  ASSERT_EQ(layers.size(), 6u);  // base + five RUNs
+  ASSERT_EQ(layers.size(), 7u);  // base + six RUNs
   for (size_t i = 1; i < layers.size(); ++i) {
     // Mount points (and the /tmp copied up for /tmp/cache) leave no trace.
-    for (const char* trace : {"tmp/", "cache", "src/", "mnt/", "ctx/", "scratch/"}) {
+    for (const char* trace : {"tmp/", "cache", "src/", "mnt/", "ctx/", "scratch/", "img-bin"}) {
       EXPECT_THAT(layers[i], Not(HasSubstr(std::string(" ") + trace))) << i << ": " << layers[i];
     }
   }
+
+  // `pier builder prune --all` empties the cache mounts too.
+  CommandResult pruned = RunPier({"--builder=" + builder_.Address(), "builder", "prune", "-a"});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.output;
+  CommandResult third = Build({"-t", reg_ + "/demo/mounts:v3", app});
+  ASSERT_EQ(third.exit_code, 0) << third.output;
+  std::string root3 = dir_.Sub("mounts-root3");
+  UnpackImage(reg_, Get("/v2/demo/mounts/manifests/v3"), "demo/mounts", root3);
+  EXPECT_EQ(FileOr(root3 + "/seen"), "run\n");
 
   // Errors name the line.
   std::string bad = dir_.Sub("mounts-bad");

@@ -1791,6 +1791,11 @@ absl::StatusOr<PruneResult> Builder::PruneCache(const PruneOptions& options) {
     }
     if (!options.dry_run) RETURN_IF_ERROR(cache.Delete(entries[i].key));
   }
+  if (all) {
+    // RUN --mount=type=cache directories no running build holds.
+    ASSIGN_OR_RETURN(int64_t cache_mount_bytes, cache_mounts_.Prune(options.dry_run));
+    out.bytes_freed += cache_mount_bytes;
+  }
   if (remove_images) {
     // Everything the images hold goes with them.
     ASSIGN_OR_RETURN(std::vector<content::Info> blobs, store_->content().List());

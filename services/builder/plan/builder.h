@@ -185,7 +185,8 @@ class Builder {
   // `all`), skipping entries a running build holds, and each deleted
   // entry's layer blob when no remaining entry or image needs it. With
   // `all` and no build running, the builder's image records go too (their
-  // blobs and snapshots with them, ImageStore::Remove). InvalidArgument for
+  // blobs and snapshots with them, ImageStore::Remove); with `all`, the
+  // RUN --mount=type=cache directories no running step holds go as well. InvalidArgument for
   // a negative keep_duration or keep_bytes; the stores' errors otherwise.
   absl::StatusOr<PruneResult> PruneCache(const PruneOptions& options);
 

@@ -1,10 +1,13 @@
 #include "services/builder/plan/run_mounts.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <deque>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -82,6 +85,49 @@ void CacheMounts::Release(const std::string& dir) {
   cv_.notify_all();
 }
 
+namespace {
+
+// Bytes of the regular files below `path`.
+int64_t TreeBytes(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return 0;
+  if (S_ISREG(st.st_mode)) return st.st_size;
+  if (!S_ISDIR(st.st_mode)) return 0;
+  int64_t total = 0;
+  DIR* d = opendir(path.c_str());
+  if (d == nullptr) return 0;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") total += TreeBytes(path + "/" + n);
+  }
+  closedir(d);
+  return total;
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> CacheMounts::Prune(bool dry_run) {
+  std::lock_guard<std::mutex> l(mu_);  // no Acquire() in between
+  DIR* d = opendir(root_.c_str());
+  if (d == nullptr) {
+    if (errno == ENOENT) return 0;
+    return ErrnoStatus(errno, "open " + root_);
+  }
+  std::vector<std::string> dirs;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") dirs.push_back(JoinPath(root_, n));
+  }
+  closedir(d);
+  int64_t freed = 0;
+  for (const std::string& dir : dirs) {
+    if (holders_.count(dir)) continue;
+    freed += TreeBytes(dir);
+    if (!dry_run) RETURN_IF_ERROR(RemoveAll(dir));
+  }
+  return freed;
+}
+
 LayeredPath LookupLayered(const std::vector<std::string>& layers, absl::string_view rel) {
   std::vector<std::string> comps = absl::StrSplit(rel, '/', absl::SkipEmpty());
   LayeredPath out;
@@ -118,9 +164,42 @@ LayeredPath LookupLayered(const std::vector<std::string>& layers, absl::string_v
   return out;
 }
 
+std::string ResolveLayered(const std::vector<std::string>& layers, absl::string_view path) {
+  std::deque<std::string> todo = absl::StrSplit(path, '/', absl::SkipEmpty());
+  std::string resolved;  // relative; "" is the root
+  int links = 0;
+  while (!todo.empty()) {
+    std::string c = std::move(todo.front());
+    todo.pop_front();
+    if (c == ".") continue;
+    if (c == "..") {
+      size_t slash = resolved.rfind('/');
+      resolved = slash == std::string::npos ? "" : resolved.substr(0, slash);
+      continue;
+    }
+    std::string next = resolved.empty() ? c : resolved + "/" + c;
+    LayeredPath lp = LookupLayered(layers, next);
+    if (lp.found && S_ISLNK(lp.st.st_mode) && links < 40) {
+      char buf[PATH_MAX];
+      ssize_t n = readlink(lp.paths[0].c_str(), buf, sizeof(buf));
+      if (n > 0) {
+        ++links;
+        absl::string_view link(buf, static_cast<size_t>(n));
+        if (absl::StartsWith(link, "/")) resolved.clear();
+        std::vector<std::string> parts = absl::StrSplit(link, '/', absl::SkipEmpty());
+        todo.insert(todo.begin(), parts.begin(), parts.end());
+        continue;
+      }
+    }
+    resolved = std::move(next);
+  }
+  return "/" + resolved;
+}
+
 void RemoveMountpointTraces(const std::string& upper, const std::vector<std::string>& lowers,
                             absl::string_view target) {
-  std::string rel = dockerfile::CleanAbsPath(target).substr(1);
+  // The executor follows the image's symlinks to the mount point.
+  std::string rel = ResolveLayered(lowers, target).substr(1);
   while (!rel.empty()) {
     const std::string path = upper + "/" + rel;
     struct stat us {};

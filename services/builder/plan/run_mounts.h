@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,11 @@ class CacheMounts {
   // Releases a directory Acquire() returned.
   void Release(const std::string& dir);
 
+  // Removes every cache directory no one holds (with `dry_run`, only counts)
+  // and returns the bytes of the regular files they held. The first
+  // removal's errno status on failure.
+  absl::StatusOr<int64_t> Prune(bool dry_run);
+
  private:
   std::string root_;
   std::mutex mu_;
@@ -66,8 +72,13 @@ struct LayeredPath {
 // Symlinks on the way are not followed.
 LayeredPath LookupLayered(const std::vector<std::string>& layers, absl::string_view rel);
 
+// `path` (absolute) with the symlinks of the layer stack resolved as in a
+// chroot to it (at most 40 links; missing components are taken as they are).
+std::string ResolveLayered(const std::vector<std::string>& layers, absl::string_view path);
+
 // After a RUN: removes from the snapshot's `upper` directory the mount
-// point `target` (absolute in the container) that the executor created, and
+// point `target` (absolute in the container, symlinks resolved through
+// `lowers`) that the executor created, and
 // the parents it created or copied up for it, as long as they are empty and
 // (for copied-up parents) unchanged from `lowers` (the snapshot's layer
 // directories, top first). Entries the command changed are kept.
