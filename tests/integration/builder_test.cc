@@ -586,7 +586,11 @@ TEST_F(BuilderTest, RunMountsCacheBindAndTmpfs) {
         std::pair("type=bind,source=../outside,target=/x", "outside the build context"),
         std::pair("type=bind,source=missing,target=/x", "not found in the build context"),
         std::pair("type=ssh", "RUN --mount=type=ssh"),
-        std::pair("type=secret,id=nope,required", "required")}) {
+        std::pair("type=secret,id=nope,required", "required"),
+        std::pair("type=tmpfs,target=/t,size=lots", "invalid size"),
+        std::pair("type=cache,target=/a,id=x,sharing=locked --mount=type=cache,target=/b,id=x",
+                  "mounted twice"),
+        std::pair("type=bind,from=nosuchstage,target=/x", "no such stage")}) {
     Write(bad + "/Dockerfile",
           absl::StrCat("FROM ", reg_, "/base/busybox:latest\nRUN --mount=", mount, " true\n"));
     CommandResult r = Build({bad});

@@ -876,6 +876,8 @@ absl::StatusOr<std::pair<std::optional<oci::Digest>, std::string>> Run::MountFro
 absl::Status Run::RunMountInputs(const df::Run& run, const std::string& workdir,
                                  std::vector<std::string>* inputs) {
   std::set<std::string> targets;
+  // Cache ids of this RUN: how often each is mounted, and whether locked.
+  std::map<std::string, std::pair<int, bool>> cache_ids;
   for (const df::Mount& m : run.mounts) {
     const std::string what = "RUN --mount=type=" + m.type;
     if (m.type == "ssh") {
@@ -895,8 +897,10 @@ absl::Status Run::RunMountInputs(const df::Run& run, const std::string& workdir,
     std::string in = absl::StrCat("mount=", m.type, " target=", target, " ro=", m.readonly);
     if (m.type == "cache") {
       if (!m.from.empty()) {
-        return absl::InvalidArgumentError(what + ": from= cannot seed a cache mount in Pier; " +
-                                          "COPY --from the files in a RUN instead");
+        return absl::InvalidArgumentError(
+            what +
+            ": from= (a cache seeded from a stage or image) is not available; copy the files "
+            "into the cache in the RUN instead, e.g. from a --mount=type=bind,from=...");
       }
       for (const auto& [text, base, name] :
            {std::tuple(m.mode, 8, "mode"), std::tuple(m.uid, 10, "uid"),
@@ -905,8 +909,17 @@ absl::Status Run::RunMountInputs(const df::Run& run, const std::string& workdir,
         if (!v.ok())
           return absl::InvalidArgumentError(what + ": " + std::string(v.status().message()));
       }
-      absl::StrAppend(&in, " id=", m.id.empty() ? target : m.id, " sharing=", m.sharing,
-                      " mode=", m.mode, " uid=", m.uid, " gid=", m.gid);
+      const std::string id = m.id.empty() ? target : m.id;
+      auto& [count, locked] = cache_ids[id];
+      ++count;
+      locked |= m.sharing == "locked";
+      if (count > 1 && locked) {
+        // The second mount would wait for the first forever.
+        return absl::InvalidArgumentError(what + ": cache id \"" + id +
+                                          "\" is mounted twice and sharing=locked");
+      }
+      absl::StrAppend(&in, " id=", id, " sharing=", m.sharing, " mode=", m.mode, " uid=", m.uid,
+                      " gid=", m.gid);
     } else if (m.type == "tmpfs") {
       if (!m.size.empty() && !ValidTmpfsSize(m.size)) {
         return absl::InvalidArgumentError(what + ": invalid size \"" + m.size +
