@@ -527,7 +527,9 @@ TEST_F(BuilderTest, RunMountsCacheBindAndTmpfs) {
   std::string app = dir_.Sub("mounts");
   Write(app + "/src/data.txt", "from context\n");
   Write(app + "/Dockerfile",
-        absl::StrCat("FROM ", reg_, "/base/busybox:latest AS tools\n",
+        absl::StrCat("FROM scratch AS empty\n"
+                     "FROM ",
+                     reg_, "/base/busybox:latest AS tools\n",
                      "RUN mkdir -p /out && echo from-stage > /out/tool.txt\n"
                      "FROM ",
                      reg_, "/base/busybox:latest\n",
@@ -544,7 +546,9 @@ TEST_F(BuilderTest, RunMountsCacheBindAndTmpfs) {
                      "RUN --mount=type=bind,from=",
                      reg_,
                      "/base/busybox:latest,source=/bin,target=/img-bin "
-                     "ls /img-bin/busybox > /from-image\n"));
+                     "ls /img-bin/busybox > /from-image\n"
+                     "RUN --mount=type=bind,from=empty,target=/e ls -A /e > /from-empty && "
+                     "echo listed >> /from-empty\n"));
   CommandResult first = Build({"--no-cache", "-t", reg_ + "/demo/mounts:v1", app});
   ASSERT_EQ(first.exit_code, 0) << first.output;
   CommandResult second = Build({"--no-cache", "-t", reg_ + "/demo/mounts:v2", app});
@@ -561,10 +565,12 @@ TEST_F(BuilderTest, RunMountsCacheBindAndTmpfs) {
   EXPECT_THAT(FileOr(root + "/tmpfs-ok"), HasSubstr("tmpfs"));
   EXPECT_EQ(FileOr(root + "/from-image"), "/img-bin/busybox\n");
   std::vector<std::string> layers = LayerListings(reg_, m, "demo/mounts");
-  ASSERT_EQ(layers.size(), 7u);  // base + six RUNs
+  EXPECT_EQ(FileOr(root + "/from-empty"), "listed\n");
+  ASSERT_EQ(layers.size(), 8u);  // base + seven RUNs
   for (size_t i = 1; i < layers.size(); ++i) {
     // Mount points (and the /tmp copied up for /tmp/cache) leave no trace.
-    for (const char* trace : {"tmp/", "cache", "src/", "mnt/", "ctx/", "scratch/", "img-bin"}) {
+    for (const char* trace :
+         {"tmp/", "cache", "src/", "mnt/", "ctx/", "scratch/", "img-bin", "e/"}) {
       EXPECT_THAT(layers[i], Not(HasSubstr(std::string(" ") + trace))) << i << ": " << layers[i];
     }
   }

@@ -809,6 +809,18 @@ absl::StatusOr<uint32_t> MountNumber(const std::string& text, int base, uint32_t
   return v;
 }
 
+// InvalidArgument unless a cache or secret mount's mode (octal), uid and
+// gid are numbers.
+absl::Status CheckModeAndOwner(const df::Mount& m, const std::string& what) {
+  for (const auto& [text, base, name] :
+       {std::tuple(m.mode, 8, "mode"), std::tuple(m.uid, 10, "uid"),
+        std::tuple(m.gid, 10, "gid")}) {
+    absl::StatusOr<uint32_t> v = MountNumber(text, base, 0, name);
+    if (!v.ok()) return absl::InvalidArgumentError(what + ": " + std::string(v.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 // A tmpfs size= in bytes, optionally with a k, m or g suffix.
 bool ValidTmpfsSize(absl::string_view size) {
   if (size.empty()) return false;
@@ -902,13 +914,7 @@ absl::Status Run::RunMountInputs(const df::Run& run, const std::string& workdir,
             ": from= (a cache seeded from a stage or image) is not available; copy the files "
             "into the cache in the RUN instead, e.g. from a --mount=type=bind,from=...");
       }
-      for (const auto& [text, base, name] :
-           {std::tuple(m.mode, 8, "mode"), std::tuple(m.uid, 10, "uid"),
-            std::tuple(m.gid, 10, "gid")}) {
-        absl::StatusOr<uint32_t> v = MountNumber(text, base, 0, name);
-        if (!v.ok())
-          return absl::InvalidArgumentError(what + ": " + std::string(v.status().message()));
-      }
+      RETURN_IF_ERROR(CheckModeAndOwner(m, what));
       const std::string id = m.id.empty() ? target : m.id;
       auto& [count, locked] = cache_ids[id];
       ++count;
@@ -953,13 +959,7 @@ absl::Status Run::RunMountInputs(const df::Run& run, const std::string& workdir,
             absl::StrCat(what, ",id=", id, ": the secret is required but the build has none by ",
                          "that id (pier build --secret id=", id, ",src=<file>)"));
       }
-      for (const auto& [text, base, name] :
-           {std::tuple(m.mode, 8, "mode"), std::tuple(m.uid, 10, "uid"),
-            std::tuple(m.gid, 10, "gid")}) {
-        absl::StatusOr<uint32_t> v = MountNumber(text, base, 0, name);
-        if (!v.ok())
-          return absl::InvalidArgumentError(what + ": " + std::string(v.status().message()));
-      }
+      RETURN_IF_ERROR(CheckModeAndOwner(m, what));
       absl::StrAppend(&in, " id=", id, " env=", m.env, " present=", present, " mode=", m.mode,
                       " uid=", m.uid, " gid=", m.gid);
     }
@@ -1027,6 +1027,14 @@ absl::Status Run::PrepareRunMounts(const df::Run& run, const df::ResolvedStep& s
           c = info.parent;
         }
         LayeredPath lp = LookupLayered(dirs, df::CleanAbsPath("/" + m.source).substr(1));
+        if (dirs.empty() && df::CleanAbsPath("/" + m.source) == "/") {
+          // The root of a stage with no layers (FROM scratch): an empty directory.
+          held->scratch.push_back(scratch);
+          RETURN_IF_ERROR(MakeDirs(scratch + "/empty", 0755));
+          lp.found = true;
+          lp.paths = {scratch + "/empty"};
+          if (stat(lp.paths[0].c_str(), &lp.st) != 0) return ErrnoStatus(errno, lp.paths[0]);
+        }
         if (!lp.found) {
           return absl::NotFoundError(
               absl::StrCat(what, ",from=", m.from, ": source \"", m.source, "\" not found"));
