@@ -127,12 +127,60 @@ absl::StatusOr<std::string> ParseCacheRef(const std::string& flag, const std::st
   return ref;
 }
 
+// Parses a --secret value, "id=ID[,src=FILE][,env=VAR][,type=file|env]",
+// and reads the secret: from FILE (src= or source=), from the environment
+// variable VAR (env=, or src= with type=env), or, with neither, from the
+// environment variable named ID. Returns the id and the bytes;
+// InvalidArgument for a malformed value, the read's error for a file.
+absl::StatusOr<std::pair<std::string, std::string>> ParseSecret(const std::string& text) {
+  std::string id, src, env, type;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> p = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (p.first == "id") {
+      id = p.second;
+    } else if (p.first == "src" || p.first == "source") {
+      src = p.second;
+    } else if (p.first == "env") {
+      env = p.second;
+    } else if (p.first == "type") {
+      type = p.second;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--secret ", text, ": unknown key \"", p.first, "\" (id, src, env, type)"));
+    }
+  }
+  if (type != "" && type != "file" && type != "env") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--secret ", text, ": unknown type \"", type, "\" (file or env)"));
+  }
+  if (type == "env" && env.empty()) std::swap(env, src);
+  if (id.empty()) id = !src.empty() ? src.substr(src.rfind('/') + 1) : env;
+  if (id.empty())
+    return absl::InvalidArgumentError(absl::StrCat("--secret ", text, ": id= is required"));
+  if (!src.empty() && !env.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--secret ", text, ": give either src= or env=, not both"));
+  }
+  if (!src.empty()) {
+    absl::StatusOr<std::string> data = ReadFile(src);
+    if (!data.ok()) return Annotate(data.status(), "--secret id=" + id);
+    return std::make_pair(id, *std::move(data));
+  }
+  if (env.empty()) env = id;
+  const char* v = std::getenv(env.c_str());
+  if (v == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("--secret ", text, ": environment variable ",
+                                                   env, " is not set (use src=FILE for a file)"));
+  }
+  return std::make_pair(id, std::string(v));
+}
+
 }  // namespace
 
 int Build(const Globals& g, const std::vector<std::string>& args) {
   std::vector<std::string> tags, build_args;
   std::string file, target;
-  std::vector<std::string> output_flags, cache_to, cache_from;
+  std::vector<std::string> output_flags, cache_to, cache_from, secret_flags;
   bool no_cache = false, pull = false;
   std::string progress_flag = "auto";
   FlagSet flags("pier build", "[flags] CONTEXT");
@@ -149,6 +197,9 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
                    "export the build cache: type=registry,ref=REF (repeatable)");
   flags.StringList("cache-from", "", &cache_from,
                    "import a build cache: type=registry,ref=REF or REF (repeatable)");
+  flags.StringList("secret", "", &secret_flags,
+                   "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR "
+                   "(repeatable; never stored in the image or the cache)");
   flags.String("progress", "", &progress_flag,
                "progress output: auto (tty on a terminal, else plain), tty or plain");
   std::vector<std::string> pos;
@@ -211,6 +262,11 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
     } else {
       (*spec->mutable_build_args())[a.substr(0, eq)] = a.substr(eq + 1);
     }
+  }
+  for (const std::string& v : secret_flags) {
+    absl::StatusOr<std::pair<std::string, std::string>> secret = ParseSecret(v);
+    if (!secret.ok()) return Fail(secret.status(), 2);
+    (*spec->mutable_secrets())[secret->first] = secret->second;
   }
   spec->set_target(target);
   for (const std::string& t : tags) spec->add_tags(t);

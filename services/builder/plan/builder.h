@@ -10,8 +10,12 @@
 //   RUN        in a NativeExecutor container on a writable overlay snapshot
 //              (network none unless --network=host), output streamed as
 //              kStepLog events; the upper directory becomes a layer (none
-//              when the diff is empty);
-//   COPY/ADD   through fs_ops.h into a snapshot; one layer each; ADD of an
+//              when the diff is empty); here-documents as the script or the
+//              shell's own here-documents, --mount (cache, bind, tmpfs,
+//              secret) as the container's mounts (run_mounts.h), their
+//              mount points removed from the upper before the diff;
+//   COPY/ADD   through fs_ops.h into a snapshot; one layer each (here-
+//              document sources are written out as files first); ADD of an
 //              http(s) URL fetches it first (remote_source.h, in this
 //              process: RUN's network policy does not apply);
 //   WORKDIR    creates the directory (a layer when it was missing);
@@ -26,7 +30,8 @@
 //
 // Errors (with BuildFailure filled in): InvalidArgument for Dockerfile
 // errors ("Dockerfile:<line>: ..."), an unknown target or --from stage, a
-// COPY source outside the context; NotFound for a missing COPY source or
+// COPY source or RUN --mount bind source outside the context, a missing
+// required secret; Unimplemented for RUN --mount=type=ssh; NotFound for a missing COPY source or
 // base image; Aborted for a RUN that exits non-zero; InvalidArgument for an
 // ADD --checksum that does not match (naming both digests) or one given
 // for a local source; the fetcher's codes for an ADD URL; the store's,
@@ -53,6 +58,7 @@
 #include "lib/oci/types.h"
 #include "services/builder/cache/layer_cache.h"
 #include "services/builder/plan/remote_source.h"
+#include "services/builder/plan/run_mounts.h"
 
 namespace pier::builder {
 
@@ -105,6 +111,9 @@ struct BuildParams {
   // used for base image pulls and pushes to a matching host
   // (distribution::SameRegistryHost), anonymous elsewhere.
   std::map<std::string, distribution::Credentials> credentials;
+  // Secrets for RUN --mount=type=secret, by id (`pier build --secret`).
+  // They reach RUN's mounts only: never a layer, the cache key or an event.
+  std::map<std::string, std::string> secrets;
 };
 
 struct BuildOutcome {
@@ -164,7 +173,8 @@ class Builder {
         executor_(executor),
         root_(std::move(root)),
         max_parallel_stages_(max_parallel_stages),
-        remote_(&store->content(), kv) {}
+        remote_(&store->content(), kv),
+        cache_mounts_(root_ + "/cache-mounts") {}
 
   int max_parallel_stages() const { return max_parallel_stages_; }
 
@@ -175,7 +185,8 @@ class Builder {
   // `all`), skipping entries a running build holds, and each deleted
   // entry's layer blob when no remaining entry or image needs it. With
   // `all` and no build running, the builder's image records go too (their
-  // blobs and snapshots with them, ImageStore::Remove). InvalidArgument for
+  // blobs and snapshots with them, ImageStore::Remove); with `all`, the
+  // RUN --mount=type=cache directories no running step holds go as well. InvalidArgument for
   // a negative keep_duration or keep_bytes; the stores' errors otherwise.
   absl::StatusOr<PruneResult> PruneCache(const PruneOptions& options);
 
@@ -203,6 +214,9 @@ class Builder {
   // Fetches ADD's URL sources for every build.
   RemoteFetcher& remote() { return remote_; }
 
+  // The directories of RUN --mount=type=cache, kept across builds.
+  CacheMounts& cache_mounts() { return cache_mounts_; }
+
   // Writes the image of a successful build as an archive (docker-archive or
   // OCI layout tar, see ImageStore::Save) to `sink`, named by outcome.names
   // (unnamed when there are none). NotFound when the image was removed in
@@ -218,6 +232,7 @@ class Builder {
   std::string root_;
   int max_parallel_stages_;
   RemoteFetcher remote_;
+  CacheMounts cache_mounts_;
   std::mutex use_mu_;                // held by PruneCache throughout, so holds wait for it
   std::map<std::string, int> held_;  // guarded by use_mu_
   int running_builds_ = 0;           // guarded by use_mu_

@@ -413,6 +413,7 @@ grpc::Status BuilderService::Build(
   params.pull = spec.pull();
   if (spec.has_source_date_epoch()) params.source_date_epoch = spec.source_date_epoch();
   params.memory_bytes = spec.memory_bytes();
+  for (const auto& [id, value] : spec.secrets()) params.secrets[id] = value;
   params.cache_from.assign(spec.cache_from().begin(), spec.cache_from().end());
   params.cache_to.assign(spec.cache_to().begin(), spec.cache_to().end());
   for (const pier::common::v1::RegistryAuth& a : spec.registry_auth()) {
