@@ -1360,6 +1360,9 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
     return sink(e);
   };
 
+  // A container already done has written all its output: following it is
+  // reading the backlog (checked first, as in the loop below).
+  const bool done_before_backlog = options.follow && !running();
   // The backlog: rotated files, then the current one (kept open to follow).
   std::deque<shim::LogEntry> backlog;
   auto collect = [&](shim::LogEntry e) {
@@ -1401,7 +1404,7 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
     if (!emit(std::move(backlog.front()))) return absl::OkStatus();
     backlog.pop_front();
   }
-  if (!options.follow) return absl::OkStatus();
+  if (!options.follow || done_before_backlog) return absl::OkStatus();
 
   UniqueFd in(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!in.valid()) return ErrnoStatus(errno, "inotify_init1");

@@ -87,22 +87,25 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     ::umask(022);
     Daemonize();
+    // The runtime writes the whole list and then only reads until the start
+    // report, so reading in blocks cannot take anything beyond the list.
     std::vector<std::string> assigned;
-    std::string arg;
-    size_t total = 0;
-    for (;;) {
-      char c;
-      ssize_t n = ::read(static_cast<int>(standby_fd), &c, 1);
+    std::string buf;
+    size_t pos = 0;  // start of the argument being read
+    for (bool done = false; !done;) {
+      char block[4096];
+      ssize_t n = ::read(static_cast<int>(standby_fd), block, sizeof(block));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) ::_exit(0);  // the runtime went away: nothing to do
-      if (++total > 65536) ::_exit(2);
-      if (c != '\0') {
-        arg.push_back(c);
-        continue;
+      buf.append(block, static_cast<size_t>(n));
+      if (buf.size() > 65536) ::_exit(2);
+      for (size_t nul; !done && (nul = buf.find('\0', pos)) != std::string::npos; pos = nul + 1) {
+        if (nul == pos) {
+          done = true;  // the empty argument ends the list
+        } else {
+          assigned.push_back(buf.substr(pos, nul - pos));
+        }
       }
-      if (arg.empty()) break;
-      assigned.push_back(std::move(arg));
-      arg.clear();
     }
     assigned.push_back(absl::StrCat("--sync-fd=", standby_fd));
     parsed = flags.Parse(assigned);
