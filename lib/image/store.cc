@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "lib/archive/layer_apply.h"
 #include "lib/common/fs.h"
@@ -30,6 +31,9 @@ using Json = nlohmann::json;
 
 constexpr absl::string_view kNamedPrefix = "image/n/";
 constexpr absl::string_view kDanglingPrefix = "image/d/";
+// image/c/<layer digest>/<compression>/<level> -> "<media type> <digest>"
+// of its rewrite (NewImage::compression).
+constexpr absl::string_view kRecompressedPrefix = "image/c/";
 
 std::string RecordKey(const Image& image) {
   if (image.name.empty()) return absl::StrCat(kDanglingPrefix, image.target.digest.str());
@@ -479,6 +483,27 @@ absl::StatusOr<oci::Descriptor> ImageStore::Recompress(const oci::Descriptor& la
   if (absl::EndsWith(t, "gzip")) have = archive::Compression::kGzip;
   if (absl::EndsWith(t, "zstd")) have = archive::Compression::kZstd;
   if (have == options.compression && options.compression_level == 0) return layer;
+  // An earlier rewrite of this blob with these options, when its result is
+  // still stored: compressing is the slow part of a cached rebuild.
+  const std::string memo =
+      absl::StrCat(kRecompressedPrefix, layer.digest.str(), "/",
+                   archive::CompressionName(options.compression), "/", options.compression_level);
+  ASSIGN_OR_RETURN(std::optional<std::string> known, kv_->Find(memo));
+  if (known) {
+    std::vector<std::string> f = absl::StrSplit(*known, ' ');
+    absl::StatusOr<oci::Digest> digest =
+        f.size() == 2 ? oci::Digest::Parse(f[1]) : absl::InvalidArgumentError("bad record");
+    if (digest.ok()) {
+      absl::StatusOr<content::Info> info = content_->Info(*digest);
+      if (info.ok()) {
+        oci::Descriptor d;
+        d.media_type = f[0];
+        d.digest = *digest;
+        d.size = static_cast<int64_t>(info->size);
+        return d;
+      }
+    }
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> reader, content_->OpenReader(layer.digest));
   ASSIGN_OR_RETURN(std::unique_ptr<content::ContentWriter> writer,
                    content_->OpenWriter(absl::StrCat("recompress-", layer.digest.hex(), "-",
@@ -499,6 +524,10 @@ absl::StatusOr<oci::Descriptor> ImageStore::Recompress(const oci::Descriptor& la
   d.media_type = info->media_type;
   d.digest = info->digest;
   d.size = static_cast<int64_t>(info->size);
+  kv::Batch batch;
+  batch.set_sync(false);  // losing it costs one more rewrite
+  batch.Put(memo, absl::StrCat(d.media_type, " ", d.digest.str()));
+  RETURN_IF_ERROR(kv_->Write(batch));
   return d;
 }
 

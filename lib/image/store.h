@@ -18,6 +18,9 @@
 //   image/n/<name>              named image record (JSON: target descriptor,
 //                               config digest, repo digest, created)
 //   image/d/<manifest digest>   dangling image record (same JSON)
+//   image/c/<layer>/<comp>/<n>  a layer's rewrite with another compression
+//                               and level (NewImage::compression), reused
+//                               while its blob is stored
 // The manifest, its config, its layers (and the index it was pulled
 // through) are in the ContentStore under their digests. The snapshotter
 // (see snapshotter.h) lives in the store's root; imports and saves use
