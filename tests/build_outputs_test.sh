@@ -200,6 +200,10 @@ printf 'FROM %s/base/busybox:v1\nADD %s#nosuch /x\n' "$REG" "$URL" >"$WORK/gitap
 rc=0; pier build "$WORK/gitapp" >"$WORK/gitbad.log" 2>&1 || rc=$?
 [ "$rc" = 1 ] && grep "Dockerfile:2" "$WORK/gitbad.log" | grep -F "$URL" | grep -q '"nosuch"' ||
   { cat "$WORK/gitbad.log"; fail "unknown git ref"; }
+printf 'FROM %s/base/busybox:v1\nADD %s#main:nosuchdir /x\n' "$REG" "$URL" >"$WORK/gitapp/Dockerfile"
+rc=0; pier build "$WORK/gitapp" >"$WORK/gitbad.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -F "Dockerfile:2: ADD $URL#main:nosuchdir: no directory nosuchdir" "$WORK/gitbad.log" >/dev/null ||
+  { cat "$WORK/gitbad.log"; fail "missing git subdirectory"; }
 printf 'FROM %s/base/busybox:v1\nADD git://127.0.0.1:1/none.git /x\n' "$REG" >"$WORK/gitapp/Dockerfile"
 rc=0; pier build "$WORK/gitapp" >"$WORK/gitbad.log" 2>&1 || rc=$?
 [ "$rc" = 1 ] && grep "Dockerfile:2" "$WORK/gitbad.log" | grep -q "git://127.0.0.1:1/none.git" ||

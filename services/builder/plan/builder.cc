@@ -623,7 +623,7 @@ absl::StatusOr<std::function<absl::Status()>> Run::PrepareGitSource(
   op->sources = {pattern};
   source->dir = root_ + "/git/" + key_prefix;
   const std::string dir = source->dir;
-  return std::function<absl::Status()>([this, ins, url, dir, keep, g = *git, c = *commit]() {
+  return std::function<absl::Status()>([this, url, dir, keep, g = *git, c = *commit]() {
     absl::Status s = MakeDirs(root_ + "/git", 0700);
     if (s.ok()) s = CheckoutGit(g, c, dir, keep);
     if (s.ok() && !g.subdir.empty()) {
@@ -632,7 +632,8 @@ absl::StatusOr<std::function<absl::Status()>> Run::PrepareGitSource(
         s = absl::NotFoundError(absl::StrCat("no directory ", g.subdir, " at ", c.id));
       }
     }
-    if (!s.ok()) return Err(s.code(), ins, absl::StrCat("ADD ", url, ": ", s.message()));
+    // RunStep adds the Dockerfile line.
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("ADD ", url, ": ", s.message()));
     return absl::OkStatus();
   });
 }

@@ -13,7 +13,9 @@
 //              when the diff is empty);
 //   COPY/ADD   through fs_ops.h into a snapshot; one layer each; ADD of an
 //              http(s) URL fetches it first (remote_source.h, in this
-//              process: RUN's network policy does not apply);
+//              process: RUN's network policy does not apply), ADD of a git
+//              repository checks out the commit its ref names
+//              (git_source.h, the host's git);
 //   WORKDIR    creates the directory (a layer when it was missing);
 //   the rest   edit the image config; history entries with empty_layer.
 // Every step has a cache key (cache/layer_cache.h); a hit reuses the layer
