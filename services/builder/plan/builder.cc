@@ -1301,8 +1301,10 @@ absl::Status Builder::UnpackRootfs(const BuildOutcome& outcome, const std::strin
 }
 
 absl::Status Builder::ExportRootfs(const BuildOutcome& outcome, const archive::ByteSink& sink) {
-  const std::string dir = absl::StrCat(root_, "/rootfs-", outcome.config_digest.substr(7, 12), "-",
-                                       absl::ToUnixNanos(absl::Now()));
+  // Scratch space below <root>/rootfs (emptied when the daemon starts).
+  static std::atomic<uint64_t> seq{0};
+  const std::string dir =
+      absl::StrCat(root_, "/rootfs/", outcome.manifest.digest.hex().substr(0, 12), "-", ++seq);
   struct Cleanup {
     std::string dir;
     ~Cleanup() { (void)RemoveAll(dir); }
