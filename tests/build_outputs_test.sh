@@ -13,8 +13,9 @@
 #   layers, type=docker refuses zstd, mismatched outputs are refused;
 # - ADD from a git daemon on 127.0.0.1: a branch, an annotated tag, a commit
 #   id with a subdirectory, --keep-git-dir, --chown; a rebuild hits the
-#   cache, a new commit on the branch misses only that step; an unknown ref
-#   and an unreachable repository are errors naming the line and the URL.
+#   cache, a new commit on the branch misses only that step; a repository
+#   on a dumb HTTP server; an unknown ref, a missing subdirectory and an
+#   unreachable repository are errors naming the line and the URL.
 set -euo pipefail
 if [ -z "${PIER_TEST_IN_NETNS:-}" ]; then
   exec env PIER_TEST_IN_NETNS=1 unshare --net --mount --fork -- "$0" "$@"
@@ -23,10 +24,12 @@ ip link set lo up
 BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
 WORK=$(mktemp -d /tmp/pier-build-outputs-XXXXXX)
 source "$(dirname "$0")/lib/daemons.sh"
-GITD=
+SERVERS=()  # git daemon, http server: they exit non-zero on SIGTERM
 cleanup() {
   if [ -n "${PIER_RUNTIME:-}" ]; then "$BIN/pier" rm -f zrun >/dev/null 2>&1 || true; fi
-  if [ -n "$GITD" ]; then kill -TERM "$GITD" 2>/dev/null; wait "$GITD" 2>/dev/null || true; fi
+  for pid in "${SERVERS[@]:-}"; do
+    [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
+  done
   stop_daemons
   rm -rf "$WORK"
 }
@@ -88,7 +91,7 @@ L=$WORK/local
 [ "$(stat -c %u:%g "$L/out/sub/owned")" = 1234:4321 ] || fail "type=local: owner"
 [ ! -e "$L/out/gone.txt" ] || fail "type=local: the deleted file is there"
 [ -x "$L/bin/busybox" ] && [ "$(readlink "$L/bin/sh")" = busybox ] || fail "type=local: base layer"
-ls -a "$L/out" | grep -q '^\.wh\.' && fail "type=local: a whiteout file was written"
+ls -a "$L/out" | grep '^\.wh\.' >/dev/null && fail "type=local: a whiteout file was written"
 # -o DIR is type=local,dest=DIR; type=tar writes the tree as one plain tar.
 build short.log -o "$WORK/short" "$WORK/app"
 [ "$(cat "$WORK/short/out/hello.txt")" = hello ] || fail "-o DIR"
@@ -113,7 +116,8 @@ manifest demo/zf v1 | layer_types | sort -u >"$WORK/zf.types"
 skopeo inspect --raw --tls-verify=false "docker://$REG/demo/zf:v1" >"$WORK/zf.raw" || fail "skopeo inspect --raw"
 [ "$(layer_types <"$WORK/zf.raw" | grep -c 'tar+zstd$')" = 3 ] || { cat "$WORK/zf.raw"; fail "skopeo: zstd media types"; }
 zlayer=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][2]["digest"])' <"$WORK/zf.raw")
-curl -fsS "http://$REG/v2/demo/zf/blobs/$zlayer" | head -c 4 | od -An -tx1 | grep -q "28 b5 2f fd" ||
+curl -fsS -o "$WORK/zlayer" "http://$REG/v2/demo/zf/blobs/$zlayer" || fail "fetch the zstd layer"
+[ "$(od -An -tx1 -N4 "$WORK/zlayer" | tr -d ' ')" = 28b52ffd ] ||
   fail "the zstd layer blob has no zstd magic"
 # pier-runtime pulls and runs the zstd image.
 pier pull -q "$REG/demo/zf:v1" >/dev/null || fail "runtime pull of the zstd image"
@@ -125,7 +129,8 @@ build plain.log -t "$REG/demo/u:v1" -o type=registry,compression=uncompressed,fo
 manifest demo/u v1 | layer_types | sort -u >"$WORK/u.types"
 [ "$(cat "$WORK/u.types")" = application/vnd.oci.image.layer.v1.tar ] || { cat "$WORK/u.types"; fail "uncompressed: $(cat "$WORK/u.types")"; }
 ulayer=$(manifest demo/u v1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][1]["digest"])')
-curl -fsS "http://$REG/v2/demo/u/blobs/$ulayer" | tar -tf - | grep -q "out/hello.txt" ||
+curl -fsS -o "$WORK/ulayer" "http://$REG/v2/demo/u/blobs/$ulayer" || fail "fetch the plain layer"
+tar -tf "$WORK/ulayer" | grep "out/hello.txt" >/dev/null ||
   fail "uncompressed: the layer is not a plain tar"
 [ "$(pier run --rm --network none "$REG/demo/u:v1" 2>/dev/null)" = hello ] || fail "runtime run of the uncompressed image"
 
@@ -160,7 +165,7 @@ g clone -q --bare "$WORK/src" "$WORK/git/repo.git"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 git daemon --export-all --base-path="$WORK/git" --listen=127.0.0.1 --port="$port" --reuseaddr \
   >"$WORK/gitd.out" 2>&1 &
-GITD=$!
+SERVERS+=($!)
 URL="git://127.0.0.1:$port/repo.git"
 for _ in $(seq 1 100); do git ls-remote "$URL" >/dev/null 2>&1 && break; sleep 0.1; done
 git ls-remote "$URL" >/dev/null || fail "git daemon does not answer"
@@ -196,9 +201,20 @@ build git3.log -o "type=local,dest=$WORK/g3" "$WORK/gitapp"
 [ "$(cat "$WORK/g3/src/a.txt")" = two ] || fail "git: the new commit's content"
 [ "$(cat "$WORK/g3/tagged/a.txt")" = one ] || fail "git: the tag moved"
 
+# The dumb HTTP protocol (a static file server): no shallow fetches there.
+git -C "$WORK/git/repo.git" update-server-info
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/git" "$hport" >"$WORK/httpd.out" 2>&1 &
+SERVERS+=($!)
+HURL="http://127.0.0.1:$hport/repo.git"
+for _ in $(seq 1 100); do curl -fs "$HURL/info/refs" >/dev/null && break; sleep 0.1; done
+printf 'FROM %s/base/busybox:v1\nADD %s#main:sub /viahttp\n' "$REG" "$HURL" >"$WORK/gitapp/Dockerfile"
+build githttp.log -o "type=local,dest=$WORK/gh" "$WORK/gitapp"
+[ "$(cat "$WORK/gh/viahttp/b.txt")" = sub ] && [ ! -e "$WORK/gh/viahttp/a.txt" ] || fail "git over dumb HTTP"
+
 printf 'FROM %s/base/busybox:v1\nADD %s#nosuch /x\n' "$REG" "$URL" >"$WORK/gitapp/Dockerfile"
 rc=0; pier build "$WORK/gitapp" >"$WORK/gitbad.log" 2>&1 || rc=$?
-[ "$rc" = 1 ] && grep "Dockerfile:2" "$WORK/gitbad.log" | grep -F "$URL" | grep -q '"nosuch"' ||
+[ "$rc" = 1 ] && grep "Dockerfile:2" "$WORK/gitbad.log" | grep -F "$URL" | grep '"nosuch"' >/dev/null ||
   { cat "$WORK/gitbad.log"; fail "unknown git ref"; }
 printf 'FROM %s/base/busybox:v1\nADD %s#main:nosuchdir /x\n' "$REG" "$URL" >"$WORK/gitapp/Dockerfile"
 rc=0; pier build "$WORK/gitapp" >"$WORK/gitbad.log" 2>&1 || rc=$?
@@ -206,6 +222,6 @@ rc=0; pier build "$WORK/gitapp" >"$WORK/gitbad.log" 2>&1 || rc=$?
   { cat "$WORK/gitbad.log"; fail "missing git subdirectory"; }
 printf 'FROM %s/base/busybox:v1\nADD git://127.0.0.1:1/none.git /x\n' "$REG" >"$WORK/gitapp/Dockerfile"
 rc=0; pier build "$WORK/gitapp" >"$WORK/gitbad.log" 2>&1 || rc=$?
-[ "$rc" = 1 ] && grep "Dockerfile:2" "$WORK/gitbad.log" | grep -q "git://127.0.0.1:1/none.git" ||
+[ "$rc" = 1 ] && grep "Dockerfile:2" "$WORK/gitbad.log" | grep "git://127.0.0.1:1/none.git" >/dev/null ||
   { cat "$WORK/gitbad.log"; fail "unreachable git repository"; }
 echo "ok: ADD from git"

@@ -249,6 +249,10 @@ absl::Status CheckoutGit(const GitSource& source, const GitCommit& commit, const
   if (r.exit_code != 0) return absl::InternalError("git remote add: " + GitMessage(r));
   ASSIGN_OR_RETURN(r, git({"fetch", "-q", "--no-tags", "--depth", "1", "origin", commit.refname},
                           kFetchTimeout));
+  if (r.exit_code != 0) {
+    // Servers speaking the dumb HTTP protocol cannot serve shallow fetches.
+    ASSIGN_OR_RETURN(r, git({"fetch", "-q", "--no-tags", "origin", commit.refname}, kFetchTimeout));
+  }
   if (r.exit_code != 0 && commit.refname == commit.id) {
     // A server that refuses to serve a commit by id may still have it on
     // one of its refs.

@@ -12,8 +12,9 @@
 // in batch mode. ResolveGitRef asks the remote (`git ls-remote`) which
 // commit the ref names, so that the step's cache key holds the commit id:
 // an unchanged ref hits the cache without fetching, a moved one misses.
-// CheckoutGit fetches just that commit (`git fetch --depth 1`) into a fresh
-// repository and checks it out.
+// CheckoutGit fetches just that commit (`git fetch --depth 1`; the ref's
+// whole history from servers that cannot serve shallow fetches, such as
+// dumb HTTP ones) into a fresh repository and checks it out.
 //
 // Ownership: the functions own nothing beyond their arguments.
 // Thread safety: reentrant; concurrent calls on different directories are
