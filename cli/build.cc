@@ -5,7 +5,12 @@
 // --progress=auto|tty|plain). Outputs as `docker buildx build -o`: type=registry (the default
 // when no -o is given: push every tag), type=image[,push=true],
 // type=oci|docker,dest=FILE (dest=- for standard output; the archive is
-// streamed back by the builder and written here).
+// streamed back by the builder and written here), type=local,dest=DIR (the
+// image's root filesystem, streamed back as a tar and unpacked into DIR
+// here by lib/archive's safe extraction; `-o DIR` is short for it),
+// type=tar,dest=FILE|- (that tar as it is). Image outputs take
+// compression=gzip|zstd|uncompressed, compression-level=N and
+// force-compression=true (type=docker refuses zstd).
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
@@ -22,6 +27,8 @@
 #include "absl/strings/str_split.h"
 #include "cli/build_progress.h"
 #include "cli/runtime_client.h"
+#include "lib/archive/layer_apply.h"
+#include "lib/archive/stream.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 #include "lib/distribution/credentials.h"
@@ -40,13 +47,60 @@ namespace {
 // archive goes ("" when the builder does not stream one).
 struct OutputFlag {
   bpb::Output output;
-  std::string file;  // "-" for standard output
+  std::string file;       // "-" for standard output
+  std::string local_dir;  // type=local: the streamed tar is unpacked here
 };
+
+// Reads compression=, compression-level= and force-compression= of an
+// image output from `kv` (removing them). InvalidArgument names the flag.
+absl::Status ParseCompression(const std::string& text, std::map<std::string, std::string>* kv,
+                              bpb::Output* out) {
+  if (auto it = kv->find("compression"); it != kv->end()) {
+    if (it->second == "gzip") {
+      out->set_compression(bpb::Output::COMPRESSION_GZIP);
+    } else if (it->second == "zstd") {
+      out->set_compression(bpb::Output::COMPRESSION_ZSTD);
+    } else if (it->second == "uncompressed") {
+      out->set_compression(bpb::Output::COMPRESSION_UNCOMPRESSED);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "-o ", text, ": unknown compression \"", it->second, "\" (gzip, zstd or uncompressed)"));
+    }
+    kv->erase(it);
+  }
+  if (auto it = kv->find("compression-level"); it != kv->end()) {
+    int level = 0;
+    if (!absl::SimpleAtoi(it->second, &level) || level < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": compression-level must be a number"));
+    }
+    out->set_compression_level(level);
+    kv->erase(it);
+  }
+  if (auto it = kv->find("force-compression"); it != kv->end()) {
+    if (it->second != "true" && it->second != "false") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": force-compression must be true or false"));
+    }
+    out->set_force_compression(it->second == "true");
+    kv->erase(it);
+  }
+  return absl::OkStatus();
+}
 
 // Parses "type=oci,dest=out.tar" (docker's -o syntax). InvalidArgument names
 // the flag and the bad part.
 absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
   OutputFlag f;
+  if (!text.empty() && !absl::StrContains(text, "=")) {  // -o DIR, -o -
+    f.output.set_type(bpb::Output::TYPE_LOCAL);
+    if (text == "-") {
+      f.file = "-";
+    } else {
+      f.local_dir = text;
+    }
+    return f;
+  }
   std::map<std::string, std::string> kv;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     std::pair<std::string, std::string> p = absl::StrSplit(part, absl::MaxSplits('=', 1));
@@ -78,8 +132,11 @@ absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
       f.output.set_dest(kv["name"]);
       kv.erase("name");
     }
-  } else if (type == "oci" || type == "docker") {
-    f.output.set_type(type == "oci" ? bpb::Output::TYPE_OCI : bpb::Output::TYPE_DOCKER);
+    RETURN_IF_ERROR(ParseCompression(text, &kv, &f.output));
+  } else if (type == "oci" || type == "docker" || type == "tar") {
+    f.output.set_type(type == "oci"      ? bpb::Output::TYPE_OCI
+                      : type == "docker" ? bpb::Output::TYPE_DOCKER
+                                         : bpb::Output::TYPE_LOCAL);
     auto it = kv.find("dest");
     if (it == kv.end() || it->second.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("-o ", text, ": dest= is required for type=",
@@ -87,12 +144,23 @@ absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
     }
     f.file = it->second;
     kv.erase(it);
+    if (type != "tar") RETURN_IF_ERROR(ParseCompression(text, &kv, &f.output));
+  } else if (type == "local") {
+    f.output.set_type(bpb::Output::TYPE_LOCAL);
+    auto it = kv.find("dest");
+    if (it == kv.end() || it->second.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": dest= is required for type=local (a directory)"));
+    }
+    f.local_dir = it->second;
+    kv.erase(it);
   } else if (type.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("-o ", text, ": type= is required (registry, image, oci or docker)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "-o ", text, ": type= is required (registry, image, oci, docker, local or tar)"));
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("-o ", text, ": unknown output type \"", type,
-                                                   "\" (registry, image, oci or docker)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("-o ", text, ": unknown output type \"", type,
+                     "\" (registry, image, oci, docker, local or tar)"));
   }
   if (!kv.empty()) {
     return absl::InvalidArgumentError(
@@ -175,6 +243,25 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseSecret(const std::strin
   return std::make_pair(id, std::string(v));
 }
 
+// Unpacks the root filesystem tar in `fd` (read from its start) into `dir`,
+// created when missing, with lib/archive's safe extraction: nothing lands
+// outside `dir`. As root owners and devices are restored; otherwise files
+// belong to the caller and devices are left out.
+absl::Status UnpackLocal(int fd, const std::string& dir) {
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    return ErrnoStatus(errno, "rewind the streamed root filesystem");
+  RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  archive::ApplyOptions options;
+  options.whiteout_mode = archive::WhiteoutMode::kDelete;
+  const bool root = ::geteuid() == 0;
+  options.restore_owners = root;
+  options.devices = root ? archive::DevicePolicy::kCreate : archive::DevicePolicy::kSkip;
+  options.restore_xattrs = root;
+  absl::StatusOr<archive::ApplyResult> r = archive::ApplyLayer(archive::FdSource(fd), dir, options);
+  if (!r.ok()) return Annotate(r.status(), "unpacking the root filesystem into " + dir);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int Build(const Globals& g, const std::vector<std::string>& args) {
@@ -192,7 +279,9 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   flags.Bool("pull", "", &pull, "always pull base images");
   flags.StringList("output", "o", &output_flags,
                    "output: type=registry (default), type=image[,push=true], "
-                   "type=oci|docker,dest=FILE|- (repeatable)");
+                   "type=oci|docker,dest=FILE|-, type=local,dest=DIR (or just DIR), "
+                   "type=tar,dest=FILE|-; image outputs take compression=gzip|zstd|uncompressed"
+                   "[,compression-level=N][,force-compression=true] (repeatable)");
   flags.StringList("cache-to", "", &cache_to,
                    "export the build cache: type=registry,ref=REF (repeatable)");
   flags.StringList("cache-from", "", &cache_from,
@@ -240,6 +329,7 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   // Streamed archives are written to FILE.partial and renamed at the end.
   struct Sink {
     std::string file, tmp;
+    std::string local_dir;  // unpack the tar in fd here
     UniqueFd fd;
   };
   std::vector<Sink> sinks(outputs.size());
@@ -275,8 +365,19 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   for (const std::string& r : cache_from_refs) spec->add_cache_from(r);
   for (size_t i = 0; i < outputs.size(); ++i) {
     *spec->add_outputs() = outputs[i].output;
-    if (outputs[i].file.empty()) continue;
     Sink& k = sinks[i];
+    if (!outputs[i].local_dir.empty()) {
+      k.local_dir = outputs[i].local_dir;
+      const char* tmpdir = std::getenv("TMPDIR");
+      // The streamed tar waits in an unlinked temporary file.
+      k.file = absl::StrCat(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp",
+                            "/pier-build-local-XXXXXX");
+      k.fd = UniqueFd(::mkostemp(k.file.data(), O_CLOEXEC));
+      if (!k.fd.valid()) return Fail(ErrnoStatus(errno, "create " + k.file));
+      ::unlink(k.file.c_str());
+      continue;
+    }
+    if (outputs[i].file.empty()) continue;
     k.file = outputs[i].file;
     if (k.file == "-") {
       k.fd = UniqueFd(::dup(STDOUT_FILENO));
@@ -418,6 +519,15 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
     return 1;
   }
   for (Sink& k : sinks) {
+    if (!k.local_dir.empty()) {
+      absl::Status us = UnpackLocal(k.fd.get(), k.local_dir);
+      if (!us.ok()) {
+        drop_partials();
+        return Fail(us);
+      }
+      progress->Line("wrote " + k.local_dir);
+      continue;
+    }
     if (k.tmp.empty()) continue;
     if (::fsync(k.fd.get()) != 0 || ::rename(k.tmp.c_str(), k.file.c_str()) != 0) {
       drop_partials();

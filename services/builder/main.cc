@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
     RETURN_IF_ERROR(pier::MakeDirs(root + "/content", 0700));
     (void)pier::RemoveAll(root + "/contexts");
     (void)pier::RemoveAll(root + "/mnt");
+    (void)pier::RemoveAll(root + "/git");     // ADD git checkouts
+    (void)pier::RemoveAll(root + "/rootfs");  // type=local scratch trees
     state.content = std::make_unique<pier::content::ContentStore>(
         std::make_unique<pier::content::FilesystemDriver>(root + "/content"));
     ASSIGN_OR_RETURN(state.meta, pier::kv::OpenRocksDb(root + "/meta"));

@@ -757,6 +757,46 @@ TEST_F(BuilderTest, TarballOutputsAsBuildxWritesThem) {
   EXPECT_TRUE(nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + dir_.Sub("out/server.tar")),
                                     nullptr, false)
                   .is_object());
+
+  // type local with an absolute dest unpacks the root filesystem on the
+  // builder's host; streamed, it is one plain tar of that tree.
+  spec.set_dockerfile(
+      absl::StrCat("FROM ", reg_, "/base/busybox:latest\nRUN echo ran > /ran && rm /bin/false\n"));
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_LOCAL);
+  spec.mutable_outputs(0)->set_dest(dir_.Sub("out/rootfs"));
+  good = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(good.status.ok()) << good.status.error_message();
+  EXPECT_EQ(Sh("cat " + dir_.Sub("out/rootfs/ran")), "ran\n");
+  EXPECT_EQ(access(dir_.Sub("out/rootfs/bin/busybox").c_str(), X_OK), 0);
+  EXPECT_NE(access(dir_.Sub("out/rootfs/bin/false").c_str(), F_OK), 0);
+  spec.mutable_outputs(0)->clear_dest();
+  good = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(good.status.ok()) << good.status.error_message();
+  std::string streamed;
+  for (const bpb::BuildResponse& e : good.events) {
+    if (e.has_tarball_chunk()) {
+      EXPECT_EQ(e.tarball_chunk().output(), 0);
+      EXPECT_EQ(e.tarball_chunk().offset(), static_cast<int64_t>(streamed.size()));
+      streamed += e.tarball_chunk().data();
+    }
+  }
+  Write(dir_.Sub("out/rootfs.tar"), streamed);
+  std::string listing = Sh("tar -tf " + dir_.Sub("out/rootfs.tar"));
+  EXPECT_THAT(listing, HasSubstr("\nran\n"));
+  EXPECT_THAT(listing, HasSubstr("bin/busybox"));
+  EXPECT_THAT(listing, Not(HasSubstr("bin/false")));
+  EXPECT_THAT(listing, Not(HasSubstr(".wh.")));
+  // Compression: zstd into a docker archive, and an out-of-range level.
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_DOCKER);
+  spec.mutable_outputs(0)->set_compression(bpb::Output::COMPRESSION_ZSTD);
+  bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("outputs[0]: type docker cannot hold zstd"));
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_OCI);
+  spec.mutable_outputs(0)->set_compression_level(20);
+  bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("out of range 1..19"));
 }
 
 TEST_F(BuilderTest, RegistryCacheLetsAFreshBuilderSkipEveryStep) {

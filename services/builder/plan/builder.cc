@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -21,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "lib/archive/layer_apply.h"
 #include "lib/archive/layer_writer.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
@@ -30,6 +33,7 @@
 #include "services/builder/dockerfile/expand.h"
 #include "services/builder/dockerfile/instructions.h"
 #include "services/builder/plan/fs_ops.h"
+#include "services/builder/plan/git_source.h"
 #include "services/builder/plan/run_mounts.h"
 
 namespace pier::builder {
@@ -361,6 +365,16 @@ class Run {
                               const std::vector<std::pair<std::string, RemoteFile>>& files);
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                       const FsSource& source, const FsOp& op);
+  // ADD of a git repository (git_source.h): resolves the ref to a commit
+  // now (its id goes into `inputs`, the cache key) and points `op` and
+  // `source` at a checkout below root_/git/; returns what makes that
+  // checkout, run only on a cache miss. Errors name the Dockerfile line and
+  // the repository.
+  absl::StatusOr<std::function<absl::Status()>> PrepareGitSource(const df::Instruction& ins,
+                                                                 const std::string& url,
+                                                                 const std::string& key_prefix,
+                                                                 FsOp* op, FsSource* source,
+                                                                 std::vector<std::string>* inputs);
   // Turns the active snapshot `key` into a layer on top of st->chain.
   absl::StatusOr<std::optional<archive::LayerInfo>> CommitLayer(const std::string& key,
                                                                 StageState* st);
@@ -634,6 +648,45 @@ absl::Status Run::WriteDownloads(const std::string& dir,
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::function<absl::Status()>> Run::PrepareGitSource(
+    const df::Instruction& ins, const std::string& url, const std::string& key_prefix, FsOp* op,
+    FsSource* source, std::vector<std::string>* inputs) {
+  absl::StatusOr<GitSource> git = ParseGitUrl(url);
+  if (!git.ok()) {
+    return Err(git.status().code(), ins, absl::StrCat("ADD ", url, ": ", git.status().message()));
+  }
+  absl::StatusOr<GitCommit> commit = ResolveGitRef(*git);
+  if (!commit.ok()) {
+    return Err(commit.status().code(), ins,
+               absl::StrCat("ADD ", url, ": ", commit.status().message()));
+  }
+  const bool keep = std::get<df::Add>(ins.command).keep_git_dir.value_or(false);
+  inputs->push_back(absl::StrCat("git=", git->url, " commit=", commit->id, " subdir=", git->subdir,
+                                 " keep-git-dir=", keep));
+  op->extract_archives = false;
+  std::string pattern;  // the subdirectory, literally (no wildcards)
+  for (char ch : git->subdir) {
+    if (ch == '*' || ch == '?' || ch == '[' || ch == '\\') pattern += '\\';
+    pattern += ch;
+  }
+  op->sources = {pattern};
+  source->dir = root_ + "/git/" + key_prefix;
+  const std::string dir = source->dir;
+  return std::function<absl::Status()>([this, url, dir, keep, g = *git, c = *commit]() {
+    absl::Status s = MakeDirs(root_ + "/git", 0700);
+    if (s.ok()) s = CheckoutGit(g, c, dir, keep);
+    if (s.ok() && !g.subdir.empty()) {
+      struct stat st;
+      if (lstat((dir + "/" + g.subdir).c_str(), &st) != 0) {
+        s = absl::NotFoundError(absl::StrCat("no directory ", g.subdir, " at ", c.id));
+      }
+    }
+    // RunStep adds the Dockerfile line.
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("ADD ", url, ": ", s.message()));
+    return absl::OkStatus();
+  });
 }
 
 absl::Status Run::ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
@@ -1137,6 +1190,7 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   std::string checksum;                                       // ADD --checksum
   std::vector<std::pair<std::string, RemoteFile>> downloads;  // ADD: path under source.dir
   std::vector<std::pair<std::string, std::string>> heredoc_files;  // COPY <<EOF: name, body
+  std::function<absl::Status()> fetch_git;  // ADD <git>: checks out source.dir
   image::Snapshotter& snap = store_->snapshotter();
   const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no);
   if (auto* run = std::get_if<df::Run>(&ins.command)) {
@@ -1188,17 +1242,21 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     op.what = ins.keyword;
     op.sources = c.sources;
     const bool is_add = std::holds_alternative<df::Add>(ins.command);
+    std::vector<std::string> git_urls;
     for (const std::string& s : c.sources) {
-      if (IsRemoteUrl(s)) {
+      if (is_add && IsGitUrl(s)) {
+        git_urls.push_back(s);
+      } else if (IsRemoteUrl(s)) {
         if (!is_add) {
           return Err(absl::StatusCode::kInvalidArgument, ins,
                      "COPY cannot copy from a URL (" + s + "): use ADD");
         }
         urls.push_back(s);
-      } else if (absl::StartsWith(s, "git@") || absl::StartsWith(s, "git://")) {
-        return Err(absl::StatusCode::kUnimplemented, ins,
-                   "ADD from a git repository is not supported yet");
       }
+    }
+    if (!git_urls.empty() && c.sources.size() != 1) {
+      return Err(absl::StatusCode::kInvalidArgument, ins,
+                 "ADD of a git repository takes one source: use one ADD for each");
     }
     if (!urls.empty() && urls.size() != c.sources.size()) {
       return Err(absl::StatusCode::kUnimplemented, ins,
@@ -1250,6 +1308,9 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
         heredoc_files.emplace_back(h.path, h.content);
       }
       source.dir = root_ + "/heredocs/" + key_prefix;
+    } else if (!git_urls.empty()) {
+      ASSIGN_OR_RETURN(fetch_git,
+                       PrepareGitSource(ins, git_urls[0], key_prefix, &op, &source, &inputs));
     } else if (!urls.empty()) {
       // Fetched now (a conditional GET when the server gave an ETag), so
       // that the key has the content's digest; written out only on a miss.
@@ -1374,10 +1435,11 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
         if (!src_view_key.empty()) {
           ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
         }
-        absl::Status s = WriteDownloads(source.dir, downloads);
+        absl::Status s = fetch_git ? fetch_git() : absl::OkStatus();
+        if (s.ok()) s = WriteDownloads(source.dir, downloads);
         if (s.ok()) s = WriteHeredocFiles(source.dir, heredoc_files);
         if (s.ok()) s = ExecFs(step, key_prefix, st, source, op);
-        if (!downloads.empty() || !heredoc_files.empty()) (void)RemoveAll(source.dir);
+        if (!downloads.empty() || !heredoc_files.empty() || fetch_git) (void)RemoveAll(source.dir);
         if (!src_view_key.empty()) {
           (void)snap.RemoveActive(src_view_key);
           (void)rmdir(source.mountpoint.c_str());
@@ -1640,9 +1702,11 @@ absl::StatusOr<BuildOutcome> Run::Go() {
       c->created = base_created;
     }
   };
+  ni.compression = p_.compression;
+  ni.recompress_base = p_.force_compression;
   ASSIGN_OR_RETURN(image::Image img, store_->CreateImage(ni));
   for (size_t i = 1; i < normalized.size(); ++i) {
-    ASSIGN_OR_RETURN(image::Image tagged, store_->Tag(img.id.str(), normalized[i]));
+    ASSIGN_OR_RETURN(image::Image tagged, store_->Tag(img.target.digest.str(), normalized[i]));
     (void)tagged;
   }
   BuildOutcome out;
@@ -1657,7 +1721,8 @@ absl::StatusOr<BuildOutcome> Run::Go() {
     for (const std::string& target : targets) {
       if (!NamesRegistry(target)) continue;
       ASSIGN_OR_RETURN(std::string name, store_->NormalizeName(target));
-      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), name, OptionsFor(name));
+      absl::StatusOr<oci::Descriptor> d =
+          store_->Push(img.target.digest.str(), name, OptionsFor(name));
       if (!d.ok()) return Annotate(d.status(), "pushing " + target);
       out.pushed.push_back(name + "@" + d->digest.str());
     }
@@ -1679,8 +1744,39 @@ absl::StatusOr<BuildOutcome> Builder::Build(const BuildParams& params, const Eve
 absl::Status Builder::Export(const BuildOutcome& outcome, image::ArchiveFormat format,
                              const archive::ByteSink& sink) {
   std::vector<std::string> names = outcome.names;
-  if (names.empty()) names.push_back(outcome.config_digest);
+  if (names.empty()) names.push_back(outcome.manifest.digest.str());
   return store_->Save(names, format, sink);
+}
+
+absl::Status Builder::UnpackRootfs(const BuildOutcome& outcome, const std::string& dest) {
+  RETURN_IF_ERROR(MakeDirs(dest, 0755));
+  ASSIGN_OR_RETURN(image::Image img, store_->Get(outcome.manifest.digest.str()));
+  ASSIGN_OR_RETURN(oci::Manifest m, store_->GetManifest(img));
+  archive::ApplyOptions apply;
+  apply.whiteout_mode = archive::WhiteoutMode::kDelete;
+  for (const oci::Descriptor& d : m.layers) {
+    ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> r,
+                     store_->content().OpenReader(d.digest));
+    absl::StatusOr<archive::ApplyResult> applied =
+        archive::ApplyLayer([&](char* buf, size_t len) { return r->Read(buf, len); }, dest, apply);
+    if (!applied.ok()) return Annotate(applied.status(), "unpacking layer " + d.digest.str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Builder::ExportRootfs(const BuildOutcome& outcome, const archive::ByteSink& sink) {
+  // Scratch space below <root>/rootfs (emptied when the daemon starts).
+  static std::atomic<uint64_t> seq{0};
+  const std::string dir =
+      absl::StrCat(root_, "/rootfs/", outcome.manifest.digest.hex().substr(0, 12), "-", ++seq);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)RemoveAll(dir); }
+  } cleanup{dir};
+  RETURN_IF_ERROR(UnpackRootfs(outcome, dir + "/rootfs"));
+  archive::CreateOptions plain;
+  plain.compression = archive::Compression::kNone;
+  return archive::CreateLayerFromDir(dir + "/rootfs", sink, plain).status();
 }
 
 void Builder::Hold(const std::string& key) {

@@ -17,12 +17,16 @@
 //   COPY/ADD   through fs_ops.h into a snapshot; one layer each (here-
 //              document sources are written out as files first); ADD of an
 //              http(s) URL fetches it first (remote_source.h, in this
-//              process: RUN's network policy does not apply);
+//              process: RUN's network policy does not apply), ADD of a git
+//              repository checks out the commit its ref names
+//              (git_source.h, the host's git);
 //   WORKDIR    creates the directory (a layer when it was missing);
 //   the rest   edit the image config; history entries with empty_layer.
 // Every step has a cache key (cache/layer_cache.h); a hit reuses the layer
 // without running. The result is recorded with ImageStore::CreateImage under
-// the first tag and pushed to every tag that names a registry.
+// the first tag (its layers rewritten when another compression is asked
+// for) and pushed to every tag that names a registry. ExportRootfs and
+// UnpackRootfs flatten it for `-o type=local`.
 // Registry caches (cache/layer_cache.h) named by cache_from are fetched into
 // the local cache (records and layer blobs) before the first step; the
 // records of every step of the build are exported to each cache_to
@@ -114,6 +118,13 @@ struct BuildParams {
   // Secrets for RUN --mount=type=secret, by id (`pier build --secret`).
   // They reach RUN's mounts only: never a layer, the cache key or an event.
   std::map<std::string, std::string> secrets;
+  // Layer compression of the result image. Steps' layers are kept gzip in
+  // the layer cache; when this differs (or a level is set) the image gets
+  // rewritten copies (ImageStore NewImage::compression), and with
+  // force_compression the base image's layers are rewritten too. nullopt:
+  // as built.
+  std::optional<archive::CreateOptions> compression;
+  bool force_compression = false;
 };
 
 struct BuildOutcome {
@@ -223,6 +234,17 @@ class Builder {
   // the meantime; the sink's own errors.
   absl::Status Export(const BuildOutcome& outcome, image::ArchiveFormat format,
                       const archive::ByteSink& sink);
+
+  // Writes the root filesystem of a successful build's image (every layer
+  // applied, whiteouts honoured) as a plain tar to `sink`. NotFound when
+  // the image or a layer blob was removed in the meantime; the layers'
+  // apply errors; the sink's own errors.
+  absl::Status ExportRootfs(const BuildOutcome& outcome, const archive::ByteSink& sink);
+
+  // Unpacks that root filesystem into the directory `dest` on this host
+  // (created when missing). Errors as ExportRootfs, plus the file system's
+  // codes for `dest`.
+  absl::Status UnpackRootfs(const BuildOutcome& outcome, const std::string& dest);
 
  private:
   distribution::RegistryClientOptions registry_options_;
