@@ -7,13 +7,15 @@
 // type=oci|docker,dest=FILE (dest=- for standard output; the archive is
 // streamed back by the builder and written here), type=local,dest=DIR (the
 // image's root filesystem, streamed back as a tar and unpacked into DIR
-// here by lib/archive's safe extraction; `-o DIR` is short for it),
+// here by pier-unpack, lib/archive's safe extraction; `-o DIR` is short for it),
 // type=tar,dest=FILE|- (that tar as it is). Image outputs take
 // compression=gzip|zstd|uncompressed, compression-level=N and
 // force-compression=true (type=docker refuses zstd).
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -25,10 +27,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "cli/build_progress.h"
 #include "cli/runtime_client.h"
-#include "lib/archive/layer_apply.h"
-#include "lib/archive/stream.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 #include "lib/distribution/credentials.h"
@@ -243,23 +244,60 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseSecret(const std::strin
   return std::make_pair(id, std::string(v));
 }
 
+// pier-unpack beside this executable (where the suite installs it), else
+// the one on PATH.
+std::string UnpackHelper() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n > 0) {
+    std::string beside = JoinPath(Dirname(std::string(buf, static_cast<size_t>(n))), "pier-unpack");
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  return "pier-unpack";
+}
+
 // Unpacks the root filesystem tar in `fd` (read from its start) into `dir`,
-// created when missing, with lib/archive's safe extraction: nothing lands
-// outside `dir`. As root owners and devices are restored; otherwise files
-// belong to the caller and devices are left out.
+// created when missing, through pier-unpack (lib/archive's safe extraction:
+// nothing lands outside `dir`; as root owners and devices are restored).
+// A helper process keeps libarchive out of the CLI, which starts for every
+// command. Its error message, naming `dir`, on failure.
 absl::Status UnpackLocal(int fd, const std::string& dir) {
   if (::lseek(fd, 0, SEEK_SET) != 0)
     return ErrnoStatus(errno, "rewind the streamed root filesystem");
-  RETURN_IF_ERROR(MakeDirs(dir, 0755));
-  archive::ApplyOptions options;
-  options.whiteout_mode = archive::WhiteoutMode::kDelete;
-  const bool root = ::geteuid() == 0;
-  options.restore_owners = root;
-  options.devices = root ? archive::DevicePolicy::kCreate : archive::DevicePolicy::kSkip;
-  options.restore_xattrs = root;
-  absl::StatusOr<archive::ApplyResult> r = archive::ApplyLayer(archive::FdSource(fd), dir, options);
-  if (!r.ok()) return Annotate(r.status(), "unpacking the root filesystem into " + dir);
-  return absl::OkStatus();
+  int err[2];
+  if (::pipe2(err, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
+  UniqueFd err_r(err[0]), err_w(err[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fd, STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
+  const std::string helper = UnpackHelper();
+  std::vector<char*> argv = {const_cast<char*>(helper.c_str()), const_cast<char*>(dir.c_str()),
+                             nullptr};
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, helper.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  err_w.Reset();
+  if (rc != 0) {
+    return ErrnoStatus(
+        rc, absl::StrCat("run ", helper, " (installed beside pier) to unpack into ", dir));
+  }
+  std::string message;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(err_r.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    message.append(buf, static_cast<size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  message = std::string(absl::StripAsciiWhitespace(message));
+  if (message.empty()) message = absl::StrCat(helper, " failed unpacking into ", dir);
+  return absl::InternalError(message);
 }
 
 }  // namespace

@@ -99,7 +99,22 @@ build tar.log -o "type=tar,dest=$WORK/rootfs.tar" "$WORK/app"
 tar -tf "$WORK/rootfs.tar" >"$WORK/rootfs.list" || fail "type=tar: not a plain tar"
 grep -qx "out/hello.txt" "$WORK/rootfs.list" || { cat "$WORK/rootfs.list"; fail "type=tar: out/hello.txt"; }
 grep -q "gone" "$WORK/rootfs.list" && fail "type=tar: the deleted file is there"
-echo "ok: type=local, -o DIR, type=tar"
+# pier-unpack (what type=local runs) refuses a hostile tar and writes nothing
+# outside its directory.
+python3 - "$WORK/hostile.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    data = b"escaped\n"
+    info = tarfile.TarInfo("../escaped.txt")
+    info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+PY
+mkdir -p "$WORK/hostile"
+rc=0; out=$("$BIN/pier-unpack" "$WORK/hostile/dest" <"$WORK/hostile.tar" 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "pier-unpack of a hostile tar exited $rc: $out"
+grep -q "escaped.txt" <<<"$out" || fail "pier-unpack error does not name the entry: $out"
+[ ! -e "$WORK/hostile/escaped.txt" ] || fail "pier-unpack wrote outside its directory"
+echo "ok: type=local, -o DIR, type=tar, pier-unpack refuses a hostile tar"
 
 # --- compression --------------------------------------------------------------
 build zstd.log -t "$REG/demo/z:v1" -o type=registry,compression=zstd "$WORK/app"
