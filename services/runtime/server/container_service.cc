@@ -1015,6 +1015,38 @@ grpc::Status ContainerServiceImpl::InspectContainer(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+namespace {
+
+void FillWait(const ContainerInfo& c, v1::WaitContainerResponse* response) {
+  response->set_exit_code(c.state == ContainerState::kCreated ? 0 : c.exit.ExitCode());
+  response->set_error(c.error);
+  ToTimestamp(c.finished_at, response->mutable_finished_at());
+  response->set_oom_killed(c.exit.oom_killed);
+}
+
+}  // namespace
+
+grpc::Status ContainerServiceImpl::WaitNextExit(grpc::ServerContext* context, const std::string& id,
+                                                v1::WaitContainerResponse* response) {
+  while (!context->IsCancelled()) {
+    auto exit = ctx_->containers->Wait(id, absl::Milliseconds(500));
+    if (absl::IsDeadlineExceeded(exit.status())) continue;
+    if (absl::IsFailedPrecondition(exit.status())) {
+      // Never started: a created container that is started later is waited
+      // for as well.
+      absl::SleepFor(absl::Milliseconds(100));
+      continue;
+    }
+    if (!exit.ok()) return ToGrpcStatus(exit.status());
+    auto after = ctx_->containers->Inspect(id);
+    if (after.ok()) FillWait(*after, response);
+    response->set_exit_code(exit->ExitCode());
+    response->set_oom_killed(exit->oom_killed);
+    return grpc::Status::OK;
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
+}
+
 grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
                                                  const v1::WaitContainerRequest* request,
                                                  v1::WaitContainerResponse* response) {
@@ -1023,12 +1055,7 @@ grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
   auto info = ctx_->containers->Inspect(*id);
   if (!info.ok()) return ToGrpcStatus(info.status());
   const v1::WaitCondition cond = request->condition();
-  auto fill = [&](const ContainerInfo& c) {
-    response->set_exit_code(c.state == ContainerState::kCreated ? 0 : c.exit.ExitCode());
-    response->set_error(c.error);
-    ToTimestamp(c.finished_at, response->mutable_finished_at());
-    response->set_oom_killed(c.exit.oom_killed);
-  };
+  auto fill = [&](const ContainerInfo& c) { FillWait(c, response); };
   if ((cond == v1::WAIT_CONDITION_UNSPECIFIED || cond == v1::WAIT_CONDITION_NOT_RUNNING) &&
       (info->state == ContainerState::kCreated || info->state == ContainerState::kExited)) {
     fill(*info);
@@ -1051,23 +1078,7 @@ grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
     }
     return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
   }
-  while (!context->IsCancelled()) {
-    auto exit = ctx_->containers->Wait(*id, absl::Milliseconds(500));
-    if (absl::IsDeadlineExceeded(exit.status())) continue;
-    if (absl::IsFailedPrecondition(exit.status())) {
-      // Never started: a created container that is started later is waited
-      // for as well.
-      absl::SleepFor(absl::Milliseconds(100));
-      continue;
-    }
-    if (!exit.ok()) return ToGrpcStatus(exit.status());
-    auto after = ctx_->containers->Inspect(*id);
-    if (after.ok()) fill(*after);
-    response->set_exit_code(exit->ExitCode());
-    response->set_oom_killed(exit->oom_killed);
-    return grpc::Status::OK;
-  }
-  return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
+  return WaitNextExit(context, *id, response);
 }
 
 grpc::Status ContainerServiceImpl::ContainerLogs(
@@ -1092,6 +1103,7 @@ grpc::Status ContainerServiceImpl::ContainerLogs(
   const absl::Time until =
       request->has_until() ? FromTimestamp(request->until()) : absl::InfiniteFuture();
   bool past_until = false;
+  bool client_gone = false;
   opts.cancelled = [&] { return context->IsCancelled() || past_until; };
   absl::Status s = ctx_->containers->Logs(*id, opts, [&](const shim::LogEntry& e) {
     if (e.time >= until) {
@@ -1105,10 +1117,26 @@ grpc::Status ContainerServiceImpl::ContainerLogs(
     if (request->timestamps()) ToTimestamp(e.time, out->mutable_time());
     out->set_data(e.data);
     out->set_partial(e.partial);
-    return writer->Write(r);
+    client_gone = !writer->Write(r);
+    return !client_gone;
   });
-  if (context->IsCancelled()) return grpc::Status::OK;
-  return ToGrpcStatus(s);
+  if (context->IsCancelled() || client_gone) return grpc::Status::OK;
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (request->follow() && request->with_exit() && !past_until) {
+    // The output ended because the container stopped; its exit may be
+    // published (exit.json) a moment before the manager records it.
+    v1::ContainerLogsResponse last;
+    v1::WaitContainerResponse* exit = last.mutable_exit();
+    auto info = ctx_->containers->Inspect(*id);
+    if (!info.ok()) return ToGrpcStatus(info.status());
+    if (info->state == ContainerState::kCreated || info->state == ContainerState::kExited) {
+      FillWait(*info, exit);
+    } else if (grpc::Status w = WaitNextExit(context, *id, exit); !w.ok()) {
+      return w;
+    }
+    writer->Write(last);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status ContainerServiceImpl::ResizeTty(grpc::ServerContext*,
