@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -55,8 +56,8 @@ void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
   f.String("hostname", "h", &hostname, "container host name");
   f.String("restart", "", &restart, "no|always|on-failure[:N]|unless-stopped");
   f.Bool("privileged", "", &privileged, "all capabilities, no seccomp, host devices");
-  f.String("pid", "", &pid, "\"host\" to share the host's pid namespace");
-  f.String("network", "", &network, "none|host|bridge (--net is the same)");
+  f.String("pid", "", &pid, "\"host\" or \"container:<name|id>\" to share that pid namespace");
+  f.String("network", "", &network, "none|host|bridge|container:<name|id> (--net is the same)");
   f.String("net", "", &network, "alias of --network");
   f.StringList("cap-add", "", &cap_add, "add a Linux capability");
   f.StringList("cap-drop", "", &cap_drop, "drop a Linux capability");
@@ -161,8 +162,9 @@ absl::Status ContainerFlags::ToSpec(const std::vector<std::string>& pos,
     }
   }
   spec->set_privileged(privileged);
-  if (!pid.empty() && pid != "host") {
-    return absl::InvalidArgumentError(absl::StrCat("invalid --pid \"", pid, "\": only host"));
+  if (!pid.empty() && pid != "host" && !absl::StartsWith(pid, "container:")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --pid \"", pid, "\": host or container:<name|id>"));
   }
   spec->set_pid_mode(pid);
   spec->set_network_mode(network);

@@ -40,6 +40,9 @@ namespace {
 using rpc::ToGrpcStatus;
 
 constexpr char kRecordPrefix[] = "svc/container/";
+// Prefix of the network and pid modes that join another container's
+// namespace, "container:<id or name>".
+constexpr char kContainerMode[] = "container:";
 constexpr size_t kChunk = 1 << 20;
 
 absl::StatusOr<std::string> RandomHex(size_t bytes) {
@@ -400,6 +403,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   const std::string& net = spec.network_mode();
   const bool bridge = net.empty() || net == "bridge";
   const bool own_netns = bridge || net == "none";
+  std::string net_target;  // container:<target> mode: the target's id
   if (bridge && ctx_->cni == nullptr) {
     return absl::FailedPreconditionError("bridge networking is not configured in this runtime");
   }
@@ -407,13 +411,25 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   } else if (net == "host") {
     es.namespaces.net.mode = exec::NamespaceMode::kHost;
     es.namespaces.uts.mode = exec::NamespaceMode::kHost;
-  } else if (absl::StartsWith(net, "container:")) {
-    return absl::UnimplementedError("network mode container:<id> is not supported yet");
+  } else if (absl::StartsWith(net, kContainerMode)) {
+    // The namespace's path is found at each start (the target's may change
+    // as it restarts); its hostname is the target's.
+    ASSIGN_OR_RETURN(net_target, ModeTarget(net, "network"));
+    if (!spec.hostname().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("conflicting options: hostname and the network mode \"", net, "\""));
+    }
+    es.namespaces.net = {exec::NamespaceMode::kPath, ""};
+    ASSIGN_OR_RETURN(es.hostname, TargetHostname(net_target));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown network mode \"", net, "\""));
   }
+  std::string pid_target;
   if (spec.pid_mode() == "host") {
     es.namespaces.pid.mode = exec::NamespaceMode::kHost;
+  } else if (absl::StartsWith(spec.pid_mode(), kContainerMode)) {
+    ASSIGN_OR_RETURN(pid_target, ModeTarget(spec.pid_mode(), "pid"));
+    es.namespaces.pid = {exec::NamespaceMode::kPath, ""};
   } else if (!spec.pid_mode().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unknown pid mode \"", spec.pid_mode(), "\""));
   }
@@ -426,7 +442,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
     ASSIGN_OR_RETURN(ports, PortMappings(spec, ic));
     RETURN_IF_ERROR(CheckPorts(ports));
   }
-  es.hostname = spec.hostname();
+  if (net_target.empty()) es.hostname = spec.hostname();
   es.privileged = spec.privileged();
   if (spec.privileged()) {
     p.capabilities = AllCapabilities();
@@ -640,7 +656,10 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   pc->set_user(user);
   pc->set_tty(p.tty);
   v1::NetworkSettings* ns = record.mutable_network();
-  ns->set_network_mode(net.empty() ? "bridge" : net);
+  ns->set_network_mode(net.empty()           ? "bridge"
+                       : !net_target.empty() ? kContainerMode + net_target
+                                             : net);
+  if (!pid_target.empty()) record.mutable_spec()->set_pid_mode(kContainerMode + pid_target);
   ns->set_sandbox_path(netns);
   ns->set_ip_address(addr.ip);
   ns->set_ip_prefix_len(addr.prefix_len);
@@ -716,7 +735,75 @@ absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force)
   return ctx_->kv->Delete(kRecordPrefix + id);
 }
 
-absl::Status ContainerServiceImpl::PrepareStart(const ContainerInfo& info) {
+absl::StatusOr<std::string> ContainerServiceImpl::ModeTarget(const std::string& mode,
+                                                             absl::string_view what) const {
+  const std::string target = mode.substr(sizeof(kContainerMode) - 1);
+  if (target.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " mode \"", mode, "\" names no container"));
+  }
+  absl::StatusOr<std::string> id = Resolve(target);
+  if (!id.ok()) return Annotate(id.status(), absl::StrCat(what, " mode \"", mode, "\""));
+  return id;
+}
+
+absl::StatusOr<std::string> ContainerServiceImpl::TargetHostname(const std::string& id) const {
+  ASSIGN_OR_RETURN(ContainerInfo t, ctx_->containers->Inspect(id));
+  if (!t.spec.hostname.empty()) return t.spec.hostname;
+  if (t.spec.namespaces.uts.mode == exec::NamespaceMode::kHost) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) return ErrnoStatus(errno, "gethostname");
+    return std::string(host);
+  }
+  return t.id.substr(0, 12);
+}
+
+absl::StatusOr<std::string> ContainerServiceImpl::SharedNamespace(const std::string& id,
+                                                                  const std::string& mode,
+                                                                  absl::string_view kind) const {
+  const std::string target = mode.substr(sizeof(kContainerMode) - 1);
+  absl::StatusOr<ContainerInfo> t = ctx_->containers->Inspect(target);
+  if (!t.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, ": cannot join the ", kind,
+                                                      " namespace of container ", target,
+                                                      ": it no longer exists"));
+  }
+  if (t->state != ContainerState::kRunning || t->pid <= 0) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, ": cannot join the ", kind,
+                                                      " namespace of container ", t->name, " (",
+                                                      t->id, "): it is not running"));
+  }
+  if (kind == "net") {
+    // The target's pinned namespace, when it has one of its own.
+    absl::StatusOr<v1::Container> record = Record(t->id);
+    if (record.ok() && !record->network().sandbox_path().empty() &&
+        network::NetnsPinned(record->network().sandbox_path())) {
+      return record->network().sandbox_path();
+    }
+  }
+  return absl::StrCat("/proc/", t->pid, "/ns/", kind);
+}
+
+absl::Status ContainerServiceImpl::PrepareStart(ContainerInfo* start) {
+  const ContainerInfo& info = *start;
+  exec::Namespaces& namespaces = start->spec.namespaces;
+  const bool join_net =
+      namespaces.net.mode == exec::NamespaceMode::kPath && namespaces.net.path.empty();
+  const bool join_pid =
+      namespaces.pid.mode == exec::NamespaceMode::kPath && namespaces.pid.path.empty();
+  if (join_net || join_pid) {
+    // container:<target> modes: the target's namespaces as of now.
+    ASSIGN_OR_RETURN(v1::Container record, Record(info.id));
+    if (join_net) {
+      ASSIGN_OR_RETURN(namespaces.net.path,
+                       SharedNamespace(info.id, record.network().network_mode(), "net"));
+    }
+    if (join_pid) {
+      ASSIGN_OR_RETURN(namespaces.pid.path,
+                       SharedNamespace(info.id, record.spec().pid_mode(), "pid"));
+    }
+    return absl::OkStatus();
+  }
   const exec::NamespaceSpec& net = info.spec.namespaces.net;
   if (net.mode != exec::NamespaceMode::kPath || network::NetnsPinned(net.path)) {
     return absl::OkStatus();
