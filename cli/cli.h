@@ -23,6 +23,10 @@ struct Globals {
   std::string builder;
   std::string runtime;
   rpc::TlsFiles tls;  // --tls-ca/--tls-cert/--tls-key or PIER_TLS_*.
+  // Detach key sequence of attach, run -it and start -a when their
+  // --detach-keys is not given: the config file's `detach-keys`; empty: the
+  // runtime's default (ctrl-p,ctrl-q).
+  std::string detach_keys;
 };
 
 using VerbFn = int (*)(const Globals& globals, const std::vector<std::string>& args);

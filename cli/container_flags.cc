@@ -72,6 +72,8 @@ void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
   f.Int("stop-timeout", "", &stop_timeout, "seconds before SIGKILL on stop");
   if (with_run_flags) {
     f.Bool("detach", "d", &detach, "run in the background and print the container id");
+    f.String("detach-keys", "", &detach_keys,
+             "key sequence that detaches from -it, e.g. ctrl-x,y (default ctrl-p,ctrl-q)");
     f.Bool("rm", "", &rm, "remove the container when it exits");
   }
 }

@@ -15,6 +15,7 @@ struct ContainerFlags {
   std::string stop_signal;
   std::string pull = "missing";  // --pull: missing, always or never
   int64_t stop_timeout = -1, pids_limit = 0;
+  std::string detach_keys;  // run: --detach-keys
   bool tty = false, interactive = false, detach = false, rm = false, privileged = false;
   bool read_only = false, publish_all = false, entrypoint_set = false;
   std::vector<std::string> env, env_files, volumes, cap_add, cap_drop, publish, labels, tmpfs;

@@ -107,8 +107,8 @@ std::string ConfigPath() {
 }
 
 // Fills what the command line left unset: the environment first, then the
-// config file (`registry = host:port` lines, the global flags' names), then
-// the defaults. NotFound is not an error for the default path.
+// config file (`registry = host:port` lines, the global flags' names, and
+// `detach-keys = ctrl-x,y`), then the defaults. NotFound is not an error for the default path.
 absl::Status ApplyEnvAndConfig(const FlagSet& flags, Globals& g) {
   Globals file;
   file.registry = "127.0.0.1:5050";
@@ -118,6 +118,8 @@ absl::Status ApplyEnvAndConfig(const FlagSet& flags, Globals& g) {
   if (!path.empty()) {
     FlagSet file_flags("pier", "");
     AddGlobalFlags(file_flags, file);
+    // Only in the file (as docker's detachKeys): attach's default keys.
+    file_flags.String("detach-keys", "", &file.detach_keys, "");
     absl::Status s = file_flags.ApplyConfigFile(path);
     if (!s.ok() && !(absl::IsNotFound(s) && Env("PIER_CLI_CONFIG", "").empty())) return s;
   }
@@ -140,6 +142,7 @@ absl::Status ApplyEnvAndConfig(const FlagSet& flags, Globals& g) {
     if (flags.IsSet(f.flag) || (*f.alias != '\0' && flags.IsSet(f.alias))) continue;
     *f.value = Env(f.env, f.from_file->c_str());
   }
+  g.detach_keys = file.detach_keys;
   return absl::OkStatus();
 }
 

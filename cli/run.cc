@@ -76,14 +76,19 @@ int RunAttached(const Globals& g, rt::ContainerService::Stub& stub, const Contai
   }
   for (const std::string& w : cresp.warnings()) std::cerr << "WARNING: " << w << "\n";
   const std::string id = cresp.id();
-  AttachResult r = AttachSession(stub, id, cf.interactive, [&] {
+  AttachOptions options;
+  options.stdin = cf.interactive;
+  options.detach_keys = DetachKeys(g, cf.detach_keys);
+  AttachResult r = AttachSession(stub, id, options, [&] {
     grpc::ClientContext ctx;
     rt::StartContainerRequest sreq;
     sreq.set_id(id);
     rt::StartContainerResponse sresp;
     return stub.StartContainer(&ctx, sreq, &sresp);
   });
-  if (cf.rm) RemoveQuietly(stub, id);
+  // Not started (the attachment failed): nothing of this run is left.
+  // Detached: the container keeps running, --rm or not.
+  if ((cf.rm && !r.detached) || !r.started) RemoveQuietly(stub, id);
   if (r.exit_code) {
     if (!r.error.empty()) std::cerr << "pier: " << r.error << "\n";
     return *r.exit_code;

@@ -78,6 +78,80 @@ void WriteNonBlocking(int fd, absl::string_view data, const std::atomic<bool>& s
   }
 }
 
+// The bytes of a detach key sequence, "ctrl-p,ctrl-q" style: each
+// comma-separated key is one character or "ctrl-" and one of a-z, @, [, \,
+// ], ^, _. Empty `keys`: ctrl-p,ctrl-q for a TTY, none otherwise; "none":
+// none. InvalidArgument naming the key otherwise.
+absl::StatusOr<std::string> ParseDetachKeys(const std::string& keys, bool tty) {
+  if (keys == "none") return std::string();
+  if (keys.empty()) return tty ? std::string("\x10\x11") : std::string();
+  std::string out;
+  for (absl::string_view key : absl::StrSplit(keys, ',')) {
+    const std::string lower = absl::AsciiStrToLower(key);
+    if (key.size() == 1) {
+      out.push_back(key[0]);
+      continue;
+    }
+    if (absl::StartsWith(lower, "ctrl-") && lower.size() == 6) {
+      const char c = lower[5];
+      if (c >= 'a' && c <= 'z') {
+        out.push_back(static_cast<char>(c - 'a' + 1));
+        continue;
+      }
+      const std::string specials = "@[\\]^_";  // 0, 27 .. 31
+      const size_t i = specials.find(c);
+      if (i != std::string::npos) {
+        out.push_back(static_cast<char>(i == 0 ? 0 : 26 + i));
+        continue;
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "detach keys \"", keys, "\": unknown key \"", key,
+        "\" (use a single character or ctrl-<a-z, @, [, \\, ], ^, _>, separated by commas)"));
+  }
+  return out;
+}
+
+// Finds a detach key sequence in a stdin byte stream. Feed() returns the
+// bytes to forward: those of a partial match are held until a later byte
+// completes the sequence (then they are dropped and detached() turns true)
+// or breaks it (then they are forwarded first).
+class DetachMatcher {
+ public:
+  explicit DetachMatcher(std::string keys) : keys_(std::move(keys)) {}
+
+  std::string Feed(absl::string_view data) {
+    std::string out;
+    for (char c : data) {
+      if (keys_.empty() || detached_) {
+        if (!detached_) out.push_back(c);
+        continue;
+      }
+      if (c != keys_[held_]) {
+        out.append(keys_, 0, held_);
+        held_ = 0;
+        if (c != keys_[0]) {
+          out.push_back(c);
+          continue;
+        }
+      }
+      if (++held_ == keys_.size()) {
+        detached_ = true;
+        held_ = 0;
+      }
+    }
+    return out;
+  }
+  // What a partial match holds (forwarded when stdin closes).
+  std::string Held() const { return keys_.substr(0, held_); }
+  bool detached() const { return detached_; }
+
+ private:
+  const std::string keys_;
+  size_t held_ = 0;
+  bool detached_ = false;
+};
+
 uint16_t ClampTty(uint32_t v) { return static_cast<uint16_t>(std::min<uint32_t>(v, 65535)); }
 
 std::string CapName(absl::string_view name) {
@@ -1682,6 +1756,8 @@ grpc::Status ContainerServiceImpl::Attach(
     return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
         "container ", *id, "'s stdin is not open (create it with open_stdin or a tty)")));
   }
+  absl::StatusOr<std::string> detach_keys = ParseDetachKeys(spec.detach_keys(), tty);
+  if (!detach_keys.ok()) return ToGrpcStatus(detach_keys.status());
 
   bool attached_sent = false;
   auto send_attached = [&] {
@@ -1737,6 +1813,7 @@ grpc::Status ContainerServiceImpl::Attach(
     return grpc::Status::OK;
   }
 
+  if (spec.since_start() && !replay_since) replay_since = info->started_at;
   const absl::Time t0 = absl::Now();
   absl::StatusOr<std::unique_ptr<shim::AttachStream>> as =
       ctx_->containers->Attach(*id, spec.stdin());
@@ -1766,13 +1843,24 @@ grpc::Status ContainerServiceImpl::Attach(
 
   shim::AttachStream* a = as->get();
   std::mutex write_mu;
+  // Set by the reader when the detach keys were typed; the output loop then
+  // ends the call with detached.
+  std::atomic<bool> detach{false};
   std::thread reader([&] {
+    DetachMatcher matcher(spec.stdin() ? *detach_keys : std::string());
     v1::AttachRequest req;
     while (stream->Read(&req)) {
       std::lock_guard<std::mutex> lock(write_mu);
       switch (req.request_case()) {
         case v1::AttachRequest::kStdin:
-          if (spec.stdin()) (void)a->WriteStdin(req.stdin());
+          if (spec.stdin()) {
+            const std::string data = matcher.Feed(req.stdin());
+            if (!data.empty()) (void)a->WriteStdin(data);
+            if (matcher.detached()) {
+              detach = true;
+              return;
+            }
+          }
           break;
         case v1::AttachRequest::kResize:
           if (tty && req.resize().width() > 0 && req.resize().height() > 0) {
@@ -1781,7 +1869,11 @@ grpc::Status ContainerServiceImpl::Attach(
           }
           break;
         case v1::AttachRequest::kCloseStdin:
-          if (spec.stdin()) (void)a->CloseStdin();
+          if (spec.stdin()) {
+            const std::string held = matcher.Held();
+            if (!held.empty()) (void)a->WriteStdin(held);
+            (void)a->CloseStdin();
+          }
           break;
         default:
           break;
@@ -1792,8 +1884,8 @@ grpc::Status ContainerServiceImpl::Attach(
   std::optional<exec::ExitStatus> exit;
   absl::Time finished_at = absl::Now();
   absl::Status error;
-  while (!context->IsCancelled()) {
-    absl::StatusOr<shim::AttachEvent> ev = a->Next(absl::Milliseconds(500));
+  while (!context->IsCancelled() && !detach) {
+    absl::StatusOr<shim::AttachEvent> ev = a->Next(absl::Milliseconds(100));
     if (absl::IsDeadlineExceeded(ev.status())) continue;
     if (!ev.ok()) {
       error = ev.status();
@@ -1809,6 +1901,14 @@ grpc::Status ContainerServiceImpl::Attach(
       finished_at = ev->exit->finished_at;
     }
     break;  // exit or EOF
+  }
+  if (detach) {
+    // The container keeps running; the client is told and the call ends.
+    v1::AttachResponse r;
+    r.mutable_detached();
+    stream->Write(r);
+    reader.join();  // it stopped reading at the keys
+    return grpc::Status::OK;
   }
   if (!exit && !context->IsCancelled()) {
     // The shim went away without telling us: ask the manager.

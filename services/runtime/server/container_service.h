@@ -142,8 +142,11 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // (so short-lived containers lose no complete lines; a partial line being
   // written at that instant may be lost). On an exited container it replays
   // the last run's log and sends its exit. AttachSpec.logs replays the log
-  // first. stdout/stderr/detach_keys are not honoured yet (both streams are
-  // sent; no detach keys: cancel the RPC to detach).
+  // first; since_start replays the running container's current run. The
+  // detach keys are looked for in stdin (a partial match is held back);
+  // once typed, the call answers detached and ends, the container keeps
+  // running. stdout/stderr selection is not honoured (both streams are
+  // sent).
   grpc::Status Attach(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) override;
