@@ -21,11 +21,13 @@ constexpr Verb kVerbs[] = {
     {"builder", "Manage the build cache (prune, du)", Builder},
     {"commit", "Create an image from a container's changes", Commit},
     {"completion", "Print a shell completion script (bash)", Completion},
+    {"container", "Manage containers (ls, prune, rm)", Container},
     {"create", "Create a container", Create},
     {"events", "Stream the runtime's lifecycle events", Events},
     {"exec", "Run a command in a running container", Exec},
     {"export", "Export a container's filesystem as a tarball", Export},
     {"history", "Show an image's layers and what made them", History},
+    {"image", "Manage images (ls, prune, rm)", Image},
     {"images", "List images", Images},
     {"import", "Import a root filesystem tarball as an image", Import},
     {"inspect", "Show a container or an image as JSON", Inspect},
@@ -50,7 +52,7 @@ constexpr Verb kVerbs[] = {
     {"tag", "Give an image another name", Tag},
     {"unpause", "Thaw the processes of paused containers", Unpause},
     {"version", "Show the Pier version", Version},
-    {"volume", "Manage volumes (create, ls, inspect, rm)", Volume},
+    {"volume", "Manage volumes (create, ls, inspect, rm, prune)", Volume},
     {"wait", "Wait for containers to exit and print their exit codes", Wait},
 };
 

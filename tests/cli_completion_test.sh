@@ -22,7 +22,10 @@ complete_words() {  # WORD... (the last is the one being completed)
 [ "$(complete_words pier r)" = "registry rm rmi run" ] || fail "pier r<TAB>: $(complete_words pier r)"
 [ "$(complete_words pier --runtime unix:///x vol)" = "volume" ] || fail "global flag value skipped"
 [ "$(complete_words pier --tlsc)" = "--tlscacert --tlscert" ] || fail "pier --tlsc<TAB>"
-[ "$(complete_words pier volume "")" = "create ls inspect rm" ] || fail "pier volume <TAB>"
+[ "$(complete_words pier volume "")" = "create ls inspect rm prune" ] || fail "pier volume <TAB>"
+[ "$(complete_words pier image "")" = "ls prune rm" ] || fail "pier image <TAB>"
+[ "$(complete_words pier container p)" = "prune" ] || fail "pier container p<TAB>"
+complete_words pier attach --d | grep -qw -- --detach-keys || fail "pier attach --d<TAB>"
 [ "$(complete_words pier registry t)" = "tags" ] || fail "pier registry t<TAB>"
 [ "$(complete_words pier build --build-a)" = "--build-arg" ] || fail "pier build --build-a<TAB>"
 [ "$(complete_words pier ps -)" != "" ] || fail "pier ps -<TAB> is empty"
@@ -36,7 +39,7 @@ verbs=$("$BIN/pier" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { p
 for v in $verbs; do
   out=$("$BIN/pier" "$v" --help 2>&1) || fail "pier $v --help exited $?"
   echo "$out" | grep -q "^Usage: pier $v" || fail "pier $v --help has no Usage line: $out"
-  echo "$script" | grep -q "^    $v) flags=" || fail "completion has no case for $v"
+  grep -q "^    $v) flags=" <<<"$script" || fail "completion has no case for $v"
 done
 for sub in "registry ls" "registry tags" "registry gc" "volume create" "volume ls" \
            "volume inspect" "volume rm"; do

@@ -293,6 +293,19 @@ pier run --name v1 localhost/withvol:latest sh -c 'echo x > /state/y' >/dev/null
 pier rm -v v1 >/dev/null
 [ "$(pier volume ls -q | wc -l)" = 0 ] || fail "rm -v left the anonymous volume"
 
+# volume prune: unused anonymous volumes, with -a named ones too; asks
+# first without -f.
+pier volume create keep-named >/dev/null
+anon=$(pier volume create)
+out=$(echo n | pier volume prune 2>/dev/null)
+pier volume ls -q | grep -qx "$anon" || fail "volume prune without confirmation removed $anon"
+out=$(echo y | pier volume prune 2>/dev/null)
+echo "$out" | grep -qx "$anon" && echo "$out" | grep -q "Total reclaimed space" \
+  || fail "volume prune: $out"
+pier volume ls -q | grep -qx keep-named || fail "volume prune removed a named volume"
+pier volume prune -a -f | grep -qx keep-named || fail "volume prune -a kept keep-named"
+[ "$(pier volume ls -q | wc -l)" = 0 ] || fail "volume prune -a left: $(pier volume ls -q)"
+
 # pause / unpause: the container's processes stop, then go on; exec is
 # refused while paused; kill works on a paused container.
 pier run -d --name frozen localhost/busybox:latest \
@@ -339,6 +352,26 @@ set +e
 pier run -d --rm --restart=always localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
 set -e
 [ "$rc" = 1 ] && grep -q "restart" "$WORK/err" || fail "--rm with --restart=always: rc=$rc $(cat "$WORK/err")"
+
+# container prune: stopped containers go, running ones stay; image prune:
+# dangling images, then with -a every unused one, counted in bytes.
+pier run --name stopped1 localhost/busybox:latest sh -c : >/dev/null
+pier run -d --name running1 localhost/busybox:latest sleep 1000 >/dev/null
+sid=$(pier inspect stopped1 | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["container"]["id"])')
+out=$(pier container prune -f)
+echo "$out" | grep -qx "$sid" || fail "container prune: $out"
+pier ps -a | grep -q " stopped1$" && fail "container prune left stopped1"
+pier ps | grep -q " running1$" || fail "container prune removed running1"
+pier import "$WORK/rootfs.tar" >/dev/null  # dangling
+out=$(pier image prune -f)
+echo "$out" | grep -q "^deleted: sha256:" || fail "image prune: $out"
+pier images | grep -q "<none>" && fail "image prune left a dangling image: $(pier images)"
+pier image prune -f --filter until=nonsense >/dev/null 2>&1 && fail "image prune took until=nonsense"
+pier image prune -a -f --filter until=1h | grep -q "^deleted" && fail "until=1h pruned a new image"
+out=$(pier image prune -a -f)
+echo "$out" | grep -q "^untagged: " || fail "image prune -a: $out"
+pier images | grep -q "localhost/busybox" || fail "image prune -a removed the image running1 uses"
+pier rm -f running1 >/dev/null
 
 # Errors users meet first.
 set +e
