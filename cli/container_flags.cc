@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "lib/common/status.h"
 
 namespace pier::cli {
 
@@ -40,6 +41,8 @@ absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
 }
 
 void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
+  f.String("platform", "", &platform,
+           "platform of the image to run and to pull, e.g. linux/arm64 (default: the node's)");
   f.String("pull", "", &pull,
            "pull the image before creating: missing (default, when not on the node), always, "
            "never");
@@ -169,6 +172,7 @@ absl::Status ContainerFlags::ToSpec(const std::vector<std::string>& pos,
         absl::StrCat("invalid --pid \"", pid, "\": host or container:<name|id>"));
   }
   spec->set_pid_mode(pid);
+  if (!platform.empty()) RETURN_IF_ERROR(ParsePlatform(platform, spec->mutable_platform()));
   spec->set_network_mode(network);
   for (const std::string& c : cap_add) spec->add_cap_add(c);
   for (const std::string& c : cap_drop) spec->add_cap_drop(c);

@@ -34,7 +34,7 @@ bool ImageMissing(const Globals& g, const std::string& image) {
 grpc::Status WithPull(const Globals& g, const ContainerFlags& cf, const std::string& image,
                       const std::function<grpc::Status()>& call) {
   auto pull = [&]() -> grpc::Status {
-    absl::StatusOr<std::string> id = PullImage(g, image, /*quiet=*/false);
+    absl::StatusOr<std::string> id = PullImage(g, image, /*quiet=*/false, cf.platform);
     if (id.ok()) return grpc::Status::OK;
     return grpc::Status(static_cast<grpc::StatusCode>(id.status().code()),
                         std::string(id.status().message()));

@@ -429,6 +429,24 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   if (!img.ok()) return img.status();
   ASSIGN_OR_RETURN(oci::ImageConfig config, ctx_->images->GetConfig(*img));
   const oci::ContainerConfig& ic = config.config;
+  // The image must be for the platform asked for (by default the node's).
+  ASSIGN_OR_RETURN(oci::Platform wanted, RequestedPlatform(spec.platform()));
+  oci::Platform image_platform;
+  image_platform.os = config.os.empty() ? "linux" : config.os;
+  image_platform.architecture = config.architecture;
+  image_platform.variant = config.variant;
+  if (!config.architecture.empty() && !PlatformMatches(image_platform, wanted)) {
+    const std::string node = PlatformText(image::HostPlatform());
+    const std::string what = absl::StrCat("image ", spec.image(), " (", img->id.str(), ") is for ",
+                                          PlatformText(image_platform));
+    if (spec.has_platform()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, ", not the requested ", PlatformText(wanted), " (the node is ", node, ")"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ", but the node is ", node, " (give platform ",
+                     PlatformText(image_platform), " to run it anyway, under emulation)"));
+  }
 
   CreateOptions opts;
   opts.name = spec.name();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -176,26 +177,23 @@ absl::Status ImageServiceImpl::Summarize(const image::Image& img,
 
 grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*, const v1::PullImageRequest* request,
                                          grpc::ServerWriter<v1::PullImageResponse>* writer) {
+  std::optional<oci::Platform> platform;
   if (request->has_platform()) {
-    // The store pulls the node's platform; another one is refused rather
-    // than silently ignored.
-    oci::Platform host = image::HostPlatform();
-    if ((!request->platform().os().empty() && request->platform().os() != host.os) ||
-        (!request->platform().architecture().empty() &&
-         request->platform().architecture() != host.architecture)) {
-      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          "pulling for a platform other than the node's is not supported yet");
-    }
+    absl::StatusOr<oci::Platform> p = RequestedPlatform(request->platform());
+    if (!p.ok()) return ToGrpcStatus(p.status());
+    platform = *p;
   }
   auto options = ctx_->RegistryOptionsFor(request->reference(),
                                           request->has_auth() ? &request->auth() : nullptr);
   if (!options.ok()) return ToGrpcStatus(options.status());
-  absl::StatusOr<image::Image> img =
-      ctx_->images->Pull(request->reference(), *options, [&](const image::Progress& p) {
+  absl::StatusOr<image::Image> img = ctx_->images->Pull(
+      request->reference(), *options,
+      [&](const image::Progress& p) {
         v1::PullImageResponse r;
         *r.mutable_progress() = ToProgress(p);
         writer->Write(r);
-      });
+      },
+      platform ? &*platform : nullptr);
   if (!img.ok()) return ToGrpcStatus(img.status());
   auto all = ctx_->images->List();
   if (!all.ok()) return ToGrpcStatus(all.status());
