@@ -43,6 +43,7 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
     }
     return result;
   }
+  result.attached = true;
   const bool tty = resp.attached().tty();
   if (tty) {
     (void)EnterRawTerminal();
@@ -59,7 +60,6 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
       return result;
     }
   }
-  result.started = true;
   // Input (stdin, resizes) on its own thread until the output ends.
   InputPump input;
   if (stdin || tty) {

@@ -16,7 +16,7 @@ struct AttachResult {
   std::optional<int> exit_code;  // the container's, when it exited
   std::string error;             // the exit's error, if any
   bool detached = false;         // the detach keys were typed
-  bool started = false;          // on_attached ran and succeeded
+  bool attached = false;         // the runtime confirmed the attachment
   grpc::Status status;           // the RPC's failure when there is no exit code
 };
 
@@ -28,9 +28,10 @@ struct AttachOptions {
 
 // Attaches to `container`: our stdin is copied to it when `options.stdin`,
 // its output goes to our stdout/stderr; typing the detach keys ends the
-// session with `detached` (the container keeps running). With a container tty and a terminal on
-// our stdin, the terminal is put in raw mode (restored on return and on
-// SIGTERM/SIGHUP/SIGQUIT) and its size is sent at once and on SIGWINCH.
+// session with `detached` (the container keeps running). With a container
+// tty and a terminal on our stdin, the terminal is put in raw mode
+// (restored on return and on SIGTERM/SIGHUP/SIGQUIT) and its size is sent
+// at once and on SIGWINCH.
 // `on_attached` runs once the server has confirmed the attachment (e.g.
 // StartContainer); its error ends the session and is returned in status.
 AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& container,

@@ -86,9 +86,9 @@ int RunAttached(const Globals& g, rt::ContainerService::Stub& stub, const Contai
     rt::StartContainerResponse sresp;
     return stub.StartContainer(&ctx, sreq, &sresp);
   });
-  // Not started (the attachment failed): nothing of this run is left.
-  // Detached: the container keeps running, --rm or not.
-  if ((cf.rm && !r.detached) || !r.started) RemoveQuietly(stub, id);
+  // The attachment failed (e.g. malformed detach keys): nothing of this run
+  // is left. Detached: the container keeps running, --rm or not.
+  if ((cf.rm && !r.detached) || !r.attached) RemoveQuietly(stub, id);
   if (r.exit_code) {
     if (!r.error.empty()) std::cerr << "pier: " << r.error << "\n";
     return *r.exit_code;
