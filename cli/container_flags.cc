@@ -60,6 +60,7 @@ void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
   f.String("restart", "", &restart, "no|always|on-failure[:N]|unless-stopped");
   f.Bool("privileged", "", &privileged, "all capabilities, no seccomp, host devices");
   f.String("pid", "", &pid, "\"host\" or \"container:<name|id>\" to share that pid namespace");
+  f.String("ipc", "", &ipc, "\"host\" or \"container:<name|id>\" to share that ipc namespace");
   f.String("network", "", &network, "none|host|bridge|container:<name|id> (--net is the same)");
   f.String("net", "", &network, "alias of --network");
   f.StringList("cap-add", "", &cap_add, "add a Linux capability");
@@ -172,6 +173,11 @@ absl::Status ContainerFlags::ToSpec(const std::vector<std::string>& pos,
         absl::StrCat("invalid --pid \"", pid, "\": host or container:<name|id>"));
   }
   spec->set_pid_mode(pid);
+  if (!ipc.empty() && ipc != "host" && ipc != "private" && !absl::StartsWith(ipc, "container:")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --ipc \"", ipc, "\": host, private or container:<name|id>"));
+  }
+  spec->set_ipc_mode(ipc);
   if (!platform.empty()) RETURN_IF_ERROR(ParsePlatform(platform, spec->mutable_platform()));
   spec->set_network_mode(network);
   for (const std::string& c : cap_add) spec->add_cap_add(c);

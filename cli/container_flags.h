@@ -14,6 +14,7 @@ struct ContainerFlags {
   std::string name, workdir, user, entrypoint, hostname, restart, pid, network, memory, cpus;
   std::string stop_signal;
   std::string platform;          // --platform os[/arch[/variant]]
+  std::string ipc;               // --ipc
   std::string pull = "missing";  // --pull: missing, always or never
   int64_t stop_timeout = -1, pids_limit = 0;
   std::string detach_keys;  // run: --detach-keys

@@ -4,7 +4,7 @@
 // and removing containers removes their veths and namespace files.
 //
 // A container in network mode container:<name> shares another one's
-// namespace (and pid mode container:<name> its processes).
+// namespace (and pid and ipc modes container:<name> its processes and IPC).
 //
 // Everything happens inside a private network (and mount) namespace: the
 // test re-executes itself under `unshare --net --mount --fork`, so the
@@ -102,8 +102,8 @@ absl::StatusOr<std::string> BusyboxTar(const std::string& dir) {
   RETURN_IF_ERROR(MakeDirs(dir + "/out"));
   ASSIGN_OR_RETURN(std::string busybox, ReadFile(kBusybox));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/bin/busybox", busybox, 0755));
-  for (const char* applet :
-       {"sh", "echo", "cat", "mkdir", "httpd", "ip", "wget", "sleep", "ls", "true", "hostname"}) {
+  for (const char* applet : {"sh", "echo", "cat", "mkdir", "httpd", "ip", "wget", "sleep", "ls",
+                             "true", "hostname", "readlink"}) {
     std::string link = dir + "/bin/" + applet;
     if (::symlink("busybox", link.c_str()) != 0) return ErrnoStatus(errno, link);
   }
@@ -435,7 +435,9 @@ TEST_F(NetworkTest, ContainerModeJoinsAnotherContainersNamespace) {
   pid_joiner.set_image(kImage);
   pid_joiner.set_network_mode("none");
   pid_joiner.set_pid_mode("container:" + web_id.substr(0, 12));
-  for (const char* a : {"sh", "-c", "cat /proc/1/cmdline > /out/init"}) {
+  pid_joiner.set_ipc_mode("container:web");
+  for (const char* a :
+       {"sh", "-c", "cat /proc/1/cmdline > /out/init; readlink /proc/self/ns/ipc > /out/ipc"}) {
     pid_joiner.mutable_cmd()->add_values(a);
   }
   *pid_joiner.add_mounts() = *m;
@@ -445,6 +447,10 @@ TEST_F(NetworkTest, ContainerModeJoinsAnotherContainersNamespace) {
   EXPECT_EQ(Wait(pid_id), 0);
   EXPECT_THAT(ReadFile(out + "/init").value_or(""), ::testing::HasSubstr("httpd"));
   EXPECT_EQ(Inspect(pid_id).spec().pid_mode(), "container:" + web_id);
+  EXPECT_EQ(Inspect(pid_id).spec().ipc_mode(), "container:" + web_id);
+  EXPECT_EQ(ReadFile(out + "/ipc").value_or("?"),
+            Shell(absl::StrCat("readlink /proc/", web_record.state().pid(), "/ns/ipc")));
+  EXPECT_NE(ReadFile(out + "/ipc").value_or("?"), Shell("readlink /proc/self/ns/ipc"));
 
   // What Docker refuses too, and unknown targets.
   v1::ContainerSpec bad = joiner;

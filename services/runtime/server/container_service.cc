@@ -525,6 +525,15 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   } else if (!spec.pid_mode().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unknown pid mode \"", spec.pid_mode(), "\""));
   }
+  std::string ipc_target;
+  if (spec.ipc_mode() == "host") {
+    es.namespaces.ipc.mode = exec::NamespaceMode::kHost;
+  } else if (absl::StartsWith(spec.ipc_mode(), kContainerMode)) {
+    ASSIGN_OR_RETURN(ipc_target, ModeTarget(spec.ipc_mode(), "ipc"));
+    es.namespaces.ipc = {exec::NamespaceMode::kPath, ""};
+  } else if (!spec.ipc_mode().empty() && spec.ipc_mode() != "private") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown ipc mode \"", spec.ipc_mode(), "\""));
+  }
   std::vector<network::PortMapping> ports;
   if (!spec.ports().empty() || spec.publish_all()) {
     if (!bridge) {
@@ -752,6 +761,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
                        : !net_target.empty() ? kContainerMode + net_target
                                              : net);
   if (!pid_target.empty()) record.mutable_spec()->set_pid_mode(kContainerMode + pid_target);
+  if (!ipc_target.empty()) record.mutable_spec()->set_ipc_mode(kContainerMode + ipc_target);
   ns->set_sandbox_path(netns);
   ns->set_ip_address(addr.ip);
   ns->set_ip_prefix_len(addr.prefix_len);
@@ -883,7 +893,9 @@ absl::Status ContainerServiceImpl::PrepareStart(ContainerInfo* start) {
       namespaces.net.mode == exec::NamespaceMode::kPath && namespaces.net.path.empty();
   const bool join_pid =
       namespaces.pid.mode == exec::NamespaceMode::kPath && namespaces.pid.path.empty();
-  if (join_net || join_pid) {
+  const bool join_ipc =
+      namespaces.ipc.mode == exec::NamespaceMode::kPath && namespaces.ipc.path.empty();
+  if (join_net || join_pid || join_ipc) {
     // container:<target> modes: the target's namespaces as of now.
     ASSIGN_OR_RETURN(v1::Container record, Record(info.id));
     if (join_net) {
@@ -893,6 +905,10 @@ absl::Status ContainerServiceImpl::PrepareStart(ContainerInfo* start) {
     if (join_pid) {
       ASSIGN_OR_RETURN(namespaces.pid.path,
                        SharedNamespace(info.id, record.spec().pid_mode(), "pid"));
+    }
+    if (join_ipc) {
+      ASSIGN_OR_RETURN(namespaces.ipc.path,
+                       SharedNamespace(info.id, record.spec().ipc_mode(), "ipc"));
     }
     return absl::OkStatus();
   }

@@ -85,7 +85,7 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // networking CNI runs again (DEL of what is left, then ADD with the
   // recorded published ports); the new address is recorded. OK when the
   // namespace is in place or the container has none of its own; the
-  // namespace's or CNI's error otherwise. A container in network or pid
+  // namespace's or CNI's error otherwise. A container in network, pid or ipc
   // mode container:<target> gets the target's namespace paths for this
   // start; FailedPrecondition (naming both) when the target is gone or not
   // running.
@@ -112,12 +112,12 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // prefix). NotFound; InvalidArgument for an ambiguous prefix.
   absl::StatusOr<std::string> Resolve(absl::string_view id_or_name) const;
   // The id of the container a "container:<id or name>" `what` mode (network,
-  // pid) names: NotFound or InvalidArgument naming the mode.
+  // pid, ipc) names: NotFound or InvalidArgument naming the mode.
   absl::StatusOr<std::string> ModeTarget(const std::string& mode, absl::string_view what) const;
   // The host name of container `id`, which containers joining its network
   // namespace take.
   absl::StatusOr<std::string> TargetHostname(const std::string& id) const;
-  // The path of the `kind` ("net", "pid") namespace of the running container
+  // The path of the `kind` ("net", "pid", "ipc") namespace of the running container
   // that `mode` ("container:<id>") names, for container `id` to join.
   // FailedPrecondition when it is gone or not running.
   absl::StatusOr<std::string> SharedNamespace(const std::string& id, const std::string& mode,
