@@ -20,6 +20,11 @@
 //   pull-parallel  16 clients (threads, one connection each) each GET a
 //                  64 MiB blob 4 times; aggregate MiB/s        op = 64 MiB GET
 //   base           GET /v2/ x2000                               op = request
+//   pull-ceiling   the same GET of 256 MiB as pull-large, from a minimal
+//                  server inside this process that answers any request by
+//                  writing the body from memory (no disk, no parsing beyond
+//                  the blank line): what this client can receive on this
+//                  loopback at all. --url is not used. op = blob, MiB/s
 //
 // Each repetition uses fresh content where the workload writes (so a push is
 // never a no-op), generated deterministically from the repetition number
@@ -41,10 +46,14 @@
 //   ops=6000 client_cpu_ms=310.2 client_cpu_ms_per_op=0.0517 cpu_ticks=42
 //   clk_tck=100 cpu_ms_per_op=0.0700
 // (cpu_* only with --pid). Errors go to stderr with exit status 1.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -382,8 +391,88 @@ absl::Status PushManifestBlobs(Registry& reg, const std::string& repo, Blob& con
   return absl::OkStatus();
 }
 
-absl::StatusOr<Result> RunWorkload(const std::string& url, const std::string& workload,
+// A loopback HTTP server in a thread that answers every request on every
+// connection with 200 and `body`, written straight from memory. The fastest
+// possible sender: the reference for what a client can receive here.
+class CeilingServer {
+ public:
+  explicit CeilingServer(const std::string& body) : body_(body) {}
+  ~CeilingServer() {
+    stop_ = true;
+    if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+  }
+
+  absl::StatusOr<std::string> Start() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listen_fd_ < 0) return ErrnoStatus(errno, "socket");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(listen_fd_, 4) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return ErrnoStatus(errno, "ceiling server: bind/listen");
+    }
+    thread_ = std::thread([this] { Serve(); });
+    return absl::StrCat("http://127.0.0.1:", ntohs(addr.sin_port));
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      // GET .../blobs/... gets the body; anything else (GET /v2/) an empty 200.
+      const std::string head = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body_.size(),
+                                            "\r\nContent-Type: application/octet-stream\r\n\r\n");
+      const std::string empty = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+      std::string in;
+      char buf[4096];
+      for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+        size_t end;
+        bool ok = true;
+        while (ok && (end = in.find("\r\n\r\n")) != std::string::npos) {
+          const bool blob = in.substr(0, in.find("\r\n")).find("/blobs/") != std::string::npos;
+          in.erase(0, end + 4);
+          ok = blob ? WriteAll(fd, head) && WriteAll(fd, body_) : WriteAll(fd, empty);
+        }
+        if (!ok) break;
+      }
+      ::close(fd);
+    }
+  }
+  static bool WriteAll(int fd, absl::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::write(fd, data.data(), data.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  const std::string& body_;
+  int listen_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+absl::StatusOr<Result> RunWorkload(const std::string& url_flag, const std::string& workload,
                                    Runner& runner) {
+  std::string url = url_flag;
+  std::unique_ptr<CeilingServer> ceiling;
+  std::optional<Blob> ceiling_blob;
+  if (workload == "pull-ceiling") {
+    ceiling_blob = MakeBlob(0x1A00, kLargeBlob);
+    ceiling = std::make_unique<CeilingServer>(ceiling_blob->data);
+    ASSIGN_OR_RETURN(url, ceiling->Start());
+  }
   ASSIGN_OR_RETURN(Registry reg, Registry::Connect(url));
   RETURN_IF_ERROR(reg.Call(ClientRequest{.url = "/v2/"}, 200));  // reachable, connection open
   Result result;
@@ -408,6 +497,17 @@ absl::StatusOr<Result> RunWorkload(const std::string& url, const std::string& wo
       ASSIGN_OR_RETURN(uint64_t got, reg.PullBlob("bench/large", blob.digest, buf, false));
       double secs = runner.Stop();
       if (got != kLargeBlob) return absl::DataLossError("pull-large: short body");
+      return kLargeBlob / kMiB / secs;
+    }));
+  } else if (workload == "pull-ceiling") {
+    result.unit = "MiB/s";
+    ASSIGN_OR_RETURN(uint64_t n, reg.PullBlob("bench/large", ceiling_blob->digest, buf, true));
+    if (n != kLargeBlob) return absl::DataLossError("pull-ceiling: short body");
+    RETURN_IF_ERROR(runner.Run(result, 1, [&](int) -> absl::StatusOr<double> {
+      runner.Start();
+      ASSIGN_OR_RETURN(uint64_t got, reg.PullBlob("bench/large", ceiling_blob->digest, buf, false));
+      double secs = runner.Stop();
+      if (got != kLargeBlob) return absl::DataLossError("pull-ceiling: short body");
       return kLargeBlob / kMiB / secs;
     }));
   } else if (workload == "push-small") {
@@ -538,7 +638,8 @@ int Main(int argc, char** argv) {
   FlagSet flags("pier_registry_bench", "--url=URL --workload=NAME [flags]");
   flags.String("url", "", &url, "registry base URL, e.g. http://127.0.0.1:5000");
   flags.String("workload", "", &workload,
-               "push-large|pull-large|push-small|manifest-put|manifest-get|pull-parallel|base");
+               "push-large|pull-large|push-small|manifest-put|manifest-get|pull-parallel|base|"
+               "pull-ceiling");
   flags.Int("pid", "", &pid, "server process whose CPU time to measure (optional)");
   flags.Int("reps", "", &reps, "repetitions (default 3)");
   flags.Int("first-rep", "", &first_rep,

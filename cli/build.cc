@@ -5,10 +5,17 @@
 // --progress=auto|tty|plain). Outputs as `docker buildx build -o`: type=registry (the default
 // when no -o is given: push every tag), type=image[,push=true],
 // type=oci|docker,dest=FILE (dest=- for standard output; the archive is
-// streamed back by the builder and written here).
+// streamed back by the builder and written here), type=local,dest=DIR (the
+// image's root filesystem, streamed back as a tar and unpacked into DIR
+// here by pier-unpack, lib/archive's safe extraction; `-o DIR` is short for it),
+// type=tar,dest=FILE|- (that tar as it is). Image outputs take
+// compression=gzip|zstd|uncompressed, compression-level=N and
+// force-compression=true (type=docker refuses zstd).
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -20,6 +27,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "cli/build_progress.h"
 #include "cli/runtime_client.h"
 #include "lib/common/fs.h"
@@ -40,13 +48,60 @@ namespace {
 // archive goes ("" when the builder does not stream one).
 struct OutputFlag {
   bpb::Output output;
-  std::string file;  // "-" for standard output
+  std::string file;       // "-" for standard output
+  std::string local_dir;  // type=local: the streamed tar is unpacked here
 };
+
+// Reads compression=, compression-level= and force-compression= of an
+// image output from `kv` (removing them). InvalidArgument names the flag.
+absl::Status ParseCompression(const std::string& text, std::map<std::string, std::string>* kv,
+                              bpb::Output* out) {
+  if (auto it = kv->find("compression"); it != kv->end()) {
+    if (it->second == "gzip") {
+      out->set_compression(bpb::Output::COMPRESSION_GZIP);
+    } else if (it->second == "zstd") {
+      out->set_compression(bpb::Output::COMPRESSION_ZSTD);
+    } else if (it->second == "uncompressed") {
+      out->set_compression(bpb::Output::COMPRESSION_UNCOMPRESSED);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "-o ", text, ": unknown compression \"", it->second, "\" (gzip, zstd or uncompressed)"));
+    }
+    kv->erase(it);
+  }
+  if (auto it = kv->find("compression-level"); it != kv->end()) {
+    int level = 0;
+    if (!absl::SimpleAtoi(it->second, &level) || level < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": compression-level must be a number"));
+    }
+    out->set_compression_level(level);
+    kv->erase(it);
+  }
+  if (auto it = kv->find("force-compression"); it != kv->end()) {
+    if (it->second != "true" && it->second != "false") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": force-compression must be true or false"));
+    }
+    out->set_force_compression(it->second == "true");
+    kv->erase(it);
+  }
+  return absl::OkStatus();
+}
 
 // Parses "type=oci,dest=out.tar" (docker's -o syntax). InvalidArgument names
 // the flag and the bad part.
 absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
   OutputFlag f;
+  if (!text.empty() && !absl::StrContains(text, "=")) {  // -o DIR, -o -
+    f.output.set_type(bpb::Output::TYPE_LOCAL);
+    if (text == "-") {
+      f.file = "-";
+    } else {
+      f.local_dir = text;
+    }
+    return f;
+  }
   std::map<std::string, std::string> kv;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     std::pair<std::string, std::string> p = absl::StrSplit(part, absl::MaxSplits('=', 1));
@@ -78,8 +133,11 @@ absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
       f.output.set_dest(kv["name"]);
       kv.erase("name");
     }
-  } else if (type == "oci" || type == "docker") {
-    f.output.set_type(type == "oci" ? bpb::Output::TYPE_OCI : bpb::Output::TYPE_DOCKER);
+    RETURN_IF_ERROR(ParseCompression(text, &kv, &f.output));
+  } else if (type == "oci" || type == "docker" || type == "tar") {
+    f.output.set_type(type == "oci"      ? bpb::Output::TYPE_OCI
+                      : type == "docker" ? bpb::Output::TYPE_DOCKER
+                                         : bpb::Output::TYPE_LOCAL);
     auto it = kv.find("dest");
     if (it == kv.end() || it->second.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("-o ", text, ": dest= is required for type=",
@@ -87,12 +145,23 @@ absl::StatusOr<OutputFlag> ParseOutput(const std::string& text) {
     }
     f.file = it->second;
     kv.erase(it);
+    if (type != "tar") RETURN_IF_ERROR(ParseCompression(text, &kv, &f.output));
+  } else if (type == "local") {
+    f.output.set_type(bpb::Output::TYPE_LOCAL);
+    auto it = kv.find("dest");
+    if (it == kv.end() || it->second.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("-o ", text, ": dest= is required for type=local (a directory)"));
+    }
+    f.local_dir = it->second;
+    kv.erase(it);
   } else if (type.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("-o ", text, ": type= is required (registry, image, oci or docker)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "-o ", text, ": type= is required (registry, image, oci, docker, local or tar)"));
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("-o ", text, ": unknown output type \"", type,
-                                                   "\" (registry, image, oci or docker)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("-o ", text, ": unknown output type \"", type,
+                     "\" (registry, image, oci, docker, local or tar)"));
   }
   if (!kv.empty()) {
     return absl::InvalidArgumentError(
@@ -127,12 +196,116 @@ absl::StatusOr<std::string> ParseCacheRef(const std::string& flag, const std::st
   return ref;
 }
 
+// Parses a --secret value, "id=ID[,src=FILE][,env=VAR][,type=file|env]",
+// and reads the secret: from FILE (src= or source=), from the environment
+// variable VAR (env=, or src= with type=env), or, with neither, from the
+// environment variable named ID. Returns the id and the bytes;
+// InvalidArgument for a malformed value, the read's error for a file.
+absl::StatusOr<std::pair<std::string, std::string>> ParseSecret(const std::string& text) {
+  std::string id, src, env, type;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> p = absl::StrSplit(part, absl::MaxSplits('=', 1));
+    if (p.first == "id") {
+      id = p.second;
+    } else if (p.first == "src" || p.first == "source") {
+      src = p.second;
+    } else if (p.first == "env") {
+      env = p.second;
+    } else if (p.first == "type") {
+      type = p.second;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--secret ", text, ": unknown key \"", p.first, "\" (id, src, env, type)"));
+    }
+  }
+  if (type != "" && type != "file" && type != "env") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--secret ", text, ": unknown type \"", type, "\" (file or env)"));
+  }
+  if (type == "env" && env.empty()) std::swap(env, src);
+  if (id.empty()) id = !src.empty() ? src.substr(src.rfind('/') + 1) : env;
+  if (id.empty())
+    return absl::InvalidArgumentError(absl::StrCat("--secret ", text, ": id= is required"));
+  if (!src.empty() && !env.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--secret ", text, ": give either src= or env=, not both"));
+  }
+  if (!src.empty()) {
+    absl::StatusOr<std::string> data = ReadFile(src);
+    if (!data.ok()) return Annotate(data.status(), "--secret id=" + id);
+    return std::make_pair(id, *std::move(data));
+  }
+  if (env.empty()) env = id;
+  const char* v = std::getenv(env.c_str());
+  if (v == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("--secret ", text, ": environment variable ",
+                                                   env, " is not set (use src=FILE for a file)"));
+  }
+  return std::make_pair(id, std::string(v));
+}
+
+// pier-unpack beside this executable (where the suite installs it), else
+// the one on PATH.
+std::string UnpackHelper() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n > 0) {
+    std::string beside = JoinPath(Dirname(std::string(buf, static_cast<size_t>(n))), "pier-unpack");
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  return "pier-unpack";
+}
+
+// Unpacks the root filesystem tar in `fd` (read from its start) into `dir`,
+// created when missing, through pier-unpack (lib/archive's safe extraction:
+// nothing lands outside `dir`; as root owners and devices are restored).
+// A helper process keeps libarchive out of the CLI, which starts for every
+// command. Its error message, naming `dir`, on failure.
+absl::Status UnpackLocal(int fd, const std::string& dir) {
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    return ErrnoStatus(errno, "rewind the streamed root filesystem");
+  int err[2];
+  if (::pipe2(err, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
+  UniqueFd err_r(err[0]), err_w(err[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fd, STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_w.get(), STDERR_FILENO);
+  const std::string helper = UnpackHelper();
+  std::vector<char*> argv = {const_cast<char*>(helper.c_str()), const_cast<char*>(dir.c_str()),
+                             nullptr};
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, helper.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  err_w.Reset();
+  if (rc != 0) {
+    return ErrnoStatus(
+        rc, absl::StrCat("run ", helper, " (installed beside pier) to unpack into ", dir));
+  }
+  std::string message;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(err_r.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    message.append(buf, static_cast<size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  message = std::string(absl::StripAsciiWhitespace(message));
+  if (message.empty()) message = absl::StrCat(helper, " failed unpacking into ", dir);
+  return absl::InternalError(message);
+}
+
 }  // namespace
 
 int Build(const Globals& g, const std::vector<std::string>& args) {
   std::vector<std::string> tags, build_args;
   std::string file, target;
-  std::vector<std::string> output_flags, cache_to, cache_from;
+  std::vector<std::string> output_flags, cache_to, cache_from, secret_flags;
   bool no_cache = false, pull = false;
   std::string progress_flag = "auto";
   FlagSet flags("pier build", "[flags] CONTEXT");
@@ -144,11 +317,16 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   flags.Bool("pull", "", &pull, "always pull base images");
   flags.StringList("output", "o", &output_flags,
                    "output: type=registry (default), type=image[,push=true], "
-                   "type=oci|docker,dest=FILE|- (repeatable)");
+                   "type=oci|docker,dest=FILE|-, type=local,dest=DIR (or just DIR), "
+                   "type=tar,dest=FILE|-; image outputs take compression=gzip|zstd|uncompressed"
+                   "[,compression-level=N][,force-compression=true] (repeatable)");
   flags.StringList("cache-to", "", &cache_to,
                    "export the build cache: type=registry,ref=REF (repeatable)");
   flags.StringList("cache-from", "", &cache_from,
                    "import a build cache: type=registry,ref=REF or REF (repeatable)");
+  flags.StringList("secret", "", &secret_flags,
+                   "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR "
+                   "(repeatable; never stored in the image or the cache)");
   flags.String("progress", "", &progress_flag,
                "progress output: auto (tty on a terminal, else plain), tty or plain");
   std::vector<std::string> pos;
@@ -189,6 +367,7 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   // Streamed archives are written to FILE.partial and renamed at the end.
   struct Sink {
     std::string file, tmp;
+    std::string local_dir;  // unpack the tar in fd here
     UniqueFd fd;
   };
   std::vector<Sink> sinks(outputs.size());
@@ -212,6 +391,11 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
       (*spec->mutable_build_args())[a.substr(0, eq)] = a.substr(eq + 1);
     }
   }
+  for (const std::string& v : secret_flags) {
+    absl::StatusOr<std::pair<std::string, std::string>> secret = ParseSecret(v);
+    if (!secret.ok()) return Fail(secret.status(), 2);
+    (*spec->mutable_secrets())[secret->first] = secret->second;
+  }
   spec->set_target(target);
   for (const std::string& t : tags) spec->add_tags(t);
   spec->set_no_cache(no_cache);
@@ -219,8 +403,19 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
   for (const std::string& r : cache_from_refs) spec->add_cache_from(r);
   for (size_t i = 0; i < outputs.size(); ++i) {
     *spec->add_outputs() = outputs[i].output;
-    if (outputs[i].file.empty()) continue;
     Sink& k = sinks[i];
+    if (!outputs[i].local_dir.empty()) {
+      k.local_dir = outputs[i].local_dir;
+      const char* tmpdir = std::getenv("TMPDIR");
+      // The streamed tar waits in an unlinked temporary file.
+      k.file = absl::StrCat(tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp",
+                            "/pier-build-local-XXXXXX");
+      k.fd = UniqueFd(::mkostemp(k.file.data(), O_CLOEXEC));
+      if (!k.fd.valid()) return Fail(ErrnoStatus(errno, "create " + k.file));
+      ::unlink(k.file.c_str());
+      continue;
+    }
+    if (outputs[i].file.empty()) continue;
     k.file = outputs[i].file;
     if (k.file == "-") {
       k.fd = UniqueFd(::dup(STDOUT_FILENO));
@@ -296,7 +491,7 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
     }
   }
   man->set_complete(true);
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.builder, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::SharedChannel(g.builder, g.tls);
   if (!ch.ok()) return Fail(ch.status());
   std::unique_ptr<BuildProgress> progress = MakeBuildProgress(
       *progress_mode, archive_to_stdout ? STDERR_FILENO : STDOUT_FILENO, out, man->entries_size());
@@ -362,6 +557,15 @@ int Build(const Globals& g, const std::vector<std::string>& args) {
     return 1;
   }
   for (Sink& k : sinks) {
+    if (!k.local_dir.empty()) {
+      absl::Status us = UnpackLocal(k.fd.get(), k.local_dir);
+      if (!us.ok()) {
+        drop_partials();
+        return Fail(us);
+      }
+      progress->Line("wrote " + k.local_dir);
+      continue;
+    }
     if (k.tmp.empty()) continue;
     if (::fsync(k.fd.get()) != 0 || ::rename(k.tmp.c_str(), k.file.c_str()) != 0) {
       drop_partials();

@@ -25,7 +25,7 @@ namespace {
 namespace v1 = ::pier::builder::v1;
 
 absl::StatusOr<std::unique_ptr<v1::BuilderService::Stub>> Stub(const Globals& g) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(g.builder, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::SharedChannel(g.builder, g.tls);
   if (!channel.ok()) return channel.status();
   return v1::BuilderService::NewStub(*channel);
 }

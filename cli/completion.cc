@@ -2,7 +2,8 @@
 // CLI itself: the verb table, the global flags, and each verb's flags and
 // subcommands as its own `--help` lists them (FlagSet::Usage's "Flags:"
 // section and a "Commands:" section). So a new verb or flag completes
-// without editing a list here.
+// without editing a list here; only flag values the help cannot list (pier
+// build -o's output types) are in a table.
 #include <iostream>
 #include <map>
 #include <set>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -86,6 +88,24 @@ std::string HelpOf(const Verb& verb) {
   return captured.str();
 }
 
+// Flag values the help text cannot list: the verb, its flag spellings and
+// the words offered after them.
+struct ValueChoices {
+  const char* verb;
+  std::vector<std::string> flags;
+  const char* values;
+};
+const std::vector<ValueChoices>& AllValueChoices() {
+  static const auto* choices = new std::vector<ValueChoices>{
+      {"build",
+       {"-o", "--output"},
+       "type=registry type=image type=oci type=docker type=local type=tar "
+       "compression=gzip compression=zstd compression=uncompressed force-compression=true"},
+      {"build", {"--progress"}, "auto tty plain"},
+  };
+  return *choices;
+}
+
 // A bash case pattern of the flags that take a value, or a never-matching one.
 std::string CasePattern(const std::vector<std::string>& flags) {
   return flags.empty() ? "--@none@" : absl::StrJoin(flags, "|");
@@ -94,7 +114,14 @@ std::string CasePattern(const std::vector<std::string>& flags) {
 void PrintBash(std::ostream& out) {
   HelpInfo globals = ParseHelp(GlobalFlagsUsage());
   std::vector<std::string> verb_names;
-  std::ostringstream cases;
+  std::ostringstream cases, values;
+  for (const ValueChoices& c : AllValueChoices()) {
+    std::vector<std::string> patterns;
+    for (const std::string& f : c.flags)
+      patterns.push_back(absl::StrCat("\"", c.verb, " ", f, "\""));
+    values << "    " << absl::StrJoin(patterns, "|") << ") COMPREPLY=($(compgen -W \"" << c.values
+           << "\" -- \"$cur\")); return 0 ;;\n";
+  }
   for (const Verb& v : AllVerbs()) {
     verb_names.push_back(v.name);
     if (std::string(v.name) == "completion") {
@@ -134,6 +161,9 @@ void PrintBash(std::ostream& out) {
          "  local flags='' subs=''\n"
          "  case $verb in\n"
       << cases.str()
+      << "  esac\n"
+         "  case \"$verb ${COMP_WORDS[COMP_CWORD-1]}\" in\n"
+      << values.str()
       << "  esac\n"
          "  if [[ $cur == -* ]]; then\n"
          "    COMPREPLY=($(compgen -W \"$flags\" -- \"$cur\"))\n"

@@ -18,9 +18,14 @@ grpc::Status StreamLogs(rt::ContainerService::Stub& stub, const std::string& id,
   req.set_timestamps(options.timestamps);
   req.set_stdout(true);
   req.set_stderr(true);
+  req.set_with_exit(options.follow && options.exit != nullptr);
   auto reader = stub.ContainerLogs(&ctx, req);
   rt::ContainerLogsResponse resp;
   while (reader->Read(&resp)) {
+    if (resp.has_exit() && options.exit != nullptr) {
+      *options.exit = resp.exit();
+      if (options.got_exit != nullptr) *options.got_exit = true;
+    }
     for (const rt::LogEntry& e : resp.entries()) {
       int fd = e.stream() == common::v1::OUTPUT_STREAM_STDERR ? STDERR_FILENO : STDOUT_FILENO;
       if (options.timestamps) {

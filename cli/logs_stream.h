@@ -12,6 +12,10 @@ struct LogsOptions {
   bool follow = false;
   int64_t tail = -1;
   bool timestamps = false;
+  // With follow: ask for the container's exit at the end of the stream and
+  // store it here (a foreground run then needs no WaitContainer).
+  rt::WaitContainerResponse* exit = nullptr;
+  bool* got_exit = nullptr;
 };
 
 // Returns the RPC status of the stream.

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "lib/common/flags.h"
+#include "lib/common/process.h"
 
 namespace pier::cli {
 namespace {
@@ -196,6 +197,7 @@ std::string GlobalFlagsUsage() {
 }  // namespace pier::cli
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   int rc = pier::cli::Main(argc, argv);
   // Every verb has closed its files and finished its calls by now: flush the
   // standard streams and leave without running static destructors, which

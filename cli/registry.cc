@@ -20,7 +20,7 @@ namespace {
 namespace v1 = ::pier::registry::v1;
 
 absl::StatusOr<std::unique_ptr<v1::RegistryService::Stub>> Stub(const Globals& g) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(g.registry, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::SharedChannel(g.registry, g.tls);
   if (!channel.ok()) return channel.status();
   return v1::RegistryService::NewStub(*channel);
 }

@@ -123,15 +123,22 @@ int Run(const Globals& g, const std::vector<std::string>& args) {
     std::cout << resp.id() << "\n";
     return 0;
   }
+  // The followed logs end with the exit; an older runtime that does not
+  // send it is asked with WaitContainer.
+  rt::WaitContainerResponse wresp;
+  bool got_exit = false;
   LogsOptions lo;
   lo.follow = true;
+  lo.exit = &wresp;
+  lo.got_exit = &got_exit;
   grpc::Status ls = StreamLogs(**stub, resp.id(), lo);
-  grpc::ClientContext wctx;
-  rt::WaitContainerRequest wreq;
-  wreq.set_id(resp.id());
-  rt::WaitContainerResponse wresp;
-  grpc::Status ws = (*stub)->WaitContainer(&wctx, wreq, &wresp);
-  if (!ws.ok()) return FailRpc(ws);
+  if (!got_exit) {
+    grpc::ClientContext wctx;
+    rt::WaitContainerRequest wreq;
+    wreq.set_id(resp.id());
+    grpc::Status ws = (*stub)->WaitContainer(&wctx, wreq, &wresp);
+    if (!ws.ok()) return FailRpc(ws);
+  }
   if (!ls.ok()) std::cerr << "pier: logs: " << ls.error_message() << "\n";
   if (cf.rm) RemoveQuietly(**stub, resp.id());
   if (!wresp.error().empty()) std::cerr << "pier: " << wresp.error() << "\n";

@@ -14,19 +14,19 @@
 namespace pier::cli {
 
 absl::StatusOr<std::unique_ptr<rt::ImageService::Stub>> ImageStub(const Globals& g) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.runtime, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::SharedChannel(g.runtime, g.tls);
   if (!ch.ok()) return ch.status();
   return rt::ImageService::NewStub(*ch);
 }
 
 absl::StatusOr<std::unique_ptr<rt::ContainerService::Stub>> ContainerStub(const Globals& g) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.runtime, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::SharedChannel(g.runtime, g.tls);
   if (!ch.ok()) return ch.status();
   return rt::ContainerService::NewStub(*ch);
 }
 
 absl::StatusOr<std::unique_ptr<rt::SystemService::Stub>> SystemStub(const Globals& g) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.runtime, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::SharedChannel(g.runtime, g.tls);
   if (!ch.ok()) return ch.status();
   return rt::SystemService::NewStub(*ch);
 }

@@ -34,7 +34,7 @@ int Status(const Globals& globals, const std::vector<std::string>& args) {
   for (const Target& t : targets) {
     std::string state;
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-        rpc::MakeChannel(t.address, globals.tls);
+        rpc::SharedChannel(t.address, globals.tls);
     if (!channel.ok()) {
       state = std::string(channel.status().message());
     } else {

@@ -12,7 +12,7 @@ namespace pier::cli {
 namespace {
 
 absl::StatusOr<std::unique_ptr<rt::VolumeService::Stub>> VolumeStub(const Globals& g) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::MakeChannel(g.runtime, g.tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = rpc::SharedChannel(g.runtime, g.tls);
   if (!ch.ok()) return ch.status();
   return rt::VolumeService::NewStub(*ch);
 }

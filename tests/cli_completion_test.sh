@@ -25,9 +25,12 @@ complete_words() {  # WORD... (the last is the one being completed)
 [ "$(complete_words pier volume "")" = "create ls inspect rm prune" ] || fail "pier volume <TAB>"
 [ "$(complete_words pier image "")" = "ls prune rm" ] || fail "pier image <TAB>"
 [ "$(complete_words pier container p)" = "prune" ] || fail "pier container p<TAB>"
-complete_words pier attach --d | grep -qw -- --detach-keys || fail "pier attach --d<TAB>"
+grep -qw -- --detach-keys <<<"$(complete_words pier attach --d)" || fail "pier attach --d<TAB>"
 [ "$(complete_words pier registry t)" = "tags" ] || fail "pier registry t<TAB>"
 [ "$(complete_words pier build --build-a)" = "--build-arg" ] || fail "pier build --build-a<TAB>"
+[ "$(complete_words pier build -o type=l)" = "type=local" ] || fail "pier build -o type=l<TAB>: $(complete_words pier build -o type=l)"
+[ "$(complete_words pier build --output compression=z)" = "compression=zstd" ] || fail "pier build --output compression=z<TAB>"
+[ "$(complete_words pier build --progress p)" = "plain" ] || fail "pier build --progress p<TAB>"
 [ "$(complete_words pier ps -)" != "" ] || fail "pier ps -<TAB> is empty"
 complete_words pier ps - | grep -qw -- --format || fail "pier ps -<TAB> lacks --format"
 [ -z "$(complete_words pier nosuchverb --x)" ] || fail "unknown verb completed flags"
@@ -38,14 +41,14 @@ verbs=$("$BIN/pier" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { p
 [ "$(echo "$verbs" | wc -l)" -ge 30 ] || fail "pier --help lists too few verbs: $verbs"
 for v in $verbs; do
   out=$("$BIN/pier" "$v" --help 2>&1) || fail "pier $v --help exited $?"
-  echo "$out" | grep -q "^Usage: pier $v" || fail "pier $v --help has no Usage line: $out"
+  grep -q "^Usage: pier $v" <<<"$out" || fail "pier $v --help has no Usage line: $out"
   grep -q "^    $v) flags=" <<<"$script" || fail "completion has no case for $v"
 done
 for sub in "registry ls" "registry tags" "registry gc" "volume create" "volume ls" \
-           "volume inspect" "volume rm"; do
+           "volume inspect" "volume rm" "volume prune" "image prune" "container prune"; do
   # shellcheck disable=SC2086
   out=$("$BIN/pier" $sub --help 2>&1) || fail "pier $sub --help exited $?"
-  echo "$out" | grep -q "^Usage: pier $sub" || fail "pier $sub --help has no Usage line: $out"
+  grep -q "^Usage: pier $sub" <<<"$out" || fail "pier $sub --help has no Usage line: $out"
 done
 rc=0; "$BIN/pier" nosuchverb >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "unknown verb exited $rc, want 2"

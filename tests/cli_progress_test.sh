@@ -51,21 +51,21 @@ out=$(on_tty "$BIN/pier" push "$REG/demo/prog:v1") || { echo "$out"; fail "push 
 mapfile -t ids < <(layers)
 [ "${#ids[@]}" = 2 ] || fail "expected 2 layers, got ${#ids[@]}"
 for id in "${ids[@]}"; do
-  echo "$out" | grep -q "$id: Pushing \[" || { echo "$out"; fail "push: no bar for layer $id"; }
-  echo "$out" | grep -q "$id: Pushed" || { echo "$out"; fail "push: layer $id not Pushed"; }
+  grep -q "$id: Pushing \[" <<<"$out" || { echo "$out"; fail "push: no bar for layer $id"; }
+  grep -q "$id: Pushed" <<<"$out" || { echo "$out"; fail "push: layer $id not Pushed"; }
 done
-echo "$out" | grep -q "$esc\[[0-9]*A" || { echo "$out"; fail "push: lines not redrawn in place"; }
-echo "$out" | grep -q "/[0-9.]*[kM]B" || { echo "$out"; fail "push: no done/total bytes"; }
-echo "$out" | grep -q "^$REG/demo/prog:v1: digest: sha256:" || { echo "$out"; fail "push: no completion line"; }
+grep -q "$esc\[[0-9]*A" <<<"$out" || { echo "$out"; fail "push: lines not redrawn in place"; }
+grep -q "/[0-9.]*[kM]B" <<<"$out" || { echo "$out"; fail "push: no done/total bytes"; }
+grep -q "^$REG/demo/prog:v1: digest: sha256:" <<<"$out" || { echo "$out"; fail "push: no completion line"; }
 
 pier rmi "$REG/demo/prog:v1" localhost/prog:base >/dev/null
 out=$(on_tty "$BIN/pier" pull "$REG/demo/prog:v1") || { echo "$out"; fail "pull on a tty"; }
 for id in "${ids[@]}"; do
-  echo "$out" | grep -q "$id: Downloading \[" || { echo "$out"; fail "pull: no bar for layer $id"; }
-  echo "$out" | grep -q "$id: Download complete" || { echo "$out"; fail "pull: layer $id incomplete"; }
+  grep -q "$id: Downloading \[" <<<"$out" || { echo "$out"; fail "pull: no bar for layer $id"; }
+  grep -q "$id: Download complete" <<<"$out" || { echo "$out"; fail "pull: layer $id incomplete"; }
 done
-echo "$out" | grep -q "$esc\[[0-9]*A" || { echo "$out"; fail "pull: lines not redrawn in place"; }
-echo "$out" | grep -q "^Pulled $REG/demo/prog:v1 (sha256:" || { echo "$out"; fail "pull: no completion line"; }
+grep -q "$esc\[[0-9]*A" <<<"$out" || { echo "$out"; fail "pull: lines not redrawn in place"; }
+grep -q "^Pulled $REG/demo/prog:v1 (sha256:" <<<"$out" || { echo "$out"; fail "pull: no completion line"; }
 
 # Without a terminal: plain lines, one per state, no escape sequences.
 pier rmi "$REG/demo/prog:v1" >/dev/null

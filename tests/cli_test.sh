@@ -56,7 +56,7 @@ for _ in $(seq 1 100); do pier logs web | grep -q started && break; sleep 0.05; 
 pier logs web | grep -q started || fail "logs: $(pier logs web)"
 # exec: a new process in the same container, stdin, exit code.
 out=$(pier exec web sh -c 'cat /proc/1/cmdline | tr "\0" " "')
-echo "$out" | grep -q "sleep 1000" || fail "exec does not see the container's init: $out"
+grep -q "sleep 1000" <<<"$out" || fail "exec does not see the container's init: $out"
 out=$(echo piped | pier exec -i web cat)
 [ "$out" = piped ] || fail "exec -i: $out"
 set +e
@@ -69,10 +69,10 @@ out=$(printf 'echo ex-$((6*7)); busybox tty\nexit 6\n' |
   script -qfec "$BIN/pier exec -it web sh" /dev/null); rc=$?
 set -e
 [ "$rc" = 6 ] || fail "exec -it exit code $rc, expected 6: $out"
-echo "$out" | grep -q "ex-42" || fail "exec -it output: $out"
-echo "$out" | grep -q "^/dev/pts/[0-9]" || fail "exec -it has no pty: $out"
+grep -q "ex-42" <<<"$out" || fail "exec -it output: $out"
+grep -q "^/dev/pts/[0-9]" <<<"$out" || fail "exec -it has no pty: $out"
 out=$(script -qfec "stty rows 31 cols 97; $BIN/pier exec -t web busybox stty size" /dev/null </dev/null)
-echo "$out" | grep -q "31 97" || fail "exec -t tty size: $out"
+grep -q "31 97" <<<"$out" || fail "exec -t tty size: $out"
 # Attach: run -it / -i / -t in the foreground and pier attach; `script`
 # gives the CLI a pty.
 set +e
@@ -80,14 +80,14 @@ out=$(printf 'echo hi-$((6*7))\nexit 7\n' |
   script -qfec "$BIN/pier run -it --rm localhost/busybox:latest sh" /dev/null); rc=$?
 set -e
 [ "$rc" = 7 ] || fail "run -it exit code $rc, expected 7: $out"
-echo "$out" | grep -q "hi-42" || fail "run -it output: $out"
+grep -q "hi-42" <<<"$out" || fail "run -it output: $out"
 out=$(pier run -i --rm localhost/busybox:latest cat <<< piped)
 [ "$out" = piped ] || fail "run -i: $out"
 out=$(pier run -i --rm localhost/busybox:latest echo quick </dev/null)
 [ "$out" = quick ] || fail "run -i of a short-lived container: $out"
 out=$(script -qfec "stty rows 33 cols 101; $BIN/pier run -t --rm localhost/busybox:latest \
   sh -c 'sleep 0.5; busybox stty size'" /dev/null </dev/null)
-echo "$out" | grep -q "33 101" || fail "run -t tty size: $out"
+grep -q "33 101" <<<"$out" || fail "run -t tty size: $out"
 pier run -d -i --name att localhost/busybox:latest sh -c 'read x; echo got-$x; exit 4' >/dev/null
 set +e
 out=$(echo hello | pier attach att); rc=$?
@@ -193,10 +193,10 @@ pier ps -a | grep -q " web$" && fail "web still listed after rm"
 # Events: web's lifecycle, replayed (--since) up to now (--until ends it).
 out=$(pier events --since 10m --until 0s --filter container=web)
 for a in create start kill die stop destroy; do
-  echo "$out" | grep -q " container $a $cid" || fail "events lack $a of web: $out"
+  grep -q " container $a $cid" <<<"$out" || fail "events lack $a of web: $out"
 done
 out=$(pier events --since 10m --until 0s --filter container=web --filter event=die --format json)
-[ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q '"action":"die"' \
+[ "$(echo "$out" | wc -l)" = 1 ] && grep -q '"action":"die"' <<<"$out" \
   || fail "events --filter event=die --format json: $out"
 pier events --filter type=nope >/dev/null 2>&1 && fail "events accepted type=nope"
 

@@ -103,9 +103,9 @@ step "pier exec -it web sh"
 if [ -z "${SKIP_EXEC_TTY:-}" ]; then
 out=$(printf 'cat /www/index.html; echo pid-of-init=$(cat /proc/1/comm); tty\nexit\n' |
   script -qfec "pier exec -it web sh" /dev/null) || fail "exec -it: $out"
-echo "$out" | grep -q "^hello" || fail "exec -it did not show index.html: $out"
-echo "$out" | grep -q "pid-of-init=httpd" || fail "exec -it not in the container: $out"
-echo "$out" | grep -q "/dev/pts/" || fail "exec -it has no tty: $out"
+grep -q "^hello" <<<"$out" || fail "exec -it did not show index.html: $out"
+grep -q "pid-of-init=httpd" <<<"$out" || fail "exec -it not in the container: $out"
+grep -q "/dev/pts/" <<<"$out" || fail "exec -it has no tty: $out"
 fi
 
 step "pier logs -f web"
@@ -162,7 +162,7 @@ step "pier tag / push / pull between two names"
 pier tag "$REG/demo/web:v1" "$REG/demo/web:v2"
 pier push -q "$REG/demo/web:v2" >/dev/null
 tags=$(pier registry tags demo/web)
-echo "$tags" | grep -q v1 && echo "$tags" | grep -q v2 || fail "registry tags: $tags"
+grep -q v1 <<<"$tags" && grep -q v2 <<<"$tags" || fail "registry tags: $tags"
 d1=$(echo "$tags" | awk '$1=="v1"{print $2}')
 d2=$(echo "$tags" | awk '$1=="v2"{print $2}')
 [ -n "$d1" ] && [ "$d1" = "$d2" ] || fail "v1 and v2 differ: $tags"

@@ -268,6 +268,40 @@ TEST_F(LayerTest, CompressionLevelIsValidated) {
   EXPECT_THAT(CreateFromDir(src, options), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST_F(LayerTest, RecompressKeepsTheTarStream) {
+  const std::string src = tmp_.Sub("src");
+  ASSERT_OK(BuildRichTree(src));
+  ASSERT_OK_AND_ASSIGN(Created gz, CreateFromDir(src));
+  for (Compression c : {Compression::kZstd, Compression::kNone, Compression::kGzip}) {
+    CreateOptions options;
+    options.compression = c;
+    ASSERT_OK_AND_ASSIGN(Created direct, CreateFromDir(src, options));
+    std::string bytes;
+    ASSERT_OK_AND_ASSIGN(LayerInfo info,
+                         RecompressLayer(StringSource(gz.bytes), StringSink(&bytes), options));
+    EXPECT_EQ(info.diff_id, gz.info.diff_id) << CompressionName(c);
+    EXPECT_EQ(info.uncompressed_size, gz.info.uncompressed_size);
+    EXPECT_EQ(info.media_type, LayerMediaType(c));
+    EXPECT_EQ(info.size, bytes.size());
+    EXPECT_EQ(info.digest, oci::Digest::Of(bytes));
+    // Same bytes as writing the tree with that compression directly.
+    EXPECT_EQ(info.digest, direct.info.digest) << CompressionName(c);
+    ASSERT_OK_AND_ASSIGN(ApplyResult applied,
+                         Apply(bytes, tmp_.Sub(std::string(CompressionName(c)))));
+    EXPECT_EQ(applied.compression, c);
+    EXPECT_EQ(applied.diff_id, gz.info.diff_id);
+  }
+  std::string out;
+  EXPECT_THAT(
+      RecompressLayer(StringSource(gz.bytes.substr(0, gz.bytes.size() / 2)), StringSink(&out), {}),
+      StatusIs(absl::StatusCode::kDataLoss));
+  CreateOptions bad;
+  bad.compression = Compression::kZstd;
+  bad.compression_level = 99;
+  EXPECT_THAT(RecompressLayer(StringSource(gz.bytes), StringSink(&out), bad),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST_F(LayerTest, WhiteoutNamesCannotBeArchived) {
   const std::string src = tmp_.Sub("src");
   ASSERT_OK(testing::WriteFile(src + "/d/.wh.x", ""));

@@ -54,8 +54,11 @@ class TarStream {
   // libarchive writers, which may hold pointers into it.
   char* buffer() { return buffer_.get(); }
 
-  absl::Status Open() {
+  // Opens the compressor and, unless `raw_tar` (the caller hands in tar
+  // bytes with WriteTarBytes), the tar writer.
+  absl::Status Open(bool raw_tar = false) {
     if (options_.compression != Compression::kNone) RETURN_IF_ERROR(OpenCompressor());
+    if (raw_tar) return absl::OkStatus();
     tar_.reset(archive_write_new());
     if (!tar_) return absl::ResourceExhaustedError("archive_write_new failed");
     struct archive* t = tar_.get();
@@ -91,8 +94,16 @@ class TarStream {
     return absl::OkStatus();
   }
 
+  // Bytes of a tar stream written elsewhere (Open(true)): hashed as the
+  // diff_id, compressed, handed on.
+  absl::Status WriteTarBytes(const char* data, size_t len) {
+    RETURN_IF_ERROR(error_);
+    Consume(data, len);
+    return error_;
+  }
+
   absl::StatusOr<LayerInfo> Finish() {
-    if (archive_write_close(tar_.get()) != ARCHIVE_OK)
+    if (tar_ && archive_write_close(tar_.get()) != ARCHIVE_OK)
       return Failure(tar_.get(), "close tar writer");
     if (compressor_ && archive_write_close(compressor_.get()) != ARCHIVE_OK) {
       return Failure(compressor_.get(), "close compressor");
@@ -163,29 +174,35 @@ class TarStream {
     return internal::ArchiveError(absl::StatusCode::kInternal, a, what);
   }
 
+  // Hashes tar bytes and passes them to the compressor (or the sink);
+  // failures land in error_.
+  void Consume(const void* buf, size_t len) {
+    diff_hash_.Update(buf, len);
+    if (!compressor_) {
+      error_ = sink_(absl::string_view(static_cast<const char*>(buf), len));
+      return;
+    }
+    const char* p = static_cast<const char*>(buf);
+    size_t left = len;
+    while (left > 0 && error_.ok()) {
+      la_ssize_t n = archive_write_data(compressor_.get(), p, left);
+      if (n <= 0) {
+        // A failing sink has already recorded its own status.
+        if (error_.ok()) {
+          error_ = internal::ArchiveError(absl::StatusCode::kInternal, compressor_.get(),
+                                          "compress layer");
+        }
+        return;
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+
   static la_ssize_t OnTar(struct archive* a, void* opaque, const void* buf, size_t len) {
     auto* self = static_cast<TarStream*>(opaque);
     if (self->abandoned_) return static_cast<la_ssize_t>(len);
-    self->diff_hash_.Update(buf, len);
-    if (!self->compressor_) {
-      self->error_ = self->sink_(absl::string_view(static_cast<const char*>(buf), len));
-    } else {
-      const char* p = static_cast<const char*>(buf);
-      size_t left = len;
-      while (left > 0 && self->error_.ok()) {
-        la_ssize_t n = archive_write_data(self->compressor_.get(), p, left);
-        if (n <= 0) {
-          // A failing sink has already recorded its own status.
-          if (self->error_.ok()) {
-            self->error_ = internal::ArchiveError(absl::StatusCode::kInternal,
-                                                  self->compressor_.get(), "compress layer");
-          }
-          break;
-        }
-        p += n;
-        left -= static_cast<size_t>(n);
-      }
-    }
+    self->Consume(buf, len);
     if (!self->error_.ok()) {
       archive_set_error(a, EIO, "%s", std::string(self->error_.message()).c_str());
       return -1;
@@ -569,6 +586,55 @@ absl::StatusOr<LayerInfo> CreateLayerFromDiff(absl::string_view lower_dir,
                                               absl::string_view upper_dir, const ByteSink& output,
                                               const CreateOptions& options) {
   return Create(Mode::kDiff, lower_dir, upper_dir, output, options);
+}
+
+absl::StatusOr<LayerInfo> RecompressLayer(const ByteSource& blob, const ByteSink& output,
+                                          const CreateOptions& options) {
+  struct Ctx {
+    const ByteSource* source;
+    std::unique_ptr<char[]> buf{new char[kCopyChunk]};
+    absl::Status error;
+  } ctx{&blob};
+  internal::ReadArchive in(archive_read_new());
+  if (!in) return absl::ResourceExhaustedError("archive_read_new failed");
+  if (archive_read_support_filter_gzip(in.get()) < ARCHIVE_WARN ||
+      archive_read_support_filter_zstd(in.get()) < ARCHIVE_WARN ||
+      archive_read_support_format_raw(in.get()) != ARCHIVE_OK) {
+    return internal::ArchiveError(absl::StatusCode::kInternal, in.get(), "set up decompressor");
+  }
+  auto on_read = [](struct archive* a, void* opaque, const void** out) -> la_ssize_t {
+    auto* c = static_cast<Ctx*>(opaque);
+    absl::StatusOr<size_t> n = (*c->source)(c->buf.get(), kCopyChunk);
+    if (!n.ok()) {
+      c->error = n.status();
+      archive_set_error(a, EIO, "%s", std::string(n.status().message()).c_str());
+      return -1;
+    }
+    *out = c->buf.get();
+    return static_cast<la_ssize_t>(*n);
+  };
+  auto fail = [&](absl::string_view what) -> absl::Status {
+    if (!ctx.error.ok()) return ctx.error;
+    return internal::ArchiveError(absl::StatusCode::kDataLoss, in.get(), what);
+  };
+  if (archive_read_open(in.get(), &ctx, nullptr, on_read, nullptr) != ARCHIVE_OK) {
+    return fail("open layer");
+  }
+  TarStream out(output, options);
+  RETURN_IF_ERROR(out.Open(/*raw_tar=*/true));
+  archive_entry* entry = nullptr;
+  int r = archive_read_next_header(in.get(), &entry);
+  if (r < ARCHIVE_WARN) return fail("read layer");
+  while (r != ARCHIVE_EOF) {
+    const void* block = nullptr;
+    size_t size = 0;
+    la_int64_t offset = 0;
+    r = archive_read_data_block(in.get(), &block, &size, &offset);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) return fail("decompress layer");
+    RETURN_IF_ERROR(out.WriteTarBytes(static_cast<const char*>(block), size));
+  }
+  return out.Finish();
 }
 
 }  // namespace pier::archive

@@ -1,6 +1,7 @@
 // Layer creation: writes an OCI image layer (a tar stream, optionally gzip or
 // zstd compressed) from a directory tree, from an overlayfs upper directory,
-// or from the difference between two directory trees.
+// or from the difference between two directory trees; rewrites a layer blob
+// with another compression.
 //
 // The tar is what docker and containerd write: ustar headers, with PAX
 // extended headers only where ustar cannot hold a value (long names, large
@@ -90,5 +91,15 @@ absl::StatusOr<LayerInfo> CreateLayerFromOverlayUpper(absl::string_view upper_di
 absl::StatusOr<LayerInfo> CreateLayerFromDiff(absl::string_view lower_dir,
                                               absl::string_view upper_dir, const ByteSink& output,
                                               const CreateOptions& options = {});
+
+// Rewrites the layer blob read from `blob` (tar, gzip or zstd, detected from
+// the bytes) with `options.compression` and level: the tar stream is copied
+// as it is, so diff_id and uncompressed_size match the original's. `entries`
+// is 0 (the tar is not parsed).
+// Errors: DataLoss for a corrupt or truncated compressed stream;
+// InvalidArgument for a compression level the compressor refuses; the
+// source's and the sink's own statuses.
+absl::StatusOr<LayerInfo> RecompressLayer(const ByteSource& blob, const ByteSink& output,
+                                          const CreateOptions& options = {});
 
 }  // namespace pier::archive

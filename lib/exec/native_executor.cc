@@ -6,6 +6,7 @@
 #include <linux/capability.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -87,6 +88,7 @@ struct Plan {
   int join_flags = 0;
   std::vector<std::pair<int, int>> join_fds;  // Start: (fd, CLONE_NEW*) given by path
   bool unshare_cgroup = false;
+  bool loopback_up = false;  // a new network namespace: bring `lo` up in it
   // v1 cgroup `tasks` files: the child writes "0" to each (moves itself).
   std::vector<int> cgroup_tasks;
 
@@ -437,6 +439,20 @@ void SetupRootfs(const Plan& p) {
   }
 }
 
+// A new network namespace has only `lo`, down; containers (network none)
+// and build steps expect it up, as the namespace CNI prepares has it.
+void BringUpLoopback(const Plan& p) {
+  int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) ChildFail(p, errno, "socket for the loopback interface");
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof(ifr));
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  if (::ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) ChildFail(p, errno, "read the flags of lo");
+  ifr.ifr_flags |= IFF_UP;
+  if (::ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) ChildFail(p, errno, "bring lo up");
+  ::close(sock);
+}
+
 void SetupTty(const Plan& p) {
   int master = ::open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0) ChildFail(p, errno, "open /dev/pts/ptmx");
@@ -577,6 +593,7 @@ void LoadSeccomp(const Plan& p) {
   if (p.unshare_cgroup && ::unshare(CLONE_NEWCGROUP) < 0) {
     ChildFail(p, errno, "create the cgroup namespace");
   }
+  if (p.loopback_up) BringUpLoopback(p);
   for (size_t i = 0; i < p.rlimits.size(); ++i) {
     const auto& [resource, limit] = p.rlimits[i];
     if (::setrlimit(static_cast<__rlimit_resource>(resource), &limit) < 0) {
@@ -1245,6 +1262,7 @@ absl::StatusOr<std::unique_ptr<Process>> NativeExecutor::Start(const ContainerSp
     return absl::OkStatus();
   };
   RETURN_IF_ERROR(add_ns(ns.net, CLONE_NEWNET, "net"));
+  plan.loopback_up = ns.net.mode == NamespaceMode::kNew;
   RETURN_IF_ERROR(add_ns(ns.ipc, CLONE_NEWIPC, "ipc"));
   RETURN_IF_ERROR(add_ns(ns.uts, CLONE_NEWUTS, "uts"));
   RETURN_IF_ERROR(add_ns(ns.cgroup, CLONE_NEWCGROUP, "cgroup"));

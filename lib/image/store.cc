@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "lib/archive/layer_apply.h"
 #include "lib/common/fs.h"
@@ -29,6 +31,9 @@ using Json = nlohmann::json;
 
 constexpr absl::string_view kNamedPrefix = "image/n/";
 constexpr absl::string_view kDanglingPrefix = "image/d/";
+// image/c/<layer digest>/<compression>/<level> -> "<media type> <digest>"
+// of its rewrite (NewImage::compression).
+constexpr absl::string_view kRecompressedPrefix = "image/c/";
 
 std::string RecordKey(const Image& image) {
   if (image.name.empty()) return absl::StrCat(kDanglingPrefix, image.target.digest.str());
@@ -251,9 +256,12 @@ absl::StatusOr<Image> ImageStore::Get(absl::string_view name_or_id) {
     ASSIGN_OR_RETURN(std::vector<Image> all, Scan());
     std::optional<Image> found;
     for (const Image& image : all) {
-      bool match = absl::StartsWith(image.id.hex(), hex) ||
-                   (hex.size() == 64 && image.target.digest.hex() == hex);
-      if (!match) continue;
+      // A manifest digest names one image exactly; images that differ only
+      // in their layers' compression share an id.
+      if (hex.size() == 64 && image.target.digest.hex() == hex) return image;
+    }
+    for (const Image& image : all) {
+      if (!absl::StartsWith(image.id.hex(), hex)) continue;
       if (found && found->id != image.id) {
         return absl::InvalidArgumentError(absl::StrCat("image id prefix \"", name_or_id,
                                                        "\" is ambiguous: ", found->id.str(),
@@ -462,6 +470,67 @@ absl::StatusOr<Image> ImageStore::RecordManifest(const oci::Manifest& manifest,
   return Record(std::move(image));
 }
 
+namespace {
+// Numbers recompression ingests: concurrent rewrites of one layer must not
+// share (or resume) an ingest.
+std::atomic<uint64_t> recompress_seq{0};
+}  // namespace
+
+absl::StatusOr<oci::Descriptor> ImageStore::Recompress(const oci::Descriptor& layer,
+                                                       const archive::CreateOptions& options) {
+  const std::string& t = layer.media_type;
+  archive::Compression have = archive::Compression::kNone;
+  if (absl::EndsWith(t, "gzip")) have = archive::Compression::kGzip;
+  if (absl::EndsWith(t, "zstd")) have = archive::Compression::kZstd;
+  if (have == options.compression && options.compression_level == 0) return layer;
+  // An earlier rewrite of this blob with these options, when its result is
+  // still stored: compressing is the slow part of a cached rebuild.
+  const std::string memo =
+      absl::StrCat(kRecompressedPrefix, layer.digest.str(), "/",
+                   archive::CompressionName(options.compression), "/", options.compression_level);
+  ASSIGN_OR_RETURN(std::optional<std::string> known, kv_->Find(memo));
+  if (known) {
+    std::vector<std::string> f = absl::StrSplit(*known, ' ');
+    absl::StatusOr<oci::Digest> digest =
+        f.size() == 2 ? oci::Digest::Parse(f[1]) : absl::InvalidArgumentError("bad record");
+    if (digest.ok()) {
+      absl::StatusOr<content::Info> info = content_->Info(*digest);
+      if (info.ok()) {
+        oci::Descriptor d;
+        d.media_type = f[0];
+        d.digest = *digest;
+        d.size = static_cast<int64_t>(info->size);
+        return d;
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> reader, content_->OpenReader(layer.digest));
+  ASSIGN_OR_RETURN(std::unique_ptr<content::ContentWriter> writer,
+                   content_->OpenWriter(absl::StrCat("recompress-", layer.digest.hex(), "-",
+                                                     archive::CompressionName(options.compression),
+                                                     "-", ::getpid(), "-", ++recompress_seq)));
+  absl::StatusOr<archive::LayerInfo> info = archive::RecompressLayer(
+      [&](char* buf, size_t len) { return reader->Read(buf, len); },
+      [&](absl::string_view chunk) { return writer->Write(chunk); }, options);
+  if (!info.ok()) {
+    (void)writer->Abort();
+    return Annotate(info.status(), "recompress layer " + layer.digest.str());
+  }
+  absl::StatusOr<content::Info> committed = writer->Commit(info->size, info->digest);
+  if (!committed.ok() && !absl::IsAlreadyExists(committed.status())) {
+    return Annotate(committed.status(), "recompress layer " + layer.digest.str());
+  }
+  oci::Descriptor d;
+  d.media_type = info->media_type;
+  d.digest = info->digest;
+  d.size = static_cast<int64_t>(info->size);
+  kv::Batch batch;
+  batch.set_sync(false);  // losing it costs one more rewrite
+  batch.Put(memo, absl::StrCat(d.media_type, " ", d.digest.str()));
+  RETURN_IF_ERROR(kv_->Write(batch));
+  return d;
+}
+
 absl::StatusOr<Image> ImageStore::CreateImage(const NewImage& request) {
   std::string name;
   if (!request.name.empty()) {
@@ -487,6 +556,11 @@ absl::StatusOr<Image> ImageStore::CreateImage(const NewImage& request) {
     config.os = options_.os;
     config.variant = options_.variant;
   }
+  if (request.compression && request.recompress_base) {
+    for (oci::Descriptor& d : manifest.layers) {
+      ASSIGN_OR_RETURN(d, Recompress(d, *request.compression));
+    }
+  }
   for (const archive::LayerInfo& layer : request.layers) {
     absl::StatusOr<content::Info> info = content_->Info(layer.digest);
     if (!info.ok()) return Annotate(info.status(), "new layer");
@@ -498,6 +572,9 @@ absl::StatusOr<Image> ImageStore::CreateImage(const NewImage& request) {
     d.media_type = layer.media_type.empty() ? std::string(oci::kOciLayerGzip) : layer.media_type;
     d.digest = layer.digest;
     d.size = static_cast<int64_t>(layer.size);
+    if (request.compression) {
+      ASSIGN_OR_RETURN(d, Recompress(d, *request.compression));
+    }
     manifest.layers.push_back(std::move(d));
     config.diff_ids.push_back(layer.diff_id);
   }

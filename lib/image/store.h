@@ -18,6 +18,9 @@
 //   image/n/<name>              named image record (JSON: target descriptor,
 //                               config digest, repo digest, created)
 //   image/d/<manifest digest>   dangling image record (same JSON)
+//   image/c/<layer>/<comp>/<n>  a layer's rewrite with another compression
+//                               and level (NewImage::compression), reused
+//                               while its blob is stored
 // The manifest, its config, its layers (and the index it was pulled
 // through) are in the ContentStore under their digests. The snapshotter
 // (see snapshotter.h) lives in the store's root; imports and saves use
@@ -143,6 +146,14 @@ struct NewImage {
   // labels...). `created` is set to now beforehand.
   std::function<void(oci::ImageConfig*)> edit_config;
   std::string name;  // "" for a dangling image
+  // Layer compression of the image. nullopt: layers as given. Otherwise
+  // each of `layers` whose media type names another compression (every one
+  // of them, when compression_level is set) is rewritten with
+  // archive::RecompressLayer into the content store (same diff id, so the
+  // config is unchanged); with `recompress_base` the base image's layers
+  // are rewritten by the same rule.
+  std::optional<archive::CreateOptions> compression;
+  bool recompress_base = false;
 };
 
 struct RemoveResult {
@@ -275,7 +286,8 @@ class ImageStore {
   // Builds an image from a base and new layers (see NewImage), unpacks it
   // and records it. NotFound for an unknown base or a layer blob missing
   // from the content store; InvalidArgument for a layer whose stored size
-  // differs or a bad name.
+  // differs, a bad name or a compression level the compressor refuses;
+  // DataLoss for a corrupt layer that had to be recompressed.
   absl::StatusOr<Image> CreateImage(const NewImage& request);
 
   // --- Archives.
@@ -318,6 +330,11 @@ class ImageStore {
   absl::Status CollectNeeds(const Image& image, std::vector<oci::Digest>* blobs,
                             std::vector<oci::Digest>* chains);
   absl::StatusOr<std::string> TempDir(absl::string_view prefix);
+  // The layer `layer` describes, rewritten with `options` into the content
+  // store unless it already has that compression (and no level is asked
+  // for). Errors as archive::RecompressLayer, NotFound for a missing blob.
+  absl::StatusOr<oci::Descriptor> Recompress(const oci::Descriptor& layer,
+                                             const archive::CreateOptions& options);
 
   const std::string root_;
   kv::KvStore* const kv_;

@@ -259,6 +259,66 @@ TEST_F(ImageStoreTest, CreateImageStacksNewLayersOnABase) {
   EXPECT_THAT(store_->CreateImage(bad), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST_F(ImageStoreTest, CreateImageRewritesLayerCompression) {
+  ASSERT_OK_AND_ASSIGN(Image base, ImportFile(tmp_.Sub("rootfs.tar"), "base"));
+  const std::string dir = tmp_.Sub("step");
+  ASSERT_OK(archive::testing::WriteFile(dir + "/app/hello", "hello"));
+  ASSERT_OK_AND_ASSIGN(auto writer, content_->OpenWriter("step-1"));
+  ASSERT_OK_AND_ASSIGN(
+      archive::LayerInfo layer,
+      archive::CreateLayerFromDir(dir, [&](absl::string_view c) { return writer->Write(c); }));
+  ASSERT_OK(writer->Commit(layer.size, layer.digest).status());
+  NewImage request;
+  request.base = "base";
+  request.layers = {layer};
+  request.name = "app:gzip";
+  ASSERT_OK_AND_ASSIGN(Image gzip, store_->CreateImage(request));
+
+  // zstd: the new layer is rewritten, the base's stays gzip; same config.
+  archive::CreateOptions zstd;
+  zstd.compression = archive::Compression::kZstd;
+  request.compression = zstd;
+  request.name = "app:zstd";
+  ASSERT_OK_AND_ASSIGN(Image z, store_->CreateImage(request));
+  EXPECT_EQ(z.id, gzip.id);
+  EXPECT_NE(z.target.digest, gzip.target.digest);
+  ASSERT_OK_AND_ASSIGN(oci::Manifest m, store_->GetManifest(z));
+  ASSERT_EQ(m.layers.size(), 2u);
+  EXPECT_EQ(m.layers[0].media_type, oci::kOciLayerGzip);
+  EXPECT_EQ(m.layers[1].media_type, oci::kOciLayerZstd);
+  ASSERT_OK_AND_ASSIGN(std::string blob, content_->ReadAll(m.layers[1].digest, 1 << 20));
+  EXPECT_EQ(blob.substr(0, 4), std::string("\x28\xb5\x2f\xfd", 4));
+  EXPECT_EQ(static_cast<int64_t>(blob.size()), m.layers[1].size);
+  // Again: the rewrite is reused (same blob, same manifest).
+  request.name = "app:zstd2";
+  ASSERT_OK_AND_ASSIGN(Image z2, store_->CreateImage(request));
+  EXPECT_EQ(z2.target.digest, z.target.digest);
+  // A manifest digest names its image exactly, though the id is shared.
+  EXPECT_THAT(store_->Get(z.target.digest.str())->name, HasSubstr("docker.io/library/app:zstd"));
+  EXPECT_EQ(store_->Get(gzip.target.digest.str())->name, "docker.io/library/app:gzip");
+
+  // With the base rewritten too, uncompressed: plain tar layers whose
+  // digests are their diff ids.
+  archive::CreateOptions none;
+  none.compression = archive::Compression::kNone;
+  request.compression = none;
+  request.recompress_base = true;
+  request.name = "app:tar";
+  ASSERT_OK_AND_ASSIGN(Image t, store_->CreateImage(request));
+  ASSERT_OK_AND_ASSIGN(oci::ImageConfig c, store_->GetConfig(t));
+  ASSERT_OK_AND_ASSIGN(m, store_->GetManifest(t));
+  ASSERT_EQ(m.layers.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(m.layers[i].media_type, oci::kOciLayerTar);
+    EXPECT_EQ(m.layers[i].digest, c.diff_ids[i]);
+  }
+
+  archive::CreateOptions bad_level = zstd;
+  bad_level.compression_level = 99;
+  request.compression = bad_level;
+  EXPECT_THAT(store_->CreateImage(request), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST_F(ImageStoreTest, ImportRefusesBadInput) {
   EXPECT_THAT(ImportFile(tmp_.Sub("rootfs.tar"), "Not A Name"),
               StatusIs(absl::StatusCode::kInvalidArgument));

@@ -3,7 +3,11 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include <map>
+#include <tuple>
+
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
 
@@ -70,6 +74,21 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ad
     args.SetSslTargetNameOverride(tls.server_name_override);
   }
   return grpc::CreateCustomChannel(address, creds, args);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> SharedChannel(const std::string& address,
+                                                             const TlsFiles& tls) {
+  using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
+  static absl::Mutex mu(absl::kConstInit);
+  // Leaked on purpose: destroying channels at exit only costs time.
+  static auto* channels = new std::map<Key, std::shared_ptr<grpc::Channel>>();
+  Key key{address, tls.cert, tls.key, tls.ca, tls.server_name_override};
+  absl::MutexLock lock(&mu);
+  auto it = channels->find(key);
+  if (it != channels->end()) return it->second;
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> ch, MakeChannel(address, tls));
+  channels->emplace(std::move(key), ch);
+  return ch;
 }
 
 }  // namespace pier::rpc

@@ -41,4 +41,11 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
                                                            const TlsFiles& tls = {});
 
+// The process's one channel to `address` with `tls`, created on first use and
+// never destroyed. For short-lived clients (the CLI): verbs that call several
+// services on one daemon share one connection, and exit does not pay for
+// tearing the channel down.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> SharedChannel(const std::string& address,
+                                                             const TlsFiles& tls = {});
+
 }  // namespace pier::rpc

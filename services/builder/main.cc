@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "lib/common/fs.h"
+#include "lib/common/process.h"
 #include "lib/common/status.h"
 #include "lib/content/filesystem_driver.h"
 #include "lib/distribution/registry_client.h"
@@ -31,6 +32,7 @@ struct State {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   State state;
   pier::distribution::RegistryClientOptions registry_options;
   std::vector<std::string> aliases;
@@ -61,6 +63,8 @@ int main(int argc, char** argv) {
     RETURN_IF_ERROR(pier::MakeDirs(root + "/content", 0700));
     (void)pier::RemoveAll(root + "/contexts");
     (void)pier::RemoveAll(root + "/mnt");
+    (void)pier::RemoveAll(root + "/git");     // ADD git checkouts
+    (void)pier::RemoveAll(root + "/rootfs");  // type=local scratch trees
     state.content = std::make_unique<pier::content::ContentStore>(
         std::make_unique<pier::content::FilesystemDriver>(root + "/content"));
     ASSIGN_OR_RETURN(state.meta, pier::kv::OpenRocksDb(root + "/meta"));

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "lib/common/fs.h"
 #include "lib/common/log.h"
+#include "lib/common/process.h"
 #include "lib/common/status.h"
 #include "lib/content/filesystem_driver.h"
 #include "lib/http/server.h"
@@ -59,6 +60,7 @@ struct State {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   Flags f;
   State state;
   pier::rpc::DaemonSpec spec;

@@ -8,11 +8,16 @@
 //                service's records ("svc/container/")
 //   content/     blobs (manifests, configs, layers)
 //   images/      the snapshotter (committed layers, active snapshots)
-//   containers/  per-container state directories (spec, logs, shim socket)
-//   rootfs/      mount points of containers' root file systems
-//   netns/       containers' network namespaces (bind mounts of nsfs)
+//   containers/  per-container log files
 //   cni/         CNI state: host-local's IP leases, saved bridge results
 //   tmp/         scratch (exports)
+// and under --exec-root (default /run/pier/runtime with the default --root,
+// else <root>/run; best on a tmpfs, as /run is), what lives as long as the
+// machine runs:
+//   containers/  per-container state directories (spec, shim socket, pids,
+//                exit status)
+//   rootfs/      mount points of containers' root file systems
+//   netns/       bridge containers' network namespaces (bind mounts of nsfs)
 //
 // Pulls and pushes always go over the OCI distribution HTTP API, also to a
 // pier-registry (which serves that API beside its gRPC one); loopback
@@ -25,6 +30,7 @@
 
 #include "lib/common/fs.h"
 #include "lib/common/log.h"
+#include "lib/common/process.h"
 #include "lib/common/status.h"
 #include "lib/content/filesystem_driver.h"
 #include "lib/image/store.h"
@@ -45,6 +51,7 @@ struct Flags {
   std::vector<std::string> insecure;
   std::vector<std::string> aliases;
   std::string shim;
+  std::string exec_root;
   std::string credentials;
   std::string bridge_subnet = "10.88.0.0/16";
   std::string cni_bin_dir = "/usr/lib/cni";
@@ -78,6 +85,7 @@ std::string ShimBesideSelf() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   Flags f;
   State state;
   pier::rpc::DaemonSpec spec;
@@ -90,6 +98,9 @@ int main(int argc, char** argv) {
     flags.StringList("insecure-registry", "", &f.insecure,
                      "registry host[:port] to reach over plain http (repeatable; loopback "
                      "registries always are)");
+    flags.String("exec-root", "", &f.exec_root,
+                 "directory of per-container run state, best on a tmpfs (default "
+                 "/run/pier/runtime with the default --root, else <root>/run)");
     flags.String("bridge-subnet", "", &f.bridge_subnet,
                  "IPv4 subnet of the pier0 bridge network (default 10.88.0.0/16)");
     flags.String("cni-bin-dir", "", &f.cni_bin_dir,
@@ -109,8 +120,14 @@ int main(int argc, char** argv) {
   };
   spec.setup = [&](pier::rpc::DaemonContext& ctx) -> absl::Status {
     const std::string& root = ctx.options().root;
-    for (const char* sub : {"/content", "/images", "/containers", "/rootfs", "/tmp"}) {
+    for (const char* sub : {"/content", "/images", "/containers", "/tmp"}) {
       RETURN_IF_ERROR(pier::MakeDirs(root + sub, 0700));
+    }
+    const std::string run_root = !f.exec_root.empty()        ? f.exec_root
+                                 : root == spec.default_root ? "/run/pier/runtime"
+                                                             : root + "/run";
+    for (const char* sub : {"/containers", "/rootfs", "/netns"}) {
+      RETURN_IF_ERROR(pier::MakeDirs(run_root + sub, 0700));
     }
     ASSIGN_OR_RETURN(state.meta, pier::kv::OpenRocksDb(root + "/meta"));
     state.content = std::make_unique<pier::content::ContentStore>(
@@ -122,12 +139,14 @@ int main(int argc, char** argv) {
                                                    state.content.get(), image_options));
     pier::runtime::ManagerOptions manager_options;
     manager_options.root = root;
+    manager_options.run_root = run_root;
     manager_options.kv = state.meta.get();
     manager_options.shim_path = f.shim.empty() ? ShimBesideSelf() : f.shim;
     manager_options.events = &state.events;
     ASSIGN_OR_RETURN(state.containers, pier::runtime::ContainerManager::Open(manager_options));
 
     state.ctx.root = root;
+    state.ctx.run_root = run_root;
     state.ctx.default_registry = f.default_registry;
     state.ctx.insecure = f.insecure;
     RETURN_IF_ERROR(pier::distribution::ParseRegistryAliases(f.aliases, &state.ctx.aliases));

@@ -15,6 +15,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "lib/common/fs.h"
 #include "lib/common/testing.h"
@@ -402,6 +404,266 @@ TEST_F(BuilderTest, BadInputsNameTheirObjectAndPushNothing) {
   EXPECT_FALSE(Get("/v2/demo/bad2/manifests/v1").is_object());
 }
 
+// Each layer of a pushed image as `tar -tv` lists it.
+std::vector<std::string> LayerListings(const std::string& reg, const nlohmann::json& manifest,
+                                       const std::string& repo) {
+  std::vector<std::string> out;
+  for (const auto& l : manifest["layers"]) {
+    out.push_back(Sh("curl -sf http://" + reg + "/v2/" + repo + "/blobs/" +
+                     l["digest"].get<std::string>() + " | tar -tvzf -"));
+  }
+  return out;
+}
+
+// Unpacks every layer of a pushed image into `dir`, bottom first.
+void UnpackImage(const std::string& reg, const nlohmann::json& manifest, const std::string& repo,
+                 const std::string& dir) {
+  ASSERT_OK(MakeDirs(dir, 0755));
+  for (const auto& l : manifest["layers"]) {
+    Sh("curl -sf http://" + reg + "/v2/" + repo + "/blobs/" + l["digest"].get<std::string>() +
+       " | tar -xzf - -C " + dir);
+  }
+}
+
+std::string FileOr(const std::string& path) {
+  absl::StatusOr<std::string> data = ReadFile(path);
+  return data.ok() ? *data : "<missing " + path + ">";
+}
+
+// RUN here-documents: a script for the shell, a #! script run as a file,
+// a here-document as a command's stdin, two in one RUN; COPY here-documents
+// with --chmod and expansion; bodies in the cache key; no trace of the
+// script in the layers.
+TEST_F(BuilderTest, HeredocsRunScriptsAndBecomeFiles) {
+  std::string app = dir_.Sub("heredoc");
+  const std::string dockerfile = absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                                              "ARG NAME=world\n"
+                                              "RUN <<EOF\n"
+                                              "echo \"hello $NAME\" > /plain\n"
+                                              "echo second >> /plain\n"
+                                              "EOF\n"
+                                              "RUN <<EOT\n"
+                                              "#!/bin/sh\n"
+                                              "echo \"shebang $0\" > /shebang\n"
+                                              "EOT\n"
+                                              "RUN cat <<EOF > /catted\n"
+                                              "body $NAME\n"
+                                              "EOF\n"
+                                              "RUN <<-'QUOTED' cat > /quoted\n"
+                                              "\tkept $NAME\n"
+                                              "\tQUOTED\n"
+                                              "RUN <<A cat > /a && <<B cat > /b\n"
+                                              "first\n"
+                                              "A\n"
+                                              "second\n"
+                                              "B\n"
+                                              "COPY --chmod=0755 <<script.sh /usr/local/bin/\n"
+                                              "#!/bin/sh\n"
+                                              "echo from script\n"
+                                              "script.sh\n"
+                                              "COPY <<one.txt <<\"two.txt\" /dir/\n"
+                                              "1 ${NAME}\n"
+                                              "one.txt\n"
+                                              "2 ${NAME}\n"
+                                              "two.txt\n"
+                                              "COPY <<EOF /etc/greeting\n"
+                                              "hi $NAME\n"
+                                              "EOF\n"
+                                              "ADD --chown=5:6 <<EOF /added.txt\n"
+                                              "added\n"
+                                              "EOF\n"
+                                              "RUN /usr/local/bin/script.sh > /ran\n");
+  Write(app + "/Dockerfile", dockerfile);
+  CommandResult first = Build({"-t", reg_ + "/demo/heredoc:v1", app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  nlohmann::json m = Get("/v2/demo/heredoc/manifests/v1");
+  ASSERT_TRUE(m.is_object());
+  std::string root = dir_.Sub("heredoc-root");
+  UnpackImage(reg_, m, "demo/heredoc", root);
+  EXPECT_EQ(FileOr(root + "/plain"), "hello world\nsecond\n");
+  EXPECT_EQ(FileOr(root + "/shebang"), "shebang /dev/pipes/EOT\n");
+  EXPECT_EQ(FileOr(root + "/catted"), "body world\n");
+  EXPECT_EQ(FileOr(root + "/quoted"), "kept $NAME\n");
+  EXPECT_EQ(FileOr(root + "/a"), "first\n");
+  EXPECT_EQ(FileOr(root + "/b"), "second\n");
+  EXPECT_EQ(FileOr(root + "/dir/one.txt"), "1 world\n");
+  EXPECT_EQ(FileOr(root + "/dir/two.txt"), "2 ${NAME}\n");
+  EXPECT_EQ(FileOr(root + "/ran"), "from script\n");
+  EXPECT_EQ(FileOr(root + "/etc/greeting"), "hi world\n");
+  EXPECT_EQ(FileOr(root + "/added.txt"), "added\n");
+  std::string all = absl::StrJoin(LayerListings(reg_, m, "demo/heredoc"), "");
+  EXPECT_THAT(all, HasSubstr("-rwxr-xr-x 0/0"));  // --chmod=0755
+  EXPECT_THAT(all, HasSubstr("usr/local/bin/script.sh"));
+  EXPECT_THAT(all, HasSubstr("-rw-r--r-- 0/0"));  // heredoc files default to 0644
+  EXPECT_THAT(all, HasSubstr("-rw-r--r-- 5/6"));  // ADD --chown
+  EXPECT_THAT(all, Not(HasSubstr("pipes")));
+  nlohmann::json config = Get("/v2/demo/heredoc/blobs/" + m["config"]["digest"].get<std::string>());
+  EXPECT_THAT(config["history"].dump(), HasSubstr("RUN /bin/sh -c cat <<EOF > /catted"));
+
+  // Unchanged: every step cached. A changed body rebuilds from its step.
+  CommandResult again = Build({"-t", reg_ + "/demo/heredoc:v1", app});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, Not(HasSubstr("DONE")));
+  Write(app + "/Dockerfile",
+        absl::StrReplaceAll(dockerfile, {{"body $NAME", "changed $NAME"}, {"2 ${NAME}", "2b"}}));
+  CommandResult changed = Build({"-t", reg_ + "/demo/heredoc:v2", app});
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "#!/bin/sh"), "") << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "RUN /bin/sh -c <<EOT"), "CACHED") << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "cat <<EOF > /catted"), "DONE") << changed.output;
+  EXPECT_EQ(StepStatus(changed.output, "<<two.txt"), "DONE") << changed.output;
+  nlohmann::json m2 = Get("/v2/demo/heredoc/manifests/v2");
+  std::string root2 = dir_.Sub("heredoc-root2");
+  UnpackImage(reg_, m2, "demo/heredoc", root2);
+  EXPECT_EQ(FileOr(root2 + "/catted"), "changed world\n");
+  EXPECT_EQ(FileOr(root2 + "/dir/two.txt"), "2b\n");
+}
+
+// RUN --mount: a cache directory that outlives builds and stays out of the
+// image; binds of the context (read-only, and rw with writes discarded) and
+// of another stage; a tmpfs; no mount point left in any layer; errors that
+// name the line.
+TEST_F(BuilderTest, RunMountsCacheBindAndTmpfs) {
+  std::string app = dir_.Sub("mounts");
+  Write(app + "/src/data.txt", "from context\n");
+  Write(app + "/Dockerfile",
+        absl::StrCat("FROM scratch AS empty\n"
+                     "FROM ",
+                     reg_, "/base/busybox:latest AS tools\n",
+                     "RUN mkdir -p /out && echo from-stage > /out/tool.txt\n"
+                     "FROM ",
+                     reg_, "/base/busybox:latest\n",
+                     "RUN --mount=type=cache,target=/tmp/cache echo run >> /tmp/cache/log && "
+                     "cat /tmp/cache/log > /seen\n"
+                     "RUN --mount=type=bind,source=src,target=/src cat /src/data.txt > /from-ctx "
+                     "&& ! echo x > /src/data.txt\n"
+                     "RUN --mount=type=bind,from=tools,source=/out,target=/mnt/tools "
+                     "cat /mnt/tools/tool.txt > /from-stage\n"
+                     "RUN --mount=type=bind,target=/ctx,rw echo scribble > /ctx/src/data.txt && "
+                     "cat /ctx/src/data.txt > /rw-ok\n"
+                     "RUN --mount=type=tmpfs,target=/scratch,size=1m echo t > /scratch/t && "
+                     "busybox grep ' /scratch tmpfs' /proc/mounts > /tmpfs-ok\n"
+                     "RUN --mount=type=bind,from=",
+                     reg_,
+                     "/base/busybox:latest,source=/bin,target=/img-bin "
+                     "ls /img-bin/busybox > /from-image\n"
+                     "RUN --mount=type=bind,from=empty,target=/e ls -A /e > /from-empty && "
+                     "echo listed >> /from-empty\n"));
+  CommandResult first = Build({"--no-cache", "-t", reg_ + "/demo/mounts:v1", app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  CommandResult second = Build({"--no-cache", "-t", reg_ + "/demo/mounts:v2", app});
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_EQ(FileOr(app + "/src/data.txt"), "from context\n");  // rw writes are discarded
+  nlohmann::json m = Get("/v2/demo/mounts/manifests/v2");
+  ASSERT_TRUE(m.is_object());
+  std::string root = dir_.Sub("mounts-root");
+  UnpackImage(reg_, m, "demo/mounts", root);
+  EXPECT_EQ(FileOr(root + "/seen"), "run\nrun\n");  // the second build saw the first's write
+  EXPECT_EQ(FileOr(root + "/from-ctx"), "from context\n");
+  EXPECT_EQ(FileOr(root + "/from-stage"), "from-stage\n");
+  EXPECT_EQ(FileOr(root + "/rw-ok"), "scribble\n");
+  EXPECT_THAT(FileOr(root + "/tmpfs-ok"), HasSubstr("tmpfs"));
+  EXPECT_EQ(FileOr(root + "/from-image"), "/img-bin/busybox\n");
+  std::vector<std::string> layers = LayerListings(reg_, m, "demo/mounts");
+  EXPECT_EQ(FileOr(root + "/from-empty"), "listed\n");
+  ASSERT_EQ(layers.size(), 8u);  // base + seven RUNs
+  for (size_t i = 1; i < layers.size(); ++i) {
+    // Mount points (and the /tmp copied up for /tmp/cache) leave no trace.
+    for (const char* trace :
+         {"tmp/", "cache", "src/", "mnt/", "ctx/", "scratch/", "img-bin", "e/"}) {
+      EXPECT_THAT(layers[i], Not(HasSubstr(std::string(" ") + trace))) << i << ": " << layers[i];
+    }
+  }
+
+  // `pier builder prune --all` empties the cache mounts too.
+  CommandResult pruned = RunPier({"--builder=" + builder_.Address(), "builder", "prune", "-a"});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.output;
+  CommandResult third = Build({"-t", reg_ + "/demo/mounts:v3", app});
+  ASSERT_EQ(third.exit_code, 0) << third.output;
+  std::string root3 = dir_.Sub("mounts-root3");
+  UnpackImage(reg_, Get("/v2/demo/mounts/manifests/v3"), "demo/mounts", root3);
+  EXPECT_EQ(FileOr(root3 + "/seen"), "run\n");
+
+  // Errors name the line.
+  std::string bad = dir_.Sub("mounts-bad");
+  Write(bad + "/inside.txt", "x\n");
+  for (const auto& [mount, message] :
+       {std::pair("type=nosuch,target=/x", "unsupported mount type"),
+        std::pair("type=bind,source=../outside,target=/x", "outside the build context"),
+        std::pair("type=bind,source=missing,target=/x", "not found in the build context"),
+        std::pair("type=ssh", "RUN --mount=type=ssh"),
+        std::pair("type=secret,id=nope,required", "required"),
+        std::pair("type=tmpfs,target=/t,size=lots", "invalid size"),
+        std::pair("type=cache,target=/a,id=x,sharing=locked --mount=type=cache,target=/b,id=x",
+                  "mounted twice"),
+        std::pair("type=bind,from=nosuchstage,target=/x", "no such stage")}) {
+    Write(bad + "/Dockerfile",
+          absl::StrCat("FROM ", reg_, "/base/busybox:latest\nRUN --mount=", mount, " true\n"));
+    CommandResult r = Build({bad});
+    EXPECT_EQ(r.exit_code, 1) << mount;
+    EXPECT_THAT(r.output, HasSubstr("Dockerfile:2")) << mount;
+    EXPECT_THAT(r.output, HasSubstr(message)) << r.output;
+  }
+}
+
+// RUN --mount=type=secret: the secret (`pier build --secret`) is readable as
+// a file and as an environment variable, and lands in no layer, config or
+// cache key (a changed value still hits the cache).
+TEST_F(BuilderTest, RunSecretsStayOutOfTheImage) {
+  std::string app = dir_.Sub("secrets");
+  const std::string value = "s3cr3t-value-42";
+  const std::string encoded = "czNjcjN0LXZhbHVlLTQy";  // base64 of `value`
+  std::string secret_file = dir_.Sub("secret.txt");
+  Write(secret_file, value);
+  Write(app + "/Dockerfile",
+        absl::StrCat("FROM ", reg_, "/base/busybox:latest\n",
+                     // The value is compared in base64, so that the Dockerfile
+                     // does not hold it.
+                     "RUN --mount=type=secret,id=tok,required "
+                     "[ \"$(busybox base64 /run/secrets/tok)\" = ",
+                     encoded, " ] && echo file-ok > /file-ok\n",
+                     "RUN --mount=type=secret,id=tok,env=TOKEN,target=/etc/tok,mode=0440,uid=7 "
+                     "[ \"$(echo -n \"$TOKEN\" | busybox base64)\" = ",
+                     encoded,
+                     " ] && busybox stat -c '%a %u' /etc/tok > /env-ok\n"
+                     "RUN --mount=type=secret,id=absent [ ! -e /run/secrets/absent ] && "
+                     "echo optional > /optional\n"));
+  CommandResult first =
+      Build({"--secret", "id=tok,src=" + secret_file, "-t", reg_ + "/demo/secrets:v1", app});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, Not(HasSubstr(value)));
+  nlohmann::json m = Get("/v2/demo/secrets/manifests/v1");
+  ASSERT_TRUE(m.is_object());
+  std::string root = dir_.Sub("secrets-root");
+  UnpackImage(reg_, m, "demo/secrets", root);
+  EXPECT_EQ(FileOr(root + "/file-ok"), "file-ok\n");
+  EXPECT_EQ(FileOr(root + "/env-ok"), "440 7\n");
+  EXPECT_EQ(FileOr(root + "/optional"), "optional\n");
+  for (const auto& l : m["layers"]) {
+    std::string blob = Sh("curl -sf http://" + reg_ + "/v2/demo/secrets/blobs/" +
+                          l["digest"].get<std::string>() + " | gzip -dc");
+    EXPECT_THAT(blob, Not(HasSubstr(value)));
+    EXPECT_THAT(blob, Not(HasSubstr("run/secrets")));
+    EXPECT_THAT(blob, Not(HasSubstr("etc/tok")));
+  }
+  std::string config = Sh("curl -sf http://" + reg_ + "/v2/demo/secrets/blobs/" +
+                          m["config"]["digest"].get<std::string>());
+  ASSERT_FALSE(config.empty());
+  EXPECT_THAT(config, Not(HasSubstr(value)));
+
+  // Another value of the same secret: the steps stay cached (only presence
+  // counts); without it, the required one fails naming its line.
+  Write(secret_file, "another-value");
+  CommandResult again =
+      Build({"--secret", "id=tok,src=" + secret_file, "-t", reg_ + "/demo/secrets:v1", app});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, Not(HasSubstr("DONE")));
+  CommandResult missing = Build({app});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("Dockerfile:2"));
+  EXPECT_THAT(missing.output, HasSubstr("id=tok"));
+}
+
 TEST_F(BuilderTest, TarballOutputsAsBuildxWritesThem) {
   std::string app = dir_.Sub("tar");
   Write(app + "/hello.txt", "hello\n");
@@ -495,6 +757,46 @@ TEST_F(BuilderTest, TarballOutputsAsBuildxWritesThem) {
   EXPECT_TRUE(nlohmann::json::parse(Sh("skopeo inspect oci-archive:" + dir_.Sub("out/server.tar")),
                                     nullptr, false)
                   .is_object());
+
+  // type local with an absolute dest unpacks the root filesystem on the
+  // builder's host; streamed, it is one plain tar of that tree.
+  spec.set_dockerfile(
+      absl::StrCat("FROM ", reg_, "/base/busybox:latest\nRUN echo ran > /ran && rm /bin/false\n"));
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_LOCAL);
+  spec.mutable_outputs(0)->set_dest(dir_.Sub("out/rootfs"));
+  good = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(good.status.ok()) << good.status.error_message();
+  EXPECT_EQ(Sh("cat " + dir_.Sub("out/rootfs/ran")), "ran\n");
+  EXPECT_EQ(access(dir_.Sub("out/rootfs/bin/busybox").c_str(), X_OK), 0);
+  EXPECT_NE(access(dir_.Sub("out/rootfs/bin/false").c_str(), F_OK), 0);
+  spec.mutable_outputs(0)->clear_dest();
+  good = BuildOverGrpc(builder_.Address(), spec);
+  ASSERT_TRUE(good.status.ok()) << good.status.error_message();
+  std::string streamed;
+  for (const bpb::BuildResponse& e : good.events) {
+    if (e.has_tarball_chunk()) {
+      EXPECT_EQ(e.tarball_chunk().output(), 0);
+      EXPECT_EQ(e.tarball_chunk().offset(), static_cast<int64_t>(streamed.size()));
+      streamed += e.tarball_chunk().data();
+    }
+  }
+  Write(dir_.Sub("out/rootfs.tar"), streamed);
+  std::string listing = Sh("tar -tf " + dir_.Sub("out/rootfs.tar"));
+  EXPECT_THAT(listing, HasSubstr("\nran\n"));
+  EXPECT_THAT(listing, HasSubstr("bin/busybox"));
+  EXPECT_THAT(listing, Not(HasSubstr("bin/false")));
+  EXPECT_THAT(listing, Not(HasSubstr(".wh.")));
+  // Compression: zstd into a docker archive, and an out-of-range level.
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_DOCKER);
+  spec.mutable_outputs(0)->set_compression(bpb::Output::COMPRESSION_ZSTD);
+  bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("outputs[0]: type docker cannot hold zstd"));
+  spec.mutable_outputs(0)->set_type(bpb::Output::TYPE_OCI);
+  spec.mutable_outputs(0)->set_compression_level(20);
+  bad = BuildOverGrpc(builder_.Address(), spec);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("out of range 1..19"));
 }
 
 TEST_F(BuilderTest, RegistryCacheLetsAFreshBuilderSkipEveryStep) {

@@ -16,6 +16,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lib/common/fs.h"
@@ -209,7 +211,14 @@ TEST_F(RuntimeSecurityTest, PidHostSeesHostProcesses) {
   lc.TryCancel();
   (void)reader->Finish();
   EXPECT_EQ(logged, absl::StrCat(pid, "\n"));
-  EXPECT_EQ(ReadFile(absl::StrCat("/proc/", pid, "/comm")).value_or(""), "sleep\n");
+  // The shell logs its pid just before it execs sleep: give the exec a moment.
+  std::string comm;
+  for (int i = 0; i < 100; ++i) {
+    comm = ReadFile(absl::StrCat("/proc/", pid, "/comm")).value_or("");
+    if (comm == "sleep\n") break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(comm, "sleep\n");
 
   v1::ContainerSpec bad = Spec({"true"});
   bad.set_pid_mode("sideways");

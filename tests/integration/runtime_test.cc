@@ -157,6 +157,39 @@ TEST_F(RuntimeTest, ExitCodeAndLogs) {
   EXPECT_EQ(State(id).exit_code(), 3);
 }
 
+// A followed stream asked with_exit ends with the exit, after all output,
+// both for a container still running when the stream starts and for one
+// already done.
+TEST_F(RuntimeTest, FollowedLogsEndWithTheExit) {
+  for (const char* cmd : {"sleep 0.3; echo late; exit 7", "echo early; exit 7"}) {
+    std::string id;
+    grpc::Status s = Run(Spec({"sh", "-c", cmd}), &id);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    if (absl::StartsWith(cmd, "echo")) EXPECT_EQ(Wait(id), 7);
+    grpc::ClientContext c;
+    v1::ContainerLogsRequest req;
+    req.set_id(id);
+    req.set_follow(true);
+    req.set_with_exit(true);
+    auto reader = containers_->ContainerLogs(&c, req);
+    v1::ContainerLogsResponse resp;
+    std::string out;
+    int exits = 0, exit_code = -1;
+    while (reader->Read(&resp)) {
+      EXPECT_EQ(exits, 0) << "a message after the exit";
+      for (const auto& e : resp.entries()) out += e.data();
+      if (resp.has_exit()) {
+        ++exits;
+        exit_code = resp.exit().exit_code();
+      }
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_THAT(out, ::testing::HasSubstr(absl::StartsWith(cmd, "echo") ? "early\n" : "late\n"));
+    EXPECT_EQ(exits, 1) << cmd;
+    EXPECT_EQ(exit_code, 7) << cmd;
+  }
+}
+
 TEST_F(RuntimeTest, EnvFromImageAndSpec) {
   v1::ContainerSpec spec = Spec({"env"});
   spec.add_env("BAR=from-spec");

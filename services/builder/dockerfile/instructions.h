@@ -152,7 +152,7 @@ struct Copy : CopyBase {
 //     [--exclude] <src>... <dest>
 struct Add : CopyBase {
   std::string checksum;
-  std::optional<bool> keep_git_dir;  // accepted; the builder ignores it
+  std::optional<bool> keep_git_dir;  // git sources: keep the .git directory
   std::optional<bool> unpack;
 };
 

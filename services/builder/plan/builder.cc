@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -21,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "lib/archive/layer_apply.h"
 #include "lib/archive/layer_writer.h"
 #include "lib/common/fs.h"
 #include "lib/common/status.h"
@@ -30,6 +33,8 @@
 #include "services/builder/dockerfile/expand.h"
 #include "services/builder/dockerfile/instructions.h"
 #include "services/builder/plan/fs_ops.h"
+#include "services/builder/plan/git_source.h"
+#include "services/builder/plan/run_mounts.h"
 
 namespace pier::builder {
 namespace {
@@ -92,6 +97,7 @@ std::string Describe(const df::Instruction& ins) {
           if (!c.chown.empty()) absl::StrAppend(&s, " --chown=", c.chown);
           if (!c.chmod.empty()) absl::StrAppend(&s, " --chmod=", c.chmod);
           for (const std::string& src : c.sources) absl::StrAppend(&s, " ", src);
+          for (const df::HeredocSource& h : c.heredocs) absl::StrAppend(&s, " <<", h.path);
           absl::StrAppend(&s, " ", c.dest);
           return s;
         } else if constexpr (std::is_same_v<T, df::Env>) {
@@ -261,6 +267,35 @@ bool NamesRegistry(absl::string_view ref) {
   return absl::StrContains(host, ".") || absl::StrContains(host, ":") || host == "localhost";
 }
 
+// What a stage's COPY --from and RUN --mount=...,from= name (raw).
+std::vector<std::string> StagesUsed(const df::Stage& stage) {
+  std::vector<std::string> out;
+  for (const df::Instruction& ins : stage.instructions) {
+    if (auto* c = std::get_if<df::Copy>(&ins.command); c && !c->from.empty()) {
+      out.push_back(c->from);
+    } else if (auto* r = std::get_if<df::Run>(&ins.command)) {
+      for (const df::Mount& m : r->mounts) {
+        if (m.type == "bind" && !m.from.empty()) out.push_back(m.from);
+      }
+    }
+  }
+  return out;
+}
+
+// Writes COPY/ADD here-document bodies as files below `dir` (mode 0644).
+absl::Status WriteHeredocFiles(const std::string& dir,
+                               const std::vector<std::pair<std::string, std::string>>& files) {
+  for (const auto& [name, body] : files) {
+    const std::string path = dir + "/" + name;
+    RETURN_IF_ERROR(MakeDirs(Dirname(path), 0755));
+    UniqueFd out(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!out.valid()) return ErrnoStatus(errno, "create " + path);
+    RETURN_IF_ERROR(WriteAll(out.get(), body, path));
+    if (fchmod(out.get(), 0644) != 0) return ErrnoStatus(errno, "chmod " + path);
+  }
+  return absl::OkStatus();
+}
+
 class Run {
  public:
   Run(Builder* b, image::ImageStore* store, kv::KvStore* kv, exec::Executor* executor,
@@ -294,6 +329,26 @@ class Run {
                        StageRun* sr);
   absl::Status ExecRun(const df::ResolvedStep& step, const std::string& key, StageState* st,
                        StageRun* sr);
+  // Checks RUN's --mount options and adds what each contributes to the
+  // cache key to `inputs` (a bind's source content or stage, a secret's
+  // presence, never its value). Errors unprefixed, for Err().
+  absl::Status RunMountInputs(const df::Run& run, const std::string& workdir,
+                              std::vector<std::string>* inputs);
+  // The layers (chain) and cache-key part of a bind mount's from=.
+  absl::StatusOr<std::pair<std::optional<oci::Digest>, std::string>> MountFrom(
+      const std::string& from);
+  // Turns RUN's --mount options into the container's mounts (and secret
+  // environment variables), recording what to release afterwards in `held`.
+  struct HeldMounts {
+    std::vector<std::string> caches;   // CacheMounts directories
+    std::vector<std::string> views;    // snapshot view keys
+    std::vector<std::string> scratch;  // host directories to remove
+    std::vector<std::string> targets;  // mount points inside the container
+  };
+  absl::Status PrepareRunMounts(const df::Run& run, const df::ResolvedStep& step,
+                                const std::string& key, const exec::Mount& rootfs,
+                                exec::ContainerSpec* spec, HeldMounts* held);
+  void ReleaseRunMounts(const HeldMounts& held);
   // Runs stage i (FROM, then its steps) and records its state in built_.
   absl::Status BuildStage(size_t i, const df::ResolvedFrom& from, const df::ResolvedStage& rs,
                           StageRun* sr);
@@ -310,6 +365,16 @@ class Run {
                               const std::vector<std::pair<std::string, RemoteFile>>& files);
   absl::Status ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                       const FsSource& source, const FsOp& op);
+  // ADD of a git repository (git_source.h): resolves the ref to a commit
+  // now (its id goes into `inputs`, the cache key) and points `op` and
+  // `source` at a checkout below root_/git/; returns what makes that
+  // checkout, run only on a cache miss. Errors name the Dockerfile line and
+  // the repository.
+  absl::StatusOr<std::function<absl::Status()>> PrepareGitSource(const df::Instruction& ins,
+                                                                 const std::string& url,
+                                                                 const std::string& key_prefix,
+                                                                 FsOp* op, FsSource* source,
+                                                                 std::vector<std::string>* inputs);
   // Turns the active snapshot `key` into a layer on top of st->chain.
   absl::StatusOr<std::optional<archive::LayerInfo>> CommitLayer(const std::string& key,
                                                                 StageState* st);
@@ -585,6 +650,45 @@ absl::Status Run::WriteDownloads(const std::string& dir,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::function<absl::Status()>> Run::PrepareGitSource(
+    const df::Instruction& ins, const std::string& url, const std::string& key_prefix, FsOp* op,
+    FsSource* source, std::vector<std::string>* inputs) {
+  absl::StatusOr<GitSource> git = ParseGitUrl(url);
+  if (!git.ok()) {
+    return Err(git.status().code(), ins, absl::StrCat("ADD ", url, ": ", git.status().message()));
+  }
+  absl::StatusOr<GitCommit> commit = ResolveGitRef(*git);
+  if (!commit.ok()) {
+    return Err(commit.status().code(), ins,
+               absl::StrCat("ADD ", url, ": ", commit.status().message()));
+  }
+  const bool keep = std::get<df::Add>(ins.command).keep_git_dir.value_or(false);
+  inputs->push_back(absl::StrCat("git=", git->url, " commit=", commit->id, " subdir=", git->subdir,
+                                 " keep-git-dir=", keep));
+  op->extract_archives = false;
+  std::string pattern;  // the subdirectory, literally (no wildcards)
+  for (char ch : git->subdir) {
+    if (ch == '*' || ch == '?' || ch == '[' || ch == '\\') pattern += '\\';
+    pattern += ch;
+  }
+  op->sources = {pattern};
+  source->dir = root_ + "/git/" + key_prefix;
+  const std::string dir = source->dir;
+  return std::function<absl::Status()>([this, url, dir, keep, g = *git, c = *commit]() {
+    absl::Status s = MakeDirs(root_ + "/git", 0700);
+    if (s.ok()) s = CheckoutGit(g, c, dir, keep);
+    if (s.ok() && !g.subdir.empty()) {
+      struct stat st;
+      if (lstat((dir + "/" + g.subdir).c_str(), &st) != 0) {
+        s = absl::NotFoundError(absl::StrCat("no directory ", g.subdir, " at ", c.id));
+      }
+    }
+    // RunStep adds the Dockerfile line.
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("ADD ", url, ": ", s.message()));
+    return absl::OkStatus();
+  });
+}
+
 absl::Status Run::ExecFs(const df::ResolvedStep& step, const std::string& key, StageState* st,
                          const FsSource& source, const FsOp& op) {
   (void)step;
@@ -603,15 +707,20 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
                           StageRun* sr) {
   const df::Instruction& ins = step.instruction;
   const auto& run = std::get<df::Run>(ins.command);
-  if (!run.mounts.empty()) {
-    return Err(absl::StatusCode::kUnimplemented, ins, "RUN --mount is not supported yet");
-  }
   image::Snapshotter& snap = store_->snapshotter();
   uint32_t uid = 0, gid = 0;
   RETURN_IF_ERROR(ResolveUser(snap, st->chain, st->config.user, &uid, &gid));
   ASSIGN_OR_RETURN(std::vector<exec::Mount> mounts, snap.Prepare(key, st->chain));
   std::string mnt = root_ + "/mnt/" + key;
-  RETURN_IF_ERROR(MakeDirs(mnt, 0700));
+  HeldMounts held;
+  // Undoes the preparation when the RUN does not get to run.
+  auto abandon = [&](absl::Status s) {
+    ReleaseRunMounts(held);
+    (void)rmdir(mnt.c_str());
+    (void)snap.RemoveActive(key);
+    return s;
+  };
+  if (absl::Status s = MakeDirs(mnt, 0700); !s.ok()) return abandon(s);
   exec::ContainerSpec spec;
   spec.id = key;
   spec.rootfs = mnt;
@@ -626,12 +735,31 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
   spec.process.uid = uid;
   spec.process.gid = gid;
   spec.cgroup.memory_bytes = p_.memory_bytes;
+  if (absl::Status s = PrepareRunMounts(run, step, key, mounts.at(0), &spec, &held); !s.ok()) {
+    return abandon(Err(s.code(), ins, s.message()));
+  }
+  if (!run.heredocs.empty() && !run.command.exec_form) {
+    HeredocRun h = RunWithHeredocs(run, shell, df_.escape);
+    spec.process.args = h.args;
+    if (h.script) {
+      // The script is bound read-only into the container's /dev, which is
+      // no part of the layer.
+      const std::string dir = root_ + "/mnt/" + key + "-heredoc";
+      held.scratch.push_back(dir);
+      const std::string file = dir + "/script";
+      absl::Status s = MakeDirs(dir, 0700);
+      if (s.ok()) s = WriteFileReplace(file, h.script->body, 0755);
+      if (!s.ok()) return abandon(s);
+      spec.mounts.push_back(
+          exec::Mount{"bind", file, absl::StrCat(kHeredocDir, "/", h.script->name), {"ro"}});
+    }
+  }
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
+  if (pipe2(out, O_CLOEXEC) != 0) return abandon(ErrnoStatus(errno, "pipe"));
   if (pipe2(err, O_CLOEXEC) != 0) {
     close(out[0]);
     close(out[1]);
-    return ErrnoStatus(errno, "pipe");
+    return abandon(ErrnoStatus(errno, "pipe"));
   }
   spec.stdio.out = out[1];
   spec.stdio.err = err[1];
@@ -670,6 +798,24 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
   t1.join();
   t2.join();
   (void)rmdir(mnt.c_str());
+  ReleaseRunMounts(held);
+  if (!held.targets.empty()) {
+    // Mount points the executor made in the snapshot are no part of the layer.
+    absl::StatusOr<std::string> upper = snap.UpperDir(key);
+    std::vector<std::string> lowers;
+    for (std::optional<oci::Digest> c = st->chain; c;) {
+      absl::StatusOr<std::string> dir = snap.Dir(*c);
+      absl::StatusOr<image::SnapshotInfo> info = snap.Stat(*c);
+      if (!dir.ok() || !info.ok()) break;
+      lowers.push_back(*dir);
+      c = info->parent;
+    }
+    std::vector<std::string> targets = held.targets;
+    std::sort(targets.rbegin(), targets.rend());  // deepest first
+    if (upper.ok()) {
+      for (const std::string& t : targets) RemoveMountpointTraces(*upper, lowers, t);
+    }
+  }
   std::string cmd = CommandText(run.command);
   if (!proc.ok() || !st_exit.ok()) {
     (void)snap.RemoveActive(key);
@@ -685,6 +831,345 @@ absl::Status Run::ExecRun(const df::ResolvedStep& step, const std::string& key, 
     return Err(absl::StatusCode::kAborted, ins, msg);
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// A mount's target in the container: relative ones are below the working
+// directory; a secret's defaults to /run/secrets/<id>.
+std::string MountTarget(const df::Mount& m, const std::string& workdir) {
+  std::string t = m.target;
+  if (m.type == "secret" && t.empty()) t = "/run/secrets/" + m.id;
+  if (t.empty()) return t;
+  if (t[0] != '/') t = (workdir.empty() ? std::string("/") : workdir) + "/" + t;
+  return df::CleanAbsPath(t);
+}
+
+// A secret's id: id=, else the target's file name.
+std::string SecretId(const df::Mount& m) {
+  if (!m.id.empty()) return m.id;
+  size_t slash = m.target.rfind('/');
+  return slash == std::string::npos ? m.target : m.target.substr(slash + 1);
+}
+
+absl::StatusOr<uint32_t> MountNumber(const std::string& text, int base, uint32_t fallback,
+                                     absl::string_view what) {
+  if (text.empty()) return fallback;
+  uint32_t v = 0;
+  if (!absl::numbers_internal::safe_strtou32_base(text, &v, base)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid ", what, " \"", text, "\""));
+  }
+  return v;
+}
+
+// InvalidArgument unless a cache or secret mount's mode (octal), uid and
+// gid are numbers.
+absl::Status CheckModeAndOwner(const df::Mount& m, const std::string& what) {
+  for (const auto& [text, base, name] :
+       {std::tuple(m.mode, 8, "mode"), std::tuple(m.uid, 10, "uid"),
+        std::tuple(m.gid, 10, "gid")}) {
+    absl::StatusOr<uint32_t> v = MountNumber(text, base, 0, name);
+    if (!v.ok()) return absl::InvalidArgumentError(what + ": " + std::string(v.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+// A tmpfs size= in bytes, optionally with a k, m or g suffix.
+bool ValidTmpfsSize(absl::string_view size) {
+  if (size.empty()) return false;
+  if (absl::ascii_isalpha(static_cast<unsigned char>(size.back()))) {
+    char unit = absl::ascii_tolower(static_cast<unsigned char>(size.back()));
+    if (unit != 'k' && unit != 'm' && unit != 'g') return false;
+    size.remove_suffix(1);
+  }
+  uint64_t v = 0;
+  return absl::SimpleAtoi(size, &v);
+}
+
+// The host path of a bind mount's source in the build context; it must
+// stay inside the context, symlinks included.
+absl::StatusOr<std::string> ContextBindSource(const std::string& ctx, const std::string& source) {
+  int depth = 0;
+  for (absl::string_view c : absl::StrSplit(source, '/', absl::SkipEmpty())) {
+    if (c == "..") {
+      if (--depth < 0) break;
+    } else if (c != ".") {
+      ++depth;
+    }
+  }
+  const std::string outside =
+      absl::StrCat("RUN --mount=type=bind: source \"", source, "\" is outside the build context");
+  if (depth < 0) return absl::InvalidArgumentError(outside);
+  const std::string clean = df::CleanAbsPath("/" + source);
+  char real_ctx[PATH_MAX], real[PATH_MAX];
+  if (realpath(ctx.c_str(), real_ctx) == nullptr) return ErrnoStatus(errno, "build context");
+  const std::string path = clean == "/" ? ctx : ctx + clean;
+  if (realpath(path.c_str(), real) == nullptr) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat("RUN --mount=type=bind: source \"", source,
+                                              "\" not found in the build context"));
+    }
+    return ErrnoStatus(errno, "RUN --mount=type=bind: source " + source);
+  }
+  const std::string r = real, rc = real_ctx;
+  if (r != rc && !absl::StartsWith(r, rc == "/" ? rc : rc + "/")) {
+    return absl::InvalidArgumentError(outside);
+  }
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::pair<std::optional<oci::Digest>, std::string>> Run::MountFrom(
+    const std::string& from) {
+  std::optional<size_t> idx = df::FindStage(df_, from);
+  if (idx) {
+    std::optional<StageState> src = Built(*idx);
+    if (!src) {
+      return absl::InvalidArgumentError("from=" + from + ": stage is not built before this one");
+    }
+    return std::make_pair(src->chain, "stage=" + src->key);
+  }
+  if (!absl::StrContains(from, "/") && !absl::StrContains(from, ":") &&
+      !absl::StrContains(from, ".")) {
+    return absl::InvalidArgumentError("from=" + from + ": no such stage");
+  }
+  ASSIGN_OR_RETURN(BaseImage b, GetImage(from));
+  return std::make_pair(b.chain, "image=" + b.image.target.digest.str());
+}
+
+absl::Status Run::RunMountInputs(const df::Run& run, const std::string& workdir,
+                                 std::vector<std::string>* inputs) {
+  std::set<std::string> targets;
+  // Cache ids of this RUN: how often each is mounted, and whether locked.
+  std::map<std::string, std::pair<int, bool>> cache_ids;
+  for (const df::Mount& m : run.mounts) {
+    const std::string what = "RUN --mount=type=" + m.type;
+    if (m.type == "ssh") {
+      return absl::UnimplementedError(
+          what +
+          ": SSH agent forwarding is not available in Pier builds; give the step what it "
+          "needs with --mount=type=secret");
+    }
+    if (m.type == "secret" && m.id.empty() && m.target.empty()) {
+      return absl::InvalidArgumentError(what + ": needs id=<id> or target=<path>");
+    }
+    const std::string target = MountTarget(m, workdir);
+    if (target == "/") return absl::InvalidArgumentError(what + ": cannot mount on /");
+    if (!targets.insert(target).second) {
+      return absl::InvalidArgumentError(what + ": " + target + " is the target of two mounts");
+    }
+    std::string in = absl::StrCat("mount=", m.type, " target=", target, " ro=", m.readonly);
+    if (m.type == "cache") {
+      if (!m.from.empty()) {
+        return absl::InvalidArgumentError(
+            what +
+            ": from= (a cache seeded from a stage or image) is not available; copy the files "
+            "into the cache in the RUN instead, e.g. from a --mount=type=bind,from=...");
+      }
+      RETURN_IF_ERROR(CheckModeAndOwner(m, what));
+      const std::string id = m.id.empty() ? target : m.id;
+      auto& [count, locked] = cache_ids[id];
+      ++count;
+      locked |= m.sharing == "locked";
+      if (count > 1 && locked) {
+        // The second mount would wait for the first forever.
+        return absl::InvalidArgumentError(what + ": cache id \"" + id +
+                                          "\" is mounted twice and sharing=locked");
+      }
+      absl::StrAppend(&in, " id=", id, " sharing=", m.sharing, " mode=", m.mode, " uid=", m.uid,
+                      " gid=", m.gid);
+    } else if (m.type == "tmpfs") {
+      if (!m.size.empty() && !ValidTmpfsSize(m.size)) {
+        return absl::InvalidArgumentError(what + ": invalid size \"" + m.size +
+                                          "\" (bytes, or a number with k, m or g)");
+      }
+      absl::StrAppend(&in, " size=", m.size);
+    } else if (m.type == "bind") {
+      if (m.from.empty()) {
+        ASSIGN_OR_RETURN(std::string path, ContextBindSource(p_.context_dir, m.source));
+        char real_ctx[PATH_MAX];
+        if (realpath(p_.context_dir.c_str(), real_ctx) == nullptr) {
+          return ErrnoStatus(errno, "build context");
+        }
+        std::string rel = path.substr(std::string(real_ctx).size());
+        oci::Sha256 h;
+        RETURN_IF_ERROR(HashTree(path, rel.empty() ? "/" : rel, p_.context_digests, &h));
+        absl::StrAppend(&in, " context=", h.Finish().str());
+      } else {
+        absl::StatusOr<std::pair<std::optional<oci::Digest>, std::string>> from = MountFrom(m.from);
+        if (!from.ok()) {
+          return absl::Status(from.status().code(),
+                              what + ": " + std::string(from.status().message()));
+        }
+        absl::StrAppend(&in, " ", from->second, " source=", df::CleanAbsPath("/" + m.source));
+      }
+    } else if (m.type == "secret") {
+      const std::string id = SecretId(m);
+      const bool present = p_.secrets.count(id) > 0;
+      if (!present && m.required) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ",id=", id, ": the secret is required but the build has none by ",
+                         "that id (pier build --secret id=", id, ",src=<file>)"));
+      }
+      RETURN_IF_ERROR(CheckModeAndOwner(m, what));
+      absl::StrAppend(&in, " id=", id, " env=", m.env, " present=", present, " mode=", m.mode,
+                      " uid=", m.uid, " gid=", m.gid);
+    }
+    inputs->push_back(in);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Run::PrepareRunMounts(const df::Run& run, const df::ResolvedStep& step,
+                                   const std::string& key, const exec::Mount& rootfs,
+                                   exec::ContainerSpec* spec, HeldMounts* held) {
+  image::Snapshotter& snap = store_->snapshotter();
+  // The snapshotter's own overlay settings (index=off, userxattr, ...).
+  std::vector<std::string> overlay_options;
+  for (const std::string& o : rootfs.options) {
+    if (o != "ro" && !absl::StartsWith(o, "lowerdir=") && !absl::StartsWith(o, "upperdir=") &&
+        !absl::StartsWith(o, "workdir=")) {
+      overlay_options.push_back(o);
+    }
+  }
+  for (size_t i = 0; i < run.mounts.size(); ++i) {
+    const df::Mount& m = run.mounts[i];
+    const std::string what = "RUN --mount=type=" + m.type;
+    const std::string target = MountTarget(m, step.workdir);
+    const std::string scratch = absl::StrCat(root_, "/mnt/", key, "-m", i);
+    std::vector<std::string> ro;
+    if (m.readonly) ro.push_back("ro");
+    if (m.type == "cache") {
+      ASSIGN_OR_RETURN(uint32_t mode, MountNumber(m.mode, 8, 0755, "mode"));
+      ASSIGN_OR_RETURN(uint32_t uid, MountNumber(m.uid, 10, 0, "uid"));
+      ASSIGN_OR_RETURN(uint32_t gid, MountNumber(m.gid, 10, 0, "gid"));
+      absl::StatusOr<std::string> dir =
+          builder_->cache_mounts().Acquire(m.id.empty() ? target : m.id, m.sharing, mode, uid, gid);
+      if (!dir.ok()) return Annotate(dir.status(), what);
+      held->caches.push_back(*dir);
+      spec->mounts.push_back(exec::Mount{"bind", *dir, target, ro});
+    } else if (m.type == "tmpfs") {
+      std::vector<std::string> opts = {"nosuid", "nodev"};
+      if (!m.size.empty()) opts.push_back("size=" + m.size);
+      spec->mounts.push_back(exec::Mount{"tmpfs", "tmpfs", target, opts});
+    } else if (m.type == "bind") {
+      std::vector<std::string> lowers;
+      std::string file;
+      if (m.from.empty()) {
+        ASSIGN_OR_RETURN(std::string path, ContextBindSource(p_.context_dir, m.source));
+        struct stat sb;
+        if (stat(path.c_str(), &sb) != 0) return ErrnoStatus(errno, what + ": " + m.source);
+        if (S_ISDIR(sb.st_mode)) {
+          lowers.push_back(path);
+        } else {
+          file = path;
+        }
+      } else {
+        ASSIGN_OR_RETURN(auto from, MountFrom(m.from));
+        // A view keeps the layers from being removed while they are mounted.
+        const std::string view = absl::StrCat(key, "-m", i);
+        ASSIGN_OR_RETURN(std::vector<exec::Mount> unused, snap.View(view, from.first));
+        (void)unused;
+        held->views.push_back(view);
+        std::vector<std::string> dirs;
+        for (std::optional<oci::Digest> c = from.first; c;) {
+          ASSIGN_OR_RETURN(std::string dir, snap.Dir(*c));
+          ASSIGN_OR_RETURN(image::SnapshotInfo info, snap.Stat(*c));
+          dirs.push_back(dir);
+          c = info.parent;
+        }
+        LayeredPath lp = LookupLayered(dirs, df::CleanAbsPath("/" + m.source).substr(1));
+        if (dirs.empty() && df::CleanAbsPath("/" + m.source) == "/") {
+          // The root of a stage with no layers (FROM scratch): an empty directory.
+          held->scratch.push_back(scratch);
+          RETURN_IF_ERROR(MakeDirs(scratch + "/empty", 0755));
+          lp.found = true;
+          lp.paths = {scratch + "/empty"};
+          if (stat(lp.paths[0].c_str(), &lp.st) != 0) return ErrnoStatus(errno, lp.paths[0]);
+        }
+        if (!lp.found) {
+          return absl::NotFoundError(
+              absl::StrCat(what, ",from=", m.from, ": source \"", m.source, "\" not found"));
+        }
+        if (S_ISDIR(lp.st.st_mode)) {
+          lowers = lp.paths;
+        } else {
+          file = lp.paths[0];
+        }
+      }
+      if (!file.empty()) {
+        if (!m.readonly) {
+          // Writes go to a copy, discarded afterwards.
+          held->scratch.push_back(scratch);
+          RETURN_IF_ERROR(MakeDirs(scratch, 0700));
+          ASSIGN_OR_RETURN(std::string data, ReadFile(file));
+          struct stat sb;
+          if (stat(file.c_str(), &sb) != 0) return ErrnoStatus(errno, file);
+          RETURN_IF_ERROR(WriteFileReplace(scratch + "/file", data, sb.st_mode & 07777));
+          file = scratch + "/file";
+        }
+        spec->mounts.push_back(exec::Mount{"bind", file, target, ro});
+      } else if (m.readonly && lowers.size() == 1) {
+        spec->mounts.push_back(exec::Mount{"bind", lowers[0], target, {"rbind", "ro"}});
+      } else {
+        std::vector<std::string> opts = {"lowerdir=" + absl::StrJoin(lowers, ":")};
+        if (m.readonly) {
+          opts.insert(opts.begin(), "ro");
+        } else {
+          // Writes go to a scratch upper directory, discarded afterwards.
+          held->scratch.push_back(scratch);
+          RETURN_IF_ERROR(MakeDirs(scratch + "/upper", 0755));
+          RETURN_IF_ERROR(MakeDirs(scratch + "/work", 0700));
+          opts.push_back("upperdir=" + scratch + "/upper");
+          opts.push_back("workdir=" + scratch + "/work");
+        }
+        opts.insert(opts.end(), overlay_options.begin(), overlay_options.end());
+        spec->mounts.push_back(exec::Mount{"overlay", "overlay", target, opts});
+      }
+    } else if (m.type == "secret") {
+      auto it = p_.secrets.find(SecretId(m));
+      if (it == p_.secrets.end()) continue;  // optional and absent
+      if (!m.env.empty()) {
+        const std::string var = m.env + "=" + it->second;
+        auto& env = spec->process.env;
+        auto old = std::find_if(env.begin(), env.end(), [&](const std::string& e) {
+          return absl::StartsWith(e, m.env + "=");
+        });
+        if (old == env.end()) {
+          env.push_back(var);
+        } else {
+          *old = var;
+        }
+        if (m.target.empty()) continue;  // env only
+      }
+      ASSIGN_OR_RETURN(uint32_t mode, MountNumber(m.mode, 8, 0400, "mode"));
+      ASSIGN_OR_RETURN(uint32_t uid, MountNumber(m.uid, 10, 0, "uid"));
+      ASSIGN_OR_RETURN(uint32_t gid, MountNumber(m.gid, 10, 0, "gid"));
+      held->scratch.push_back(scratch);
+      RETURN_IF_ERROR(MakeDirs(scratch, 0700));
+      const std::string file = scratch + "/secret";
+      RETURN_IF_ERROR(WriteFileReplace(file, it->second, static_cast<int>(mode)));
+      if (chmod(file.c_str(), mode) != 0 || chown(file.c_str(), uid, gid) != 0) {
+        return ErrnoStatus(errno, what + ": " + file);
+      }
+      spec->mounts.push_back(
+          exec::Mount{"bind", file, target, {"ro", "nosuid", "nodev", "noexec"}});
+    } else {
+      return absl::InvalidArgumentError(what + ": unknown mount type");
+    }
+    held->targets.push_back(target);
+  }
+  // Parents before what is mounted inside them.
+  std::stable_sort(spec->mounts.begin(), spec->mounts.end(),
+                   [](const exec::Mount& a, const exec::Mount& b) { return a.target < b.target; });
+  return absl::OkStatus();
+}
+
+void Run::ReleaseRunMounts(const HeldMounts& held) {
+  for (const std::string& dir : held.caches) builder_->cache_mounts().Release(dir);
+  for (const std::string& view : held.views) (void)store_->snapshotter().RemoveActive(view);
+  for (const std::string& dir : held.scratch) (void)RemoveAll(dir);
 }
 
 absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage_name,
@@ -704,6 +1189,8 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
   std::vector<std::string> urls;                              // ADD: http(s) sources
   std::string checksum;                                       // ADD --checksum
   std::vector<std::pair<std::string, RemoteFile>> downloads;  // ADD: path under source.dir
+  std::vector<std::pair<std::string, std::string>> heredoc_files;  // COPY <<EOF: name, body
+  std::function<absl::Status()> fetch_git;  // ADD <git>: checks out source.dir
   image::Snapshotter& snap = store_->snapshotter();
   const std::string key_prefix = absl::StrCat("b-", p_.build_id, "-", step_no);
   if (auto* run = std::get_if<df::Run>(&ins.command)) {
@@ -713,6 +1200,12 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     inputs.push_back("workdir=" + step.workdir);
     inputs.push_back("shell=" + Quote(st->config.shell));
     inputs.push_back("network=" + run->network);
+    for (const df::Heredoc& h : run->heredocs) {
+      inputs.push_back(
+          absl::StrCat("heredoc=", h.fd, "<<", h.name, " ", oci::Digest::Of(h.content).str()));
+    }
+    absl::Status mounts = RunMountInputs(*run, step.workdir, &inputs);
+    if (!mounts.ok()) return Err(mounts.code(), ins, mounts.message());
     desc = "RUN " +
            (run->command.exec_form
                 ? Quote(run->command.exec)
@@ -729,23 +1222,41 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
     std::string from;
     if (auto* cp = std::get_if<df::Copy>(&ins.command)) from = cp->from;
     if (!c.heredocs.empty()) {
-      return Err(absl::StatusCode::kUnimplemented, ins,
-                 ins.keyword + " with here-documents is not supported yet");
+      if (!c.sources.empty() || !from.empty()) {
+        return Err(absl::StatusCode::kInvalidArgument, ins,
+                   ins.keyword +
+                       ": here-documents cannot be combined with other sources or --from in one "
+                       "instruction; use one " +
+                       ins.keyword + " for each");
+      }
+      for (const df::HeredocSource& h : c.heredocs) {
+        for (absl::string_view part : absl::StrSplit(h.path, '/')) {
+          if (part == ".." || h.path.front() == '/') {
+            return Err(
+                absl::StatusCode::kInvalidArgument, ins,
+                ins.keyword + ": here-document name <<" + h.path + " must be a relative file name");
+          }
+        }
+      }
     }
     op.what = ins.keyword;
     op.sources = c.sources;
     const bool is_add = std::holds_alternative<df::Add>(ins.command);
+    std::vector<std::string> git_urls;
     for (const std::string& s : c.sources) {
-      if (IsRemoteUrl(s)) {
+      if (is_add && IsGitUrl(s)) {
+        git_urls.push_back(s);
+      } else if (IsRemoteUrl(s)) {
         if (!is_add) {
           return Err(absl::StatusCode::kInvalidArgument, ins,
                      "COPY cannot copy from a URL (" + s + "): use ADD");
         }
         urls.push_back(s);
-      } else if (absl::StartsWith(s, "git@") || absl::StartsWith(s, "git://")) {
-        return Err(absl::StatusCode::kUnimplemented, ins,
-                   "ADD from a git repository is not supported yet");
       }
+    }
+    if (!git_urls.empty() && c.sources.size() != 1) {
+      return Err(absl::StatusCode::kInvalidArgument, ins,
+                 "ADD of a git repository takes one source: use one ADD for each");
     }
     if (!urls.empty() && urls.size() != c.sources.size()) {
       return Err(absl::StatusCode::kUnimplemented, ins,
@@ -783,7 +1294,24 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
       op.uid = uid;
       op.gid = gid;
     }
-    if (!urls.empty()) {
+    if (!c.heredocs.empty()) {
+      // Each body becomes a file named by its delimiter, written out on a miss.
+      op.extract_archives = false;
+      for (const df::HeredocSource& h : c.heredocs) {
+        std::string escaped;  // a literal name for the source glob
+        for (char ch : h.path) {
+          if (ch == '*' || ch == '?' || ch == '[' || ch == '\\') escaped += '\\';
+          escaped += ch;
+        }
+        op.sources.push_back(escaped);
+        inputs.push_back(absl::StrCat("heredoc=", h.path, " ", oci::Digest::Of(h.content).str()));
+        heredoc_files.emplace_back(h.path, h.content);
+      }
+      source.dir = root_ + "/heredocs/" + key_prefix;
+    } else if (!git_urls.empty()) {
+      ASSIGN_OR_RETURN(fetch_git,
+                       PrepareGitSource(ins, git_urls[0], key_prefix, &op, &source, &inputs));
+    } else if (!urls.empty()) {
       // Fetched now (a conditional GET when the server gave an ETag), so
       // that the key has the content's digest; written out only on a miss.
       op.extract_archives = false;  // remote archives are copied as they are
@@ -907,9 +1435,11 @@ absl::Status Run::RunStep(const df::ResolvedStep& step, const std::string& stage
         if (!src_view_key.empty()) {
           ASSIGN_OR_RETURN(source.mounts, snap.View(src_view_key, src_chain));
         }
-        absl::Status s = WriteDownloads(source.dir, downloads);
+        absl::Status s = fetch_git ? fetch_git() : absl::OkStatus();
+        if (s.ok()) s = WriteDownloads(source.dir, downloads);
+        if (s.ok()) s = WriteHeredocFiles(source.dir, heredoc_files);
         if (s.ok()) s = ExecFs(step, key_prefix, st, source, op);
-        if (!downloads.empty()) (void)RemoveAll(source.dir);
+        if (!downloads.empty() || !heredoc_files.empty() || fetch_git) (void)RemoveAll(source.dir);
         if (!src_view_key.empty()) {
           (void)snap.RemoveActive(src_view_key);
           (void)rmdir(source.mountpoint.c_str());
@@ -1025,11 +1555,9 @@ absl::StatusOr<BuildOutcome> Run::Go() {
     todo.pop_back();
     if (!needed.insert(i).second) continue;
     if (froms[i].base_stage) todo.push_back(*froms[i].base_stage);
-    for (const df::Instruction& ins : df_.stages[i].instructions) {
-      if (auto* c = std::get_if<df::Copy>(&ins.command); c && !c->from.empty()) {
-        std::optional<size_t> s = df::FindStage(df_, c->from);
-        if (s && *s < i) todo.push_back(*s);
-      }
+    for (const std::string& from : StagesUsed(df_.stages[i])) {
+      std::optional<size_t> s = df::FindStage(df_, from);
+      if (s && *s < i) todo.push_back(*s);
     }
   }
   // Base images (and their ONBUILD triggers, run before the stage's own
@@ -1090,11 +1618,9 @@ absl::StatusOr<BuildOutcome> Run::Go() {
     first_step[i] = next_step;
     next_step += 1 + static_cast<int>(stages[i].steps.size());
     if (froms[i].base_stage) deps[i].insert(*froms[i].base_stage);
-    for (const df::Instruction& ins : df_.stages[i].instructions) {
-      if (auto* c = std::get_if<df::Copy>(&ins.command); c && !c->from.empty()) {
-        std::optional<size_t> s = df::FindStage(df_, c->from);
-        if (s && *s < i) deps[i].insert(*s);
-      }
+    for (const std::string& from : StagesUsed(df_.stages[i])) {
+      std::optional<size_t> s = df::FindStage(df_, from);
+      if (s && *s < i) deps[i].insert(*s);
     }
   }
   {
@@ -1176,9 +1702,11 @@ absl::StatusOr<BuildOutcome> Run::Go() {
       c->created = base_created;
     }
   };
+  ni.compression = p_.compression;
+  ni.recompress_base = p_.force_compression;
   ASSIGN_OR_RETURN(image::Image img, store_->CreateImage(ni));
   for (size_t i = 1; i < normalized.size(); ++i) {
-    ASSIGN_OR_RETURN(image::Image tagged, store_->Tag(img.id.str(), normalized[i]));
+    ASSIGN_OR_RETURN(image::Image tagged, store_->Tag(img.target.digest.str(), normalized[i]));
     (void)tagged;
   }
   BuildOutcome out;
@@ -1193,7 +1721,8 @@ absl::StatusOr<BuildOutcome> Run::Go() {
     for (const std::string& target : targets) {
       if (!NamesRegistry(target)) continue;
       ASSIGN_OR_RETURN(std::string name, store_->NormalizeName(target));
-      absl::StatusOr<oci::Descriptor> d = store_->Push(img.id.str(), name, OptionsFor(name));
+      absl::StatusOr<oci::Descriptor> d =
+          store_->Push(img.target.digest.str(), name, OptionsFor(name));
       if (!d.ok()) return Annotate(d.status(), "pushing " + target);
       out.pushed.push_back(name + "@" + d->digest.str());
     }
@@ -1215,8 +1744,39 @@ absl::StatusOr<BuildOutcome> Builder::Build(const BuildParams& params, const Eve
 absl::Status Builder::Export(const BuildOutcome& outcome, image::ArchiveFormat format,
                              const archive::ByteSink& sink) {
   std::vector<std::string> names = outcome.names;
-  if (names.empty()) names.push_back(outcome.config_digest);
+  if (names.empty()) names.push_back(outcome.manifest.digest.str());
   return store_->Save(names, format, sink);
+}
+
+absl::Status Builder::UnpackRootfs(const BuildOutcome& outcome, const std::string& dest) {
+  RETURN_IF_ERROR(MakeDirs(dest, 0755));
+  ASSIGN_OR_RETURN(image::Image img, store_->Get(outcome.manifest.digest.str()));
+  ASSIGN_OR_RETURN(oci::Manifest m, store_->GetManifest(img));
+  archive::ApplyOptions apply;
+  apply.whiteout_mode = archive::WhiteoutMode::kDelete;
+  for (const oci::Descriptor& d : m.layers) {
+    ASSIGN_OR_RETURN(std::unique_ptr<content::FileReader> r,
+                     store_->content().OpenReader(d.digest));
+    absl::StatusOr<archive::ApplyResult> applied =
+        archive::ApplyLayer([&](char* buf, size_t len) { return r->Read(buf, len); }, dest, apply);
+    if (!applied.ok()) return Annotate(applied.status(), "unpacking layer " + d.digest.str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Builder::ExportRootfs(const BuildOutcome& outcome, const archive::ByteSink& sink) {
+  // Scratch space below <root>/rootfs (emptied when the daemon starts).
+  static std::atomic<uint64_t> seq{0};
+  const std::string dir =
+      absl::StrCat(root_, "/rootfs/", outcome.manifest.digest.hex().substr(0, 12), "-", ++seq);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)RemoveAll(dir); }
+  } cleanup{dir};
+  RETURN_IF_ERROR(UnpackRootfs(outcome, dir + "/rootfs"));
+  archive::CreateOptions plain;
+  plain.compression = archive::Compression::kNone;
+  return archive::CreateLayerFromDir(dir + "/rootfs", sink, plain).status();
 }
 
 void Builder::Hold(const std::string& key) {
@@ -1347,6 +1907,11 @@ absl::StatusOr<PruneResult> Builder::PruneCache(const PruneOptions& options) {
       }
     }
     if (!options.dry_run) RETURN_IF_ERROR(cache.Delete(entries[i].key));
+  }
+  if (all) {
+    // RUN --mount=type=cache directories no running build holds.
+    ASSIGN_OR_RETURN(int64_t cache_mount_bytes, cache_mounts_.Prune(options.dry_run));
+    out.bytes_freed += cache_mount_bytes;
   }
   if (remove_images) {
     // Everything the images hold goes with them.

@@ -10,15 +10,23 @@
 //   RUN        in a NativeExecutor container on a writable overlay snapshot
 //              (network none unless --network=host), output streamed as
 //              kStepLog events; the upper directory becomes a layer (none
-//              when the diff is empty);
-//   COPY/ADD   through fs_ops.h into a snapshot; one layer each; ADD of an
+//              when the diff is empty); here-documents as the script or the
+//              shell's own here-documents, --mount (cache, bind, tmpfs,
+//              secret) as the container's mounts (run_mounts.h), their
+//              mount points removed from the upper before the diff;
+//   COPY/ADD   through fs_ops.h into a snapshot; one layer each (here-
+//              document sources are written out as files first); ADD of an
 //              http(s) URL fetches it first (remote_source.h, in this
-//              process: RUN's network policy does not apply);
+//              process: RUN's network policy does not apply), ADD of a git
+//              repository checks out the commit its ref names
+//              (git_source.h, the host's git);
 //   WORKDIR    creates the directory (a layer when it was missing);
 //   the rest   edit the image config; history entries with empty_layer.
 // Every step has a cache key (cache/layer_cache.h); a hit reuses the layer
 // without running. The result is recorded with ImageStore::CreateImage under
-// the first tag and pushed to every tag that names a registry.
+// the first tag (its layers rewritten when another compression is asked
+// for) and pushed to every tag that names a registry. ExportRootfs and
+// UnpackRootfs flatten it for `-o type=local`.
 // Registry caches (cache/layer_cache.h) named by cache_from are fetched into
 // the local cache (records and layer blobs) before the first step; the
 // records of every step of the build are exported to each cache_to
@@ -26,7 +34,8 @@
 //
 // Errors (with BuildFailure filled in): InvalidArgument for Dockerfile
 // errors ("Dockerfile:<line>: ..."), an unknown target or --from stage, a
-// COPY source outside the context; NotFound for a missing COPY source or
+// COPY source or RUN --mount bind source outside the context, a missing
+// required secret; Unimplemented for RUN --mount=type=ssh; NotFound for a missing COPY source or
 // base image; Aborted for a RUN that exits non-zero; InvalidArgument for an
 // ADD --checksum that does not match (naming both digests) or one given
 // for a local source; the fetcher's codes for an ADD URL; the store's,
@@ -53,6 +62,7 @@
 #include "lib/oci/types.h"
 #include "services/builder/cache/layer_cache.h"
 #include "services/builder/plan/remote_source.h"
+#include "services/builder/plan/run_mounts.h"
 
 namespace pier::builder {
 
@@ -105,6 +115,16 @@ struct BuildParams {
   // used for base image pulls and pushes to a matching host
   // (distribution::SameRegistryHost), anonymous elsewhere.
   std::map<std::string, distribution::Credentials> credentials;
+  // Secrets for RUN --mount=type=secret, by id (`pier build --secret`).
+  // They reach RUN's mounts only: never a layer, the cache key or an event.
+  std::map<std::string, std::string> secrets;
+  // Layer compression of the result image. Steps' layers are kept gzip in
+  // the layer cache; when this differs (or a level is set) the image gets
+  // rewritten copies (ImageStore NewImage::compression), and with
+  // force_compression the base image's layers are rewritten too. nullopt:
+  // as built.
+  std::optional<archive::CreateOptions> compression;
+  bool force_compression = false;
 };
 
 struct BuildOutcome {
@@ -164,7 +184,8 @@ class Builder {
         executor_(executor),
         root_(std::move(root)),
         max_parallel_stages_(max_parallel_stages),
-        remote_(&store->content(), kv) {}
+        remote_(&store->content(), kv),
+        cache_mounts_(root_ + "/cache-mounts") {}
 
   int max_parallel_stages() const { return max_parallel_stages_; }
 
@@ -175,7 +196,8 @@ class Builder {
   // `all`), skipping entries a running build holds, and each deleted
   // entry's layer blob when no remaining entry or image needs it. With
   // `all` and no build running, the builder's image records go too (their
-  // blobs and snapshots with them, ImageStore::Remove). InvalidArgument for
+  // blobs and snapshots with them, ImageStore::Remove); with `all`, the
+  // RUN --mount=type=cache directories no running step holds go as well. InvalidArgument for
   // a negative keep_duration or keep_bytes; the stores' errors otherwise.
   absl::StatusOr<PruneResult> PruneCache(const PruneOptions& options);
 
@@ -203,12 +225,26 @@ class Builder {
   // Fetches ADD's URL sources for every build.
   RemoteFetcher& remote() { return remote_; }
 
+  // The directories of RUN --mount=type=cache, kept across builds.
+  CacheMounts& cache_mounts() { return cache_mounts_; }
+
   // Writes the image of a successful build as an archive (docker-archive or
   // OCI layout tar, see ImageStore::Save) to `sink`, named by outcome.names
   // (unnamed when there are none). NotFound when the image was removed in
   // the meantime; the sink's own errors.
   absl::Status Export(const BuildOutcome& outcome, image::ArchiveFormat format,
                       const archive::ByteSink& sink);
+
+  // Writes the root filesystem of a successful build's image (every layer
+  // applied, whiteouts honoured) as a plain tar to `sink`. NotFound when
+  // the image or a layer blob was removed in the meantime; the layers'
+  // apply errors; the sink's own errors.
+  absl::Status ExportRootfs(const BuildOutcome& outcome, const archive::ByteSink& sink);
+
+  // Unpacks that root filesystem into the directory `dest` on this host
+  // (created when missing). Errors as ExportRootfs, plus the file system's
+  // codes for `dest`.
+  absl::Status UnpackRootfs(const BuildOutcome& outcome, const std::string& dest);
 
  private:
   distribution::RegistryClientOptions registry_options_;
@@ -218,6 +254,7 @@ class Builder {
   std::string root_;
   int max_parallel_stages_;
   RemoteFetcher remote_;
+  CacheMounts cache_mounts_;
   std::mutex use_mu_;                // held by PruneCache throughout, so holds wait for it
   std::map<std::string, int> held_;  // guarded by use_mu_
   int running_builds_ = 0;           // guarded by use_mu_

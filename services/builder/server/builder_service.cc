@@ -10,14 +10,17 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "lib/archive/layer_writer.h"
 #include "lib/archive/stream.h"
 #include "lib/common/fs.h"
 #include "lib/common/log.h"
@@ -80,18 +83,42 @@ absl::Status CheckOutputs(const pb::BuildSpec& spec) {
       case pb::Output::TYPE_REGISTRY:
       case pb::Output::TYPE_OCI:
       case pb::Output::TYPE_DOCKER:
-        break;
       case pb::Output::TYPE_LOCAL:
-        return absl::UnimplementedError(what + ": type local is not supported by this builder");
+        break;
       case pb::Output::TYPE_UNSPECIFIED:
         return absl::InvalidArgumentError(what + ": the output type is required (-o type=...)");
       default:
         return absl::InvalidArgumentError(
             absl::StrCat(what, ": unknown output type ", static_cast<int>(o.type())));
     }
-    if (o.compression() != pb::Output::COMPRESSION_UNSPECIFIED &&
-        o.compression() != pb::Output::COMPRESSION_GZIP) {
-      return absl::UnimplementedError(what + ": only gzip layer compression is supported");
+    switch (o.compression()) {
+      case pb::Output::COMPRESSION_UNSPECIFIED:
+      case pb::Output::COMPRESSION_GZIP:
+      case pb::Output::COMPRESSION_ZSTD:
+      case pb::Output::COMPRESSION_UNCOMPRESSED:
+        break;
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": unknown compression ", static_cast<int>(o.compression())));
+    }
+    if (o.type() == pb::Output::TYPE_DOCKER && o.compression() == pb::Output::COMPRESSION_ZSTD) {
+      return absl::InvalidArgumentError(
+          what +
+          ": type docker cannot hold zstd layers (docker schema2 has no media type for them); "
+          "use type oci");
+    }
+    if (o.compression_level() != 0) {
+      const bool zstd = o.compression() == pb::Output::COMPRESSION_ZSTD;
+      const int max = zstd ? 19 : 9;
+      if (o.compression() == pb::Output::COMPRESSION_UNCOMPRESSED) {
+        return absl::InvalidArgumentError(what +
+                                          ": compression-level needs gzip or zstd compression");
+      }
+      if (o.compression_level() < 1 || o.compression_level() > max) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": compression-level ", o.compression_level(),
+                         " is out of range 1..", max, " for ", zstd ? "zstd" : "gzip"));
+      }
     }
     if (o.docker_media_types() && o.type() != pb::Output::TYPE_DOCKER) {
       return absl::UnimplementedError(what +
@@ -107,6 +134,9 @@ absl::Status CheckOutputs(const pb::BuildSpec& spec) {
                                         ": dest must be an absolute path on the builder "
                                         "host, or empty to stream the archive back");
     }
+    if (o.type() == pb::Output::TYPE_LOCAL && o.dest() == "/") {
+      return absl::InvalidArgumentError(what + ": dest must not be the builder host's root");
+    }
   }
   for (const auto* list : {&spec.cache_from(), &spec.cache_to()}) {
     const char* name = list == &spec.cache_from() ? "cache_from" : "cache_to";
@@ -121,9 +151,50 @@ absl::Status CheckOutputs(const pb::BuildSpec& spec) {
   return absl::OkStatus();
 }
 
-// Streams the archive of `out` as TarballChunk events of output `index`, in
-// pieces of at most 1 MiB; the last one has eof set.
-absl::Status StreamArchive(Builder& builder, const BuildOutcome& out, image::ArchiveFormat format,
+// The layer compression the outputs ask for (nullopt: as built) and
+// whether it is forced on the base image's layers. Outputs that set one
+// must agree (InvalidArgument otherwise); type local has no layers.
+absl::StatusOr<std::pair<std::optional<archive::CreateOptions>, bool>> OutputCompression(
+    const pb::BuildSpec& spec) {
+  std::optional<archive::CreateOptions> want;
+  bool force = false;
+  int first = -1;
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    const pb::Output& o = spec.outputs(i);
+    if (o.type() == pb::Output::TYPE_LOCAL) continue;
+    if (o.compression() == pb::Output::COMPRESSION_UNSPECIFIED && o.compression_level() == 0 &&
+        !o.force_compression()) {
+      continue;
+    }
+    archive::CreateOptions c;
+    switch (o.compression()) {
+      case pb::Output::COMPRESSION_ZSTD:
+        c.compression = archive::Compression::kZstd;
+        break;
+      case pb::Output::COMPRESSION_UNCOMPRESSED:
+        c.compression = archive::Compression::kNone;
+        break;
+      default:
+        c.compression = archive::Compression::kGzip;
+    }
+    c.compression_level = o.compression_level();
+    if (want &&
+        (want->compression != c.compression || want->compression_level != c.compression_level ||
+         force != o.force_compression())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("outputs[", first, "] and outputs[", i,
+                       "] ask for different layer compressions; one build makes one image"));
+    }
+    want = c;
+    force = o.force_compression();
+    first = first < 0 ? i : first;
+  }
+  return std::make_pair(want, force);
+}
+
+// Streams what `write` produces as TarballChunk events of output `index`,
+// in pieces of at most 1 MiB; the last one has eof set.
+absl::Status StreamArchive(const std::function<absl::Status(const archive::ByteSink&)>& write,
                            int index, const std::function<void(pb::BuildResponse&)>& send) {
   constexpr size_t kPiece = 1 << 20;
   std::string buf;
@@ -139,7 +210,7 @@ absl::Status StreamArchive(Builder& builder, const BuildOutcome& out, image::Arc
     buf.clear();
     send(r);
   };
-  RETURN_IF_ERROR(builder.Export(out, format, [&](absl::string_view chunk) {
+  RETURN_IF_ERROR(write([&](absl::string_view chunk) {
     while (!chunk.empty()) {
       size_t n = std::min(chunk.size(), kPiece - buf.size());
       buf.append(chunk.data(), n);
@@ -203,6 +274,9 @@ grpc::Status BuilderService::Build(
   }
   pb::BuildSpec spec = req.spec();
   if (absl::Status s = CheckOutputs(spec); !s.ok()) return fail(s);
+  absl::StatusOr<std::pair<std::optional<archive::CreateOptions>, bool>> compression =
+      OutputCompression(spec);
+  if (!compression.ok()) return fail(compression.status());
   if (absl::Status s = MakeDirs(ctx_dir, 0700); !s.ok()) return fail(s);
   // Manifest.
   std::map<std::string, pb::FileEntry> entries;
@@ -413,11 +487,14 @@ grpc::Status BuilderService::Build(
   params.pull = spec.pull();
   if (spec.has_source_date_epoch()) params.source_date_epoch = spec.source_date_epoch();
   params.memory_bytes = spec.memory_bytes();
+  for (const auto& [id, value] : spec.secrets()) params.secrets[id] = value;
   params.cache_from.assign(spec.cache_from().begin(), spec.cache_from().end());
   params.cache_to.assign(spec.cache_to().begin(), spec.cache_to().end());
   for (const pier::common::v1::RegistryAuth& a : spec.registry_auth()) {
     params.credentials[a.server_address()] = distribution::Credentials{a.username(), a.password()};
   }
+  params.compression = compression->first;
+  params.force_compression = compression->second;
   params.push = false;
   for (const pb::Output& o : spec.outputs()) {
     if (o.type() != pb::Output::TYPE_REGISTRY || !o.push()) continue;
@@ -485,12 +562,25 @@ grpc::Status BuilderService::Build(
   if (!out.ok()) return fail(out.status());
   for (int i = 0; i < spec.outputs_size(); ++i) {
     const pb::Output& o = spec.outputs(i);
-    if (o.type() != pb::Output::TYPE_OCI && o.type() != pb::Output::TYPE_DOCKER) continue;
-    image::ArchiveFormat format = o.type() == pb::Output::TYPE_OCI
-                                      ? image::ArchiveFormat::kOciArchive
-                                      : image::ArchiveFormat::kDockerArchive;
-    absl::Status s = o.dest().empty() ? StreamArchive(*builder_, *out, format, i, send)
-                                      : WriteArchive(*builder_, *out, format, o.dest());
+    absl::Status s;
+    if (o.type() == pb::Output::TYPE_LOCAL) {
+      s = o.dest().empty() ? StreamArchive(
+                                 [&](const archive::ByteSink& sink) {
+                                   return builder_->ExportRootfs(*out, sink);
+                                 },
+                                 i, send)
+                           : builder_->UnpackRootfs(*out, o.dest());
+    } else if (o.type() == pb::Output::TYPE_OCI || o.type() == pb::Output::TYPE_DOCKER) {
+      image::ArchiveFormat format = o.type() == pb::Output::TYPE_OCI
+                                        ? image::ArchiveFormat::kOciArchive
+                                        : image::ArchiveFormat::kDockerArchive;
+      s = o.dest().empty() ? StreamArchive(
+                                 [&](const archive::ByteSink& sink) {
+                                   return builder_->Export(*out, format, sink);
+                                 },
+                                 i, send)
+                           : WriteArchive(*builder_, *out, format, o.dest());
+    }
     if (!s.ok()) return fail(Annotate(s, absl::StrCat("exporting outputs[", i, "]")));
   }
   pb::BuildResponse r;

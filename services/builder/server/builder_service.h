@@ -4,8 +4,10 @@
 // lacks, materialises the context in <root>/contexts/<build id>/ (removed
 // after the build), runs the build (plan/builder.h), streams its events, and
 // then writes the outputs: a registry push happens inside the build; OCI and
-// docker archives are written to their dest on this host or streamed back
-// as TarballChunk events.
+// docker archives, and the flattened root filesystem of type local (a
+// plain tar), are written to their dest on this host or streamed back as
+// TarballChunk events. The outputs' layer compression (they must agree)
+// becomes the build's (BuildParams::compression).
 //
 // ListCache / PruneCache / DiskUsage report and prune the layer cache
 // (Builder) and the context store. A context file's last use is its ctime

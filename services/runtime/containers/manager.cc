@@ -397,9 +397,13 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Open(Manager
     return absl::InvalidArgumentError("container manager needs a root and a kv store");
   }
   if (options.shim_path.empty()) options.shim_path = ShimPathFromSelf();
+  if (options.run_root.empty()) options.run_root = JoinPath(options.root, "run");
   std::unique_ptr<ContainerManager> m(new ContainerManager(std::move(options)));
   RETURN_IF_ERROR(MakeDirs(JoinPath(m->opts_.root, "containers"), 0711));
-  EmptyTrash(JoinPath(m->opts_.root, "trash"));  // what removals left before a crash
+  RETURN_IF_ERROR(MakeDirs(JoinPath(m->opts_.run_root, "containers"), 0711));
+  // What removals left before a crash.
+  EmptyTrash(JoinPath(m->opts_.root, "trash"));
+  EmptyTrash(JoinPath(m->opts_.run_root, "trash"));
   RETURN_IF_ERROR(m->Load());
   m->wake_fd_.Reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!m->wake_fd_.valid()) return ErrnoStatus(errno, "eventfd");
@@ -561,6 +565,10 @@ absl::Status ContainerManager::Load() {
 }
 
 std::string ContainerManager::StateDir(absl::string_view id) const {
+  return JoinPath(JoinPath(opts_.run_root, "containers"), id);
+}
+
+std::string ContainerManager::LogDir(absl::string_view id) const {
   return JoinPath(JoinPath(opts_.root, "containers"), id);
 }
 
@@ -629,8 +637,13 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
         absl::StrCat("container name \"", name, "\" is already in use by container ", *owner));
   }
   std::string dir = StateDir(id);
+  // spec.json is written at each start, for the shim; the record holds it.
   RETURN_IF_ERROR(MakeDirs(dir, 0711));
-  RETURN_IF_ERROR(WriteFileReplace(JoinPath(dir, shim::kSpecFile), ContainerSpecToJson(c.spec)));
+  absl::Status logs = MakeDirs(LogDir(id), 0711);
+  if (!logs.ok()) {
+    (void)RemoveAll(dir);
+    return logs;
+  }
   kv::Batch batch;
   batch.Put(absl::StrCat(kRecordPrefix, id), RecordToJson(c));
   batch.Put(absl::StrCat(kNamePrefix, name), id);
@@ -638,6 +651,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const CreateOptions& option
   absl::Status s = opts_.kv->Write(batch);
   if (!s.ok()) {
     (void)RemoveAll(dir);
+    (void)RemoveAll(LogDir(id));
     return s;
   }
   PublishLocked(c, "create");
@@ -671,6 +685,7 @@ absl::StatusOr<shim::ShimState> ContainerManager::SpawnShim(const std::string& i
     ASSIGN_OR_RETURN(sync_r, SpawnStandbyShim());
   }
   std::vector<std::string> args = {absl::StrCat("--dir=", dir),
+                                   absl::StrCat("--log-dir=", LogDir(id)),
                                    absl::StrCat("--log-max-size=", opts_.log_max_size),
                                    absl::StrCat("--log-max-files=", opts_.log_max_files)};
   if (info.open_stdin) args.push_back("--stdin");
@@ -1231,7 +1246,8 @@ absl::Status ContainerManager::Remove(absl::string_view id_or_name, bool force) 
                       << " still alive; killing it";
     ::kill(*shim_pid, SIGKILL);
   }
-  RETURN_IF_ERROR(RemoveInBackground(StateDir(id), JoinPath(opts_.root, "trash")));
+  RETURN_IF_ERROR(RemoveInBackground(StateDir(id), JoinPath(opts_.run_root, "trash")));
+  RETURN_IF_ERROR(RemoveInBackground(LogDir(id), JoinPath(opts_.root, "trash")));
   lock.lock();
   kv::Batch batch;
   batch.Delete(absl::StrCat(kRecordPrefix, id));
@@ -1313,9 +1329,10 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(id, ResolveLocked(id_or_name));
   }
-  const std::string dir = StateDir(id);
+  const std::string dir = LogDir(id);
+  const std::string state_dir = StateDir(id);
   const std::string current = JoinPath(dir, shim::kLogFile);
-  const std::string exit_file = JoinPath(dir, shim::kExitFile);
+  const std::string exit_file = JoinPath(state_dir, shim::kExitFile);
   auto running = [&] {
     bool no_restart = false;
     {
@@ -1343,6 +1360,9 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
     return sink(e);
   };
 
+  // A container already done has written all its output: following it is
+  // reading the backlog (checked first, as in the loop below).
+  const bool done_before_backlog = options.follow && !running();
   // The backlog: rotated files, then the current one (kept open to follow).
   std::deque<shim::LogEntry> backlog;
   auto collect = [&](shim::LogEntry e) {
@@ -1384,7 +1404,7 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
     if (!emit(std::move(backlog.front()))) return absl::OkStatus();
     backlog.pop_front();
   }
-  if (!options.follow) return absl::OkStatus();
+  if (!options.follow || done_before_backlog) return absl::OkStatus();
 
   UniqueFd in(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!in.valid()) return ErrnoStatus(errno, "inotify_init1");
@@ -1396,9 +1416,12 @@ absl::Status ContainerManager::Logs(absl::string_view id_or_name, const LogsOpti
       std::thread([f = fd->Release()] { ::close(f); }).detach();
     }
   } close_later{&in};
-  if (::inotify_add_watch(in.get(), dir.c_str(),
-                          IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-    return ErrnoStatus(errno, absl::StrCat("inotify_add_watch ", dir));
+  // New output in the log directory; exit.json in the state directory.
+  for (const std::string& d : {dir, state_dir}) {
+    if (::inotify_add_watch(in.get(), d.c_str(),
+                            IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+      return ErrnoStatus(errno, absl::StrCat("inotify_add_watch ", d));
+    }
   }
   auto forward = [&](shim::LogEntry e) { return !wanted(e) || emit(std::move(e)); };
   for (;;) {

@@ -136,7 +136,11 @@ struct LogsOptions {
 };
 
 struct ManagerOptions {
-  std::string root;           // state directories under <root>/containers
+  std::string root;  // logs under <root>/containers/<id>
+  // Per-container run state (spec.json, pid files, the shim's socket,
+  // exit.json) under <run_root>/containers/<id>: files that live as long as
+  // the machine runs, best on a tmpfs (as /run is). Empty: <root>/run.
+  std::string run_root;
   kv::KvStore* kv = nullptr;  // borrowed, must outlive the manager
   std::string shim_path;      // empty: pier-shim beside /proc/self/exe
   bool standby_shim = true;   // keep one shim started ahead of need
@@ -246,8 +250,10 @@ class ContainerManager {
   // not running; the failing cgroup file's error otherwise.
   absl::StatusOr<ContainerStats> Stats(absl::string_view id_or_name);
 
-  // <root>/containers/<id>
+  // <run_root>/containers/<id>: the shim's files.
   std::string StateDir(absl::string_view id) const;
+  // <root>/containers/<id>: the container's log files (kept across reboots).
+  std::string LogDir(absl::string_view id) const;
 
   // `remove` is called, on a worker thread of the manager, for each
   // container created with auto_remove once its exit is recorded (or found

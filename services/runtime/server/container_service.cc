@@ -490,16 +490,18 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   opts.open_stdin = spec.open_stdin();
   opts.labels.insert(spec.labels().begin(), spec.labels().end());
 
-  // Namespaces. bridge (the default) and none get a network namespace made
-  // here (bridge: configured by CNI) that the container joins.
+  // Namespaces. bridge (the default) gets a network namespace made here and
+  // configured by CNI, which the container joins; none gets a fresh one from
+  // the container's clone (only `lo`, brought up by the executor), so it
+  // costs no pinned namespace file.
   const std::string& net = spec.network_mode();
   const bool bridge = net.empty() || net == "bridge";
-  const bool own_netns = bridge || net == "none";
+  const bool own_netns = bridge;
   std::string net_target;  // container:<target> mode: the target's id
   if (bridge && ctx_->cni == nullptr) {
     return absl::FailedPreconditionError("bridge networking is not configured in this runtime");
   }
-  if (own_netns) {
+  if (own_netns || net == "none") {
   } else if (net == "host") {
     es.namespaces.net.mode = exec::NamespaceMode::kHost;
     es.namespaces.uts.mode = exec::NamespaceMode::kHost;
@@ -698,7 +700,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   ASSIGN_OR_RETURN(std::optional<oci::Digest> parent, ctx_->images->Unpack(*img));
   ASSIGN_OR_RETURN(std::string key, RandomHex(32));
   ASSIGN_OR_RETURN(es.rootfs_mounts, ctx_->images->snapshotter().Prepare(key, parent));
-  es.rootfs = JoinPath(ctx_->root, "rootfs/" + key);
+  es.rootfs = JoinPath(ctx_->run_root, "rootfs/" + key);
   auto cleanup = [&] {
     (void)ctx_->images->snapshotter().RemoveActive(key);
     (void)RemoveAll(es.rootfs);
@@ -712,7 +714,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   std::string netns;
   network::SetupResult addr;
   if (own_netns) {
-    netns = JoinPath(ctx_->root, "netns/" + key);
+    netns = JoinPath(ctx_->run_root, "netns/" + key);
     s = network::CreateNetns(netns);
     if (s.ok() && bridge) {
       absl::StatusOr<network::SetupResult> r = ctx_->cni->Setup(key, netns, ports);
@@ -778,7 +780,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
       mp->set_propagation(m.propagation().empty() ? "rprivate" : m.propagation());
     }
   }
-  record.set_log_path(JoinPath(ctx_->containers->StateDir(*id), "log.jsonl"));
+  record.set_log_path(JoinPath(ctx_->containers->LogDir(*id), "log.jsonl"));
   record.set_rootfs_path(es.rootfs);
   {
     // Not synced, as the manager's container records (see PersistLocked).
@@ -834,7 +836,12 @@ absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force)
       }
     }
   }
-  return ctx_->kv->Delete(kRecordPrefix + id);
+  // Not synced, as the record's creation: a machine crash may bring a removed
+  // container back as exited, with nothing left to remove but the record.
+  kv::Batch batch;
+  batch.Delete(kRecordPrefix + id);
+  batch.set_sync(false);
+  return ctx_->kv->Write(batch);
 }
 
 absl::StatusOr<std::string> ContainerServiceImpl::ModeTarget(const std::string& mode,
@@ -929,7 +936,7 @@ absl::Status ContainerServiceImpl::PrepareStart(ContainerInfo* start) {
   std::vector<network::PortMapping> ports;
   for (const v1::PortBinding& b : record.network().ports()) ports.push_back(FromBinding(b));
   const std::string key = std::string(absl::StripPrefix(
-      net.path, JoinPath(ctx_->root, "netns") + "/"));  // the snapshot key CNI knows it by
+      net.path, JoinPath(ctx_->run_root, "netns") + "/"));  // the snapshot key CNI knows it by
   // What the previous ADD left (IPAM lease, port mappings) goes first.
   absl::Status del = ctx_->cni->Teardown(key, net.path, ports);
   if (!del.ok()) PIER_LOG(WARNING) << "container " << info.id << ": CNI DEL: " << del;
@@ -1203,6 +1210,38 @@ grpc::Status ContainerServiceImpl::InspectContainer(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+namespace {
+
+void FillWait(const ContainerInfo& c, v1::WaitContainerResponse* response) {
+  response->set_exit_code(c.state == ContainerState::kCreated ? 0 : c.exit.ExitCode());
+  response->set_error(c.error);
+  ToTimestamp(c.finished_at, response->mutable_finished_at());
+  response->set_oom_killed(c.exit.oom_killed);
+}
+
+}  // namespace
+
+grpc::Status ContainerServiceImpl::WaitNextExit(grpc::ServerContext* context, const std::string& id,
+                                                v1::WaitContainerResponse* response) {
+  while (!context->IsCancelled()) {
+    auto exit = ctx_->containers->Wait(id, absl::Milliseconds(500));
+    if (absl::IsDeadlineExceeded(exit.status())) continue;
+    if (absl::IsFailedPrecondition(exit.status())) {
+      // Never started: a created container that is started later is waited
+      // for as well.
+      absl::SleepFor(absl::Milliseconds(100));
+      continue;
+    }
+    if (!exit.ok()) return ToGrpcStatus(exit.status());
+    auto after = ctx_->containers->Inspect(id);
+    if (after.ok()) FillWait(*after, response);
+    response->set_exit_code(exit->ExitCode());
+    response->set_oom_killed(exit->oom_killed);
+    return grpc::Status::OK;
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
+}
+
 grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
                                                  const v1::WaitContainerRequest* request,
                                                  v1::WaitContainerResponse* response) {
@@ -1211,12 +1250,7 @@ grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
   auto info = ctx_->containers->Inspect(*id);
   if (!info.ok()) return ToGrpcStatus(info.status());
   const v1::WaitCondition cond = request->condition();
-  auto fill = [&](const ContainerInfo& c) {
-    response->set_exit_code(c.state == ContainerState::kCreated ? 0 : c.exit.ExitCode());
-    response->set_error(c.error);
-    ToTimestamp(c.finished_at, response->mutable_finished_at());
-    response->set_oom_killed(c.exit.oom_killed);
-  };
+  auto fill = [&](const ContainerInfo& c) { FillWait(c, response); };
   if ((cond == v1::WAIT_CONDITION_UNSPECIFIED || cond == v1::WAIT_CONDITION_NOT_RUNNING) &&
       (info->state == ContainerState::kCreated || info->state == ContainerState::kExited)) {
     fill(*info);
@@ -1239,23 +1273,7 @@ grpc::Status ContainerServiceImpl::WaitContainer(grpc::ServerContext* context,
     }
     return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
   }
-  while (!context->IsCancelled()) {
-    auto exit = ctx_->containers->Wait(*id, absl::Milliseconds(500));
-    if (absl::IsDeadlineExceeded(exit.status())) continue;
-    if (absl::IsFailedPrecondition(exit.status())) {
-      // Never started: a created container that is started later is waited
-      // for as well.
-      absl::SleepFor(absl::Milliseconds(100));
-      continue;
-    }
-    if (!exit.ok()) return ToGrpcStatus(exit.status());
-    auto after = ctx_->containers->Inspect(*id);
-    if (after.ok()) fill(*after);
-    response->set_exit_code(exit->ExitCode());
-    response->set_oom_killed(exit->oom_killed);
-    return grpc::Status::OK;
-  }
-  return grpc::Status(grpc::StatusCode::CANCELLED, "wait cancelled");
+  return WaitNextExit(context, *id, response);
 }
 
 grpc::Status ContainerServiceImpl::ContainerLogs(
@@ -1280,6 +1298,7 @@ grpc::Status ContainerServiceImpl::ContainerLogs(
   const absl::Time until =
       request->has_until() ? FromTimestamp(request->until()) : absl::InfiniteFuture();
   bool past_until = false;
+  bool client_gone = false;
   opts.cancelled = [&] { return context->IsCancelled() || past_until; };
   absl::Status s = ctx_->containers->Logs(*id, opts, [&](const shim::LogEntry& e) {
     if (e.time >= until) {
@@ -1293,10 +1312,26 @@ grpc::Status ContainerServiceImpl::ContainerLogs(
     if (request->timestamps()) ToTimestamp(e.time, out->mutable_time());
     out->set_data(e.data);
     out->set_partial(e.partial);
-    return writer->Write(r);
+    client_gone = !writer->Write(r);
+    return !client_gone;
   });
-  if (context->IsCancelled()) return grpc::Status::OK;
-  return ToGrpcStatus(s);
+  if (context->IsCancelled() || client_gone) return grpc::Status::OK;
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (request->follow() && request->with_exit() && !past_until) {
+    // The output ended because the container stopped; its exit may be
+    // published (exit.json) a moment before the manager records it.
+    v1::ContainerLogsResponse last;
+    v1::WaitContainerResponse* exit = last.mutable_exit();
+    auto info = ctx_->containers->Inspect(*id);
+    if (!info.ok()) return ToGrpcStatus(info.status());
+    if (info->state == ContainerState::kCreated || info->state == ContainerState::kExited) {
+      FillWait(*info, exit);
+    } else if (grpc::Status w = WaitNextExit(context, *id, exit); !w.ok()) {
+      return w;
+    }
+    writer->Write(last);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status ContainerServiceImpl::ResizeTty(grpc::ServerContext*,

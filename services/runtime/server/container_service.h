@@ -111,6 +111,10 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // The full id of the container `id_or_name` names (id, name or unique id
   // prefix). NotFound; InvalidArgument for an ambiguous prefix.
   absl::StatusOr<std::string> Resolve(absl::string_view id_or_name) const;
+  // Waits for the next recorded exit of container `id` (a created one that
+  // starts later included) and fills `response`; CANCELLED with the call.
+  grpc::Status WaitNextExit(grpc::ServerContext* context, const std::string& id,
+                            v1::WaitContainerResponse* response);
   // The id of the container a "container:<id or name>" `what` mode (network,
   // pid, ipc) names: NotFound or InvalidArgument naming the mode.
   absl::StatusOr<std::string> ModeTarget(const std::string& mode, absl::string_view what) const;

@@ -31,6 +31,7 @@ namespace pier::runtime {
 
 struct RuntimeContext {
   std::string root;                            // --root
+  std::string run_root;                        // --exec-root
   std::string default_registry;                // --default-registry
   std::vector<std::string> insecure;           // --insecure-registry hosts
   std::map<std::string, std::string> aliases;  // --registry-alias

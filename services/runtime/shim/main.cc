@@ -2,7 +2,8 @@
 // flags, detaching from the runtime (double fork + setsid), signals; the
 // work is in shim.h.
 //
-//   pier-shim --dir=<root>/containers/<id> [--sync-fd=3] [--stdin]
+//   pier-shim --dir=<run-root>/containers/<id> [--log-dir=<root>/containers/<id>]
+//             [--sync-fd=3] [--stdin]
 //             [--log-max-size=BYTES] [--log-max-files=N]
 //   pier-shim --standby-fd=3
 //
@@ -27,6 +28,7 @@
 
 #include "lib/common/flags.h"
 #include "lib/common/log.h"
+#include "lib/common/process.h"
 #include "services/runtime/shim/shim.h"
 #include "services/runtime/shim/state_dir.h"
 
@@ -57,6 +59,7 @@ void Daemonize() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::InitProcess();
   pier::runtime::shim::ShimOptions options;
   int64_t sync_fd = -1;
   bool foreground = false;
@@ -64,6 +67,8 @@ int main(int argc, char** argv) {
   int64_t log_max_size = options.log_max_size;
   pier::FlagSet flags("pier-shim", "--dir=STATE_DIR [flags]");
   flags.String("dir", "", &options.dir, "the container's state directory (holds spec.json)");
+  flags.String("log-dir", "", &options.log_dir,
+               "directory of the container's log.jsonl (default: --dir)");
   flags.Int("sync-fd", "", &sync_fd, "descriptor that receives the start report, then EOF");
   flags.Bool("stdin", "", &options.open_stdin, "keep the container's stdin open for attach");
   flags.Int("log-max-size", "", &log_max_size, "bytes per log file before rotation (0: never)");
@@ -82,22 +87,25 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     ::umask(022);
     Daemonize();
+    // The runtime writes the whole list and then only reads until the start
+    // report, so reading in blocks cannot take anything beyond the list.
     std::vector<std::string> assigned;
-    std::string arg;
-    size_t total = 0;
-    for (;;) {
-      char c;
-      ssize_t n = ::read(static_cast<int>(standby_fd), &c, 1);
+    std::string buf;
+    size_t pos = 0;  // start of the argument being read
+    for (bool done = false; !done;) {
+      char block[4096];
+      ssize_t n = ::read(static_cast<int>(standby_fd), block, sizeof(block));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) ::_exit(0);  // the runtime went away: nothing to do
-      if (++total > 65536) ::_exit(2);
-      if (c != '\0') {
-        arg.push_back(c);
-        continue;
+      buf.append(block, static_cast<size_t>(n));
+      if (buf.size() > 65536) ::_exit(2);
+      for (size_t nul; !done && (nul = buf.find('\0', pos)) != std::string::npos; pos = nul + 1) {
+        if (nul == pos) {
+          done = true;  // the empty argument ends the list
+        } else {
+          assigned.push_back(buf.substr(pos, nul - pos));
+        }
       }
-      if (arg.empty()) break;
-      assigned.push_back(std::move(arg));
-      arg.clear();
     }
     assigned.push_back(absl::StrCat("--sync-fd=", standby_fd));
     parsed = flags.Parse(assigned);

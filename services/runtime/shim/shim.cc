@@ -118,7 +118,8 @@ class Shim {
 
     ASSIGN_OR_RETURN(std::string spec_text, ReadFile(JoinPath(opts_.dir, kSpecFile)));
     ASSIGN_OR_RETURN(exec::ContainerSpec spec, ContainerSpecFromJson(spec_text));
-    ASSIGN_OR_RETURN(log_, LogWriter::Open(opts_.dir, opts_.log_max_size, opts_.log_max_files));
+    ASSIGN_OR_RETURN(log_, LogWriter::Open(opts_.log_dir.empty() ? opts_.dir : opts_.log_dir,
+                                           opts_.log_max_size, opts_.log_max_files));
     tty_ = spec.process.tty;
 
     UniqueFd out_w, err_w, in_r;

@@ -32,8 +32,9 @@
 namespace pier::runtime::shim {
 
 struct ShimOptions {
-  std::string dir;   // the container's state directory (absolute)
-  int sync_fd = -1;  // start report, closed after it (-1: none)
+  std::string dir;      // the container's state directory (absolute)
+  std::string log_dir;  // where log.jsonl goes; empty: `dir`
+  int sync_fd = -1;     // start report, closed after it (-1: none)
   bool open_stdin = false;
   int64_t log_max_size = 10 << 20;  // bytes per log file; <= 0: no rotation
   int log_max_files = 3;            // log.jsonl plus rotated ones
