@@ -1,7 +1,9 @@
 // `pier attach CONTAINER`: attaches our terminal to a running container's
-// main process, and the session code `pier run -i/-t` shares with it.
-// Detach keys are not supported yet (kill the client to detach; the
-// container keeps running).
+// main process, and the session code `pier run -i/-t` and `pier start -a`
+// share with it. The detach keys (ctrl-p,ctrl-q unless --detach-keys or the
+// config file's detach-keys say otherwise) leave the container running; as
+// docker, `pier attach` then says "read escape sequence" and exits 1, while
+// run and start exit 0 quietly.
 #include "cli/attach.h"
 
 #include <grpcpp/grpcpp.h>
@@ -14,8 +16,14 @@
 
 namespace pier::cli {
 
+std::string DetachKeys(const Globals& g, const std::string& flag) {
+  return flag.empty() ? g.detach_keys : flag;
+}
+
 AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& container,
-                           bool stdin, const std::function<grpc::Status()>& on_attached) {
+                           const AttachOptions& options,
+                           const std::function<grpc::Status()>& on_attached) {
+  const bool stdin = options.stdin;
   AttachResult result;
   grpc::ClientContext ctx;
   auto call = stub.Attach(&ctx);
@@ -24,6 +32,8 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
   first.mutable_spec()->set_stdin(stdin);
   first.mutable_spec()->set_stdout(true);
   first.mutable_spec()->set_stderr(true);
+  first.mutable_spec()->set_detach_keys(options.detach_keys);
+  first.mutable_spec()->set_since_start(options.since_start);
   call->Write(first);
   rt::AttachResponse resp;
   if (!call->Read(&resp) || !resp.has_attached()) {
@@ -33,6 +43,7 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
     }
     return result;
   }
+  result.attached = true;
   const bool tty = resp.attached().tty();
   if (tty) {
     (void)EnterRawTerminal();
@@ -79,8 +90,11 @@ AttachResult AttachSession(rt::ContainerService::Stub& stub, const std::string& 
 
 int Attach(const Globals& g, const std::vector<std::string>& args) {
   bool no_stdin = false;
+  std::string detach_keys;
   FlagSet flags("pier attach", "[flags] CONTAINER");
   flags.Bool("no-stdin", "", &no_stdin, "do not attach our standard input");
+  flags.String("detach-keys", "", &detach_keys,
+               "key sequence that detaches, e.g. ctrl-x,y (default ctrl-p,ctrl-q)");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
   if (pos.size() != 1) return Fail(absl::InvalidArgumentError("pier attach needs CONTAINER"), 2);
@@ -97,12 +111,18 @@ int Attach(const Globals& g, const std::vector<std::string>& args) {
     if (!s.ok()) return FailRpc(s);
     want_stdin = iresp.container().spec().open_stdin() || iresp.container().spec().tty();
   }
-  AttachResult r = AttachSession(**stub, pos[0], want_stdin, nullptr);
+  AttachOptions options;
+  options.stdin = want_stdin;
+  options.detach_keys = DetachKeys(g, detach_keys);
+  AttachResult r = AttachSession(**stub, pos[0], options, nullptr);
   if (r.exit_code) {
     if (!r.error.empty()) std::cerr << "pier: " << r.error << "\n";
     return *r.exit_code;
   }
-  if (r.detached) return 0;
+  if (r.detached) {
+    std::cerr << "read escape sequence\n";
+    return 1;
+  }
   return FailRpc(r.status);
 }
 

@@ -23,6 +23,10 @@ struct Globals {
   std::string builder;
   std::string runtime;
   rpc::TlsFiles tls;  // --tls-ca/--tls-cert/--tls-key or PIER_TLS_*.
+  // Detach key sequence of attach, run -it and start -a when their
+  // --detach-keys is not given: the config file's `detach-keys`; empty: the
+  // runtime's default (ctrl-p,ctrl-q).
+  std::string detach_keys;
 };
 
 using VerbFn = int (*)(const Globals& globals, const std::vector<std::string>& args);
@@ -46,11 +50,13 @@ int Build(const Globals& globals, const std::vector<std::string>& args);
 int Builder(const Globals& globals, const std::vector<std::string>& args);
 int Commit(const Globals& globals, const std::vector<std::string>& args);
 int Completion(const Globals& globals, const std::vector<std::string>& args);
+int Container(const Globals& globals, const std::vector<std::string>& args);
 int Create(const Globals& globals, const std::vector<std::string>& args);
 int Events(const Globals& globals, const std::vector<std::string>& args);
 int Exec(const Globals& globals, const std::vector<std::string>& args);
 int Export(const Globals& globals, const std::vector<std::string>& args);
 int History(const Globals& globals, const std::vector<std::string>& args);
+int Image(const Globals& globals, const std::vector<std::string>& args);
 int Images(const Globals& globals, const std::vector<std::string>& args);
 int Import(const Globals& globals, const std::vector<std::string>& args);
 int Inspect(const Globals& globals, const std::vector<std::string>& args);
@@ -76,6 +82,8 @@ int Tag(const Globals& globals, const std::vector<std::string>& args);
 int Unpause(const Globals& globals, const std::vector<std::string>& args);
 int Version(const Globals& globals, const std::vector<std::string>& args);
 int Volume(const Globals& globals, const std::vector<std::string>& args);
+// `pier volume prune` (prune.cc).
+int VolumePrune(const Globals& globals, const std::vector<std::string>& args);
 int Wait(const Globals& globals, const std::vector<std::string>& args);
 
 }  // namespace pier::cli

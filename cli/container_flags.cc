@@ -3,9 +3,11 @@
 #include <fstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "lib/common/status.h"
 
 namespace pier::cli {
 
@@ -39,6 +41,8 @@ absl::StatusOr<int64_t> ParseBytes(const std::string& text) {
 }
 
 void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
+  f.String("platform", "", &platform,
+           "platform of the image to run and to pull, e.g. linux/arm64 (default: the node's)");
   f.String("pull", "", &pull,
            "pull the image before creating: missing (default, when not on the node), always, "
            "never");
@@ -55,8 +59,9 @@ void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
   f.String("hostname", "h", &hostname, "container host name");
   f.String("restart", "", &restart, "no|always|on-failure[:N]|unless-stopped");
   f.Bool("privileged", "", &privileged, "all capabilities, no seccomp, host devices");
-  f.String("pid", "", &pid, "\"host\" to share the host's pid namespace");
-  f.String("network", "", &network, "none|host|bridge (--net is the same)");
+  f.String("pid", "", &pid, "\"host\" or \"container:<name|id>\" to share that pid namespace");
+  f.String("ipc", "", &ipc, "\"host\" or \"container:<name|id>\" to share that ipc namespace");
+  f.String("network", "", &network, "none|host|bridge|container:<name|id> (--net is the same)");
   f.String("net", "", &network, "alias of --network");
   f.StringList("cap-add", "", &cap_add, "add a Linux capability");
   f.StringList("cap-drop", "", &cap_drop, "drop a Linux capability");
@@ -71,6 +76,8 @@ void ContainerFlags::Register(FlagSet& f, bool with_run_flags) {
   f.Int("stop-timeout", "", &stop_timeout, "seconds before SIGKILL on stop");
   if (with_run_flags) {
     f.Bool("detach", "d", &detach, "run in the background and print the container id");
+    f.String("detach-keys", "", &detach_keys,
+             "key sequence that detaches from -it, e.g. ctrl-x,y (default ctrl-p,ctrl-q)");
     f.Bool("rm", "", &rm, "remove the container when it exits");
   }
 }
@@ -161,10 +168,17 @@ absl::Status ContainerFlags::ToSpec(const std::vector<std::string>& pos,
     }
   }
   spec->set_privileged(privileged);
-  if (!pid.empty() && pid != "host") {
-    return absl::InvalidArgumentError(absl::StrCat("invalid --pid \"", pid, "\": only host"));
+  if (!pid.empty() && pid != "host" && !absl::StartsWith(pid, "container:")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --pid \"", pid, "\": host or container:<name|id>"));
   }
   spec->set_pid_mode(pid);
+  if (!ipc.empty() && ipc != "host" && ipc != "private" && !absl::StartsWith(ipc, "container:")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --ipc \"", ipc, "\": host, private or container:<name|id>"));
+  }
+  spec->set_ipc_mode(ipc);
+  if (!platform.empty()) RETURN_IF_ERROR(ParsePlatform(platform, spec->mutable_platform()));
   spec->set_network_mode(network);
   for (const std::string& c : cap_add) spec->add_cap_add(c);
   for (const std::string& c : cap_drop) spec->add_cap_drop(c);

@@ -13,8 +13,11 @@ namespace pier::cli {
 struct ContainerFlags {
   std::string name, workdir, user, entrypoint, hostname, restart, pid, network, memory, cpus;
   std::string stop_signal;
+  std::string platform;          // --platform os[/arch[/variant]]
+  std::string ipc;               // --ipc
   std::string pull = "missing";  // --pull: missing, always or never
   int64_t stop_timeout = -1, pids_limit = 0;
+  std::string detach_keys;  // run: --detach-keys
   bool tty = false, interactive = false, detach = false, rm = false, privileged = false;
   bool read_only = false, publish_all = false, entrypoint_set = false;
   std::vector<std::string> env, env_files, volumes, cap_add, cap_drop, publish, labels, tmpfs;

@@ -1,5 +1,5 @@
 // Small container verbs that take container names or ids:
-//   pier start, stop, kill, rm, wait
+//   pier start (-a/-i attach as `pier attach` does), stop, kill, rm, wait
 // and `pier logs`, `pier ps`.
 #include <grpcpp/grpcpp.h>
 
@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cli/attach.h"
 #include "cli/format.h"
 #include "cli/logs_stream.h"
 #include "cli/runtime_client.h"
@@ -36,19 +37,44 @@ int ForEach(const std::vector<std::string>& ids, Fn fn, bool echo = true) {
 }  // namespace
 
 int Start(const Globals& g, const std::vector<std::string>& args) {
-  FlagSet flags("pier start", "CONTAINER [CONTAINER...]");
+  bool attach = false, interactive = false;
+  std::string detach_keys;
+  FlagSet flags("pier start", "[flags] CONTAINER [CONTAINER...]");
+  flags.Bool("attach", "a", &attach, "attach output and wait for the exit (one container)");
+  flags.Bool("interactive", "i", &interactive, "attach our standard input (one container)");
+  flags.String("detach-keys", "", &detach_keys,
+               "key sequence that detaches, e.g. ctrl-x,y (default ctrl-p,ctrl-q)");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos); rc >= 0) return rc;
   if (pos.empty()) return Fail(absl::InvalidArgumentError("pier start needs a CONTAINER"), 2);
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
-  return ForEach(pos, [&](const std::string& id) {
+  auto start = [&](const std::string& id) {
     grpc::ClientContext ctx;
     rt::StartContainerRequest req;
     req.set_id(id);
     rt::StartContainerResponse resp;
     return (*stub)->StartContainer(&ctx, req, &resp);
-  });
+  };
+  if (!attach && !interactive) return ForEach(pos, start);
+  if (pos.size() != 1) {
+    return Fail(absl::InvalidArgumentError("pier start --attach/--interactive takes one CONTAINER"),
+                2);
+  }
+  // Start, then attach replaying this run's output from its start, so
+  // nothing it wrote before the attachment is lost.
+  if (grpc::Status s = start(pos[0]); !s.ok()) return FailRpc(s);
+  AttachOptions options;
+  options.stdin = interactive;
+  options.detach_keys = DetachKeys(g, detach_keys);
+  options.since_start = true;
+  AttachResult r = AttachSession(**stub, pos[0], options, nullptr);
+  if (r.exit_code) {
+    if (!r.error.empty()) std::cerr << "pier: " << r.error << "\n";
+    return *r.exit_code;
+  }
+  if (r.detached) return 0;
+  return FailRpc(r.status);
 }
 
 int Stop(const Globals& g, const std::vector<std::string>& args) {

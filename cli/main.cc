@@ -22,11 +22,13 @@ constexpr Verb kVerbs[] = {
     {"builder", "Manage the build cache (prune, du)", Builder},
     {"commit", "Create an image from a container's changes", Commit},
     {"completion", "Print a shell completion script (bash)", Completion},
+    {"container", "Manage containers (ls, prune, rm)", Container},
     {"create", "Create a container", Create},
     {"events", "Stream the runtime's lifecycle events", Events},
     {"exec", "Run a command in a running container", Exec},
     {"export", "Export a container's filesystem as a tarball", Export},
     {"history", "Show an image's layers and what made them", History},
+    {"image", "Manage images (ls, prune, rm)", Image},
     {"images", "List images", Images},
     {"import", "Import a root filesystem tarball as an image", Import},
     {"inspect", "Show a container or an image as JSON", Inspect},
@@ -51,7 +53,7 @@ constexpr Verb kVerbs[] = {
     {"tag", "Give an image another name", Tag},
     {"unpause", "Thaw the processes of paused containers", Unpause},
     {"version", "Show the Pier version", Version},
-    {"volume", "Manage volumes (create, ls, inspect, rm)", Volume},
+    {"volume", "Manage volumes (create, ls, inspect, rm, prune)", Volume},
     {"wait", "Wait for containers to exit and print their exit codes", Wait},
 };
 
@@ -108,8 +110,8 @@ std::string ConfigPath() {
 }
 
 // Fills what the command line left unset: the environment first, then the
-// config file (`registry = host:port` lines, the global flags' names), then
-// the defaults. NotFound is not an error for the default path.
+// config file (`registry = host:port` lines, the global flags' names, and
+// `detach-keys = ctrl-x,y`), then the defaults. NotFound is not an error for the default path.
 absl::Status ApplyEnvAndConfig(const FlagSet& flags, Globals& g) {
   Globals file;
   file.registry = "127.0.0.1:5050";
@@ -119,6 +121,8 @@ absl::Status ApplyEnvAndConfig(const FlagSet& flags, Globals& g) {
   if (!path.empty()) {
     FlagSet file_flags("pier", "");
     AddGlobalFlags(file_flags, file);
+    // Only in the file (as docker's detachKeys): attach's default keys.
+    file_flags.String("detach-keys", "", &file.detach_keys, "");
     absl::Status s = file_flags.ApplyConfigFile(path);
     if (!s.ok() && !(absl::IsNotFound(s) && Env("PIER_CLI_CONFIG", "").empty())) return s;
   }
@@ -141,6 +145,7 @@ absl::Status ApplyEnvAndConfig(const FlagSet& flags, Globals& g) {
     if (flags.IsSet(f.flag) || (*f.alias != '\0' && flags.IsSet(f.alias))) continue;
     *f.value = Env(f.env, f.from_file->c_str());
   }
+  g.detach_keys = file.detach_keys;
   return absl::OkStatus();
 }
 

@@ -34,7 +34,7 @@ bool ImageMissing(const Globals& g, const std::string& image) {
 grpc::Status WithPull(const Globals& g, const ContainerFlags& cf, const std::string& image,
                       const std::function<grpc::Status()>& call) {
   auto pull = [&]() -> grpc::Status {
-    absl::StatusOr<std::string> id = PullImage(g, image, /*quiet=*/false);
+    absl::StatusOr<std::string> id = PullImage(g, image, /*quiet=*/false, cf.platform);
     if (id.ok()) return grpc::Status::OK;
     return grpc::Status(static_cast<grpc::StatusCode>(id.status().code()),
                         std::string(id.status().message()));
@@ -76,14 +76,19 @@ int RunAttached(const Globals& g, rt::ContainerService::Stub& stub, const Contai
   }
   for (const std::string& w : cresp.warnings()) std::cerr << "WARNING: " << w << "\n";
   const std::string id = cresp.id();
-  AttachResult r = AttachSession(stub, id, cf.interactive, [&] {
+  AttachOptions options;
+  options.stdin = cf.interactive;
+  options.detach_keys = DetachKeys(g, cf.detach_keys);
+  AttachResult r = AttachSession(stub, id, options, [&] {
     grpc::ClientContext ctx;
     rt::StartContainerRequest sreq;
     sreq.set_id(id);
     rt::StartContainerResponse sresp;
     return stub.StartContainer(&ctx, sreq, &sresp);
   });
-  if (cf.rm) RemoveQuietly(stub, id);
+  // The attachment failed (e.g. malformed detach keys): nothing of this run
+  // is left. Detached: the container keeps running, --rm or not.
+  if ((cf.rm && !r.detached) || !r.attached) RemoveQuietly(stub, id);
   if (r.exit_code) {
     if (!r.error.empty()) std::cerr << "pier: " << r.error << "\n";
     return *r.exit_code;

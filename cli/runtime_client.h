@@ -31,8 +31,13 @@ int ParseVerb(FlagSet& flags, const std::vector<std::string>& args,
               const char* more = "");
 
 // Pulls `reference` into pier-runtime with the credentials of `pier login`,
-// progress on stderr (none when `quiet`). The image id, or the call's error.
-absl::StatusOr<std::string> PullImage(const Globals& g, const std::string& reference, bool quiet);
+// progress on stderr (none when `quiet`), for `platform` ("os/arch[/variant]",
+// as --platform; empty: the node's). The image id, or the call's error.
+absl::StatusOr<std::string> PullImage(const Globals& g, const std::string& reference, bool quiet,
+                                      const std::string& platform = "");
+
+// --platform "os[/arch[/variant]]" -> Platform. InvalidArgument naming it.
+absl::Status ParsePlatform(const std::string& text, common::v1::Platform* platform);
 
 // Prints a gRPC failure as "pier: <message>" and returns 1.
 int FailRpc(const grpc::Status& status);

@@ -1,4 +1,4 @@
-// `pier volume create|ls|inspect|rm`: named volumes on the node.
+// `pier volume create|ls|inspect|rm|prune`: named volumes on the node.
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -47,7 +47,8 @@ int Usage(std::ostream& out, int rc) {
          "  create [NAME]                 Create a volume (a random name when none is given)\n"
          "  ls [-q] [--format F]          List volumes\n"
          "  inspect [--format F] NAME...  Show volumes as a JSON array (or by --format)\n"
-         "  rm NAME...                    Remove volumes no container uses\n";
+         "  rm NAME...                    Remove volumes no container uses\n"
+         "  prune [-a] [-f] [--filter F]  Remove unused anonymous volumes (-a: named ones too)\n";
   return rc;
 }
 
@@ -58,6 +59,7 @@ int Volume(const Globals& g, const std::vector<std::string>& args) {
   const std::string& sub = args[0];
   if (sub == "--help" || sub == "-h" || sub == "help") return Usage(std::cout, 0);
   std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (sub == "prune") return VolumePrune(g, rest);
   bool quiet = false;
   std::string format_text;
   FlagSet flags("pier volume " + sub, "[flags] [NAME...]");

@@ -22,7 +22,10 @@ complete_words() {  # WORD... (the last is the one being completed)
 [ "$(complete_words pier r)" = "registry rm rmi run" ] || fail "pier r<TAB>: $(complete_words pier r)"
 [ "$(complete_words pier --runtime unix:///x vol)" = "volume" ] || fail "global flag value skipped"
 [ "$(complete_words pier --tlsc)" = "--tlscacert --tlscert" ] || fail "pier --tlsc<TAB>"
-[ "$(complete_words pier volume "")" = "create ls inspect rm" ] || fail "pier volume <TAB>"
+[ "$(complete_words pier volume "")" = "create ls inspect rm prune" ] || fail "pier volume <TAB>"
+[ "$(complete_words pier image "")" = "ls prune rm" ] || fail "pier image <TAB>"
+[ "$(complete_words pier container p)" = "prune" ] || fail "pier container p<TAB>"
+grep -qw -- --detach-keys <<<"$(complete_words pier attach --d)" || fail "pier attach --d<TAB>"
 [ "$(complete_words pier registry t)" = "tags" ] || fail "pier registry t<TAB>"
 [ "$(complete_words pier build --build-a)" = "--build-arg" ] || fail "pier build --build-a<TAB>"
 [ "$(complete_words pier build -o type=l)" = "type=local" ] || fail "pier build -o type=l<TAB>: $(complete_words pier build -o type=l)"
@@ -42,7 +45,7 @@ for v in $verbs; do
   grep -q "^    $v) flags=" <<<"$script" || fail "completion has no case for $v"
 done
 for sub in "registry ls" "registry tags" "registry gc" "volume create" "volume ls" \
-           "volume inspect" "volume rm"; do
+           "volume inspect" "volume rm" "volume prune" "image prune" "container prune"; do
   # shellcheck disable=SC2086
   out=$("$BIN/pier" $sub --help 2>&1) || fail "pier $sub --help exited $?"
   grep -q "^Usage: pier $sub" <<<"$out" || fail "pier $sub --help has no Usage line: $out"

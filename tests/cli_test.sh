@@ -96,6 +96,91 @@ set -e
 [ "$out" = got-hello ] || fail "attach output: $out"
 pier rm att >/dev/null
 pier ps -a | grep -q " att$" && fail "att still listed after rm"
+# Detach keys. tty_start runs a CLI command on a pty (script) typed into
+# through fd 3 (a fifo); its output collects in $WORK/tty.out.
+tty_start() {
+  rm -f "$WORK/tty.in" "$WORK/tty.out"
+  mkfifo "$WORK/tty.in"
+  script -qfec "$1" /dev/null <"$WORK/tty.in" >"$WORK/tty.out" 2>&1 &
+  TTY_PID=$!
+  exec 3>"$WORK/tty.in"
+}
+tty_expect() {
+  for _ in $(seq 1 200); do grep -qF -- "$1" "$WORK/tty.out" && return 0; sleep 0.05; done
+  fail "no \"$1\" on the terminal: $(cat -v "$WORK/tty.out")"
+}
+# Waits (10 s at most) for the command to end; its exit code in TTY_RC.
+tty_end() {
+  for _ in $(seq 1 200); do kill -0 "$TTY_PID" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$TTY_PID" 2>/dev/null; then
+    kill "$TTY_PID"
+    exec 3>&-
+    fail "$1 did not end: $(cat -v "$WORK/tty.out")"
+  fi
+  set +e
+  wait "$TTY_PID"
+  TTY_RC=$?
+  set -e
+  exec 3>&-
+}
+# run -it: ctrl-p ctrl-q leaves the shell running; the CLI exits 0 quietly.
+tty_start "$BIN/pier run -it --name x localhost/busybox:latest sh"
+for _ in $(seq 1 100); do pier ps | grep -q " x$" && break; sleep 0.05; done
+printf 'echo typed-$((6*7))\n' >&3
+tty_expect typed-42
+printf '\020\021' >&3
+tty_end "run -it after ctrl-p ctrl-q"
+[ "$TTY_RC" = 0 ] || fail "run -it detach exit code $TTY_RC: $(cat -v "$WORK/tty.out")"
+grep -q "escape" "$WORK/tty.out" && fail "run -it detach printed: $(cat -v "$WORK/tty.out")"
+pier ps | grep " x$" | grep -q Up || fail "x not running after detach: $(pier ps -a)"
+# pier attach --detach-keys: its own keys only; as docker, it reports the
+# escape sequence and exits 1.
+tty_start "$BIN/pier attach --detach-keys ctrl-x,y x"
+printf 'echo again-$((6*7))\n' >&3
+tty_expect again-42
+printf '\030y' >&3
+tty_end "attach after ctrl-x y"
+[ "$TTY_RC" = 1 ] || fail "attach detach exit code $TTY_RC: $(cat -v "$WORK/tty.out")"
+tty_expect "read escape sequence"
+pier ps | grep " x$" | grep -q Up || fail "x not running after attach detach: $(pier ps -a)"
+# A partial match is forwarded once the next byte breaks it; the default
+# keys mean nothing with other keys set.
+pier run -d -it --name cv localhost/busybox:latest \
+  sh -c 'while read -r l; do echo "[$l]" | cat -v; done' >/dev/null
+tty_start "$BIN/pier attach --detach-keys ctrl-x,y cv"
+printf 'sync\n' >&3
+tty_expect "[sync]"
+printf 'a\030zb\020c\n' >&3
+tty_expect "[a^Xzb^Pc]"
+printf '\030y' >&3
+tty_end "attach cv after ctrl-x y"
+[ "$TTY_RC" = 1 ] || fail "attach cv detach exit code $TTY_RC"
+pier ps | grep " cv$" | grep -q Up || fail "cv not running after detach: $(pier ps -a)"
+# The config file's detach-keys, and a malformed sequence.
+printf 'detach-keys = ctrl-x,y\n' >"$WORK/pier.conf"
+tty_start "PIER_CLI_CONFIG=$WORK/pier.conf $BIN/pier attach x"
+printf 'echo conf-$((6*7))\n' >&3
+tty_expect conf-42
+printf '\030y' >&3
+tty_end "attach with the config file's detach keys"
+[ "$TTY_RC" = 1 ] || fail "attach (config keys) exit code $TTY_RC"
+out=$(pier attach --detach-keys ctrl-1 x 2>&1) && fail "attach accepted ctrl-1"
+echo "$out" | grep -q 'ctrl-1' || fail "bad detach keys error: $out"
+# start -ai: attached from the start, detached by the keys.
+pier stop -t 1 x >/dev/null
+tty_start "$BIN/pier start -ai x"
+printf 'echo start-$((6*7))\n' >&3
+tty_expect start-42
+printf '\020\021' >&3
+tty_end "start -ai after ctrl-p ctrl-q"
+[ "$TTY_RC" = 0 ] || fail "start -ai detach exit code $TTY_RC: $(cat -v "$WORK/tty.out")"
+pier ps | grep " x$" | grep -q Up || fail "x not running after start -ai detach: $(pier ps -a)"
+once=$(pier create localhost/busybox:latest sh -c 'echo from-start; exit 3')
+set +e
+out=$(pier start -a "$once"); rc=$?
+set -e
+[ "$rc" = 3 ] && [ "$out" = from-start ] || fail "start -a: exit code $rc, output: $out"
+pier rm -f x cv "$once" >/dev/null
 set +e
 pier run -d --name web localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
 set -e
@@ -208,6 +293,19 @@ pier run --name v1 localhost/withvol:latest sh -c 'echo x > /state/y' >/dev/null
 pier rm -v v1 >/dev/null
 [ "$(pier volume ls -q | wc -l)" = 0 ] || fail "rm -v left the anonymous volume"
 
+# volume prune: unused anonymous volumes, with -a named ones too; asks
+# first without -f.
+pier volume create keep-named >/dev/null
+anon=$(pier volume create)
+out=$(echo n | pier volume prune 2>/dev/null)
+pier volume ls -q | grep -qx "$anon" || fail "volume prune without confirmation removed $anon"
+out=$(echo y | pier volume prune 2>/dev/null)
+echo "$out" | grep -qx "$anon" && echo "$out" | grep -q "Total reclaimed space" \
+  || fail "volume prune: $out"
+pier volume ls -q | grep -qx keep-named || fail "volume prune removed a named volume"
+pier volume prune -a -f | grep -qx keep-named || fail "volume prune -a kept keep-named"
+[ "$(pier volume ls -q | wc -l)" = 0 ] || fail "volume prune -a left: $(pier volume ls -q)"
+
 # pause / unpause: the container's processes stop, then go on; exec is
 # refused while paused; kill works on a paused container.
 pier run -d --name frozen localhost/busybox:latest \
@@ -254,6 +352,26 @@ set +e
 pier run -d --rm --restart=always localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
 set -e
 [ "$rc" = 1 ] && grep -q "restart" "$WORK/err" || fail "--rm with --restart=always: rc=$rc $(cat "$WORK/err")"
+
+# container prune: stopped containers go, running ones stay; image prune:
+# dangling images, then with -a every unused one, counted in bytes.
+pier run --name stopped1 localhost/busybox:latest sh -c : >/dev/null
+pier run -d --name running1 localhost/busybox:latest sleep 1000 >/dev/null
+sid=$(pier inspect stopped1 | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["container"]["id"])')
+out=$(pier container prune -f)
+echo "$out" | grep -qx "$sid" || fail "container prune: $out"
+pier ps -a | grep -q " stopped1$" && fail "container prune left stopped1"
+pier ps | grep -q " running1$" || fail "container prune removed running1"
+pier import "$WORK/rootfs.tar" >/dev/null  # dangling
+out=$(pier image prune -f)
+echo "$out" | grep -q "^deleted: sha256:" || fail "image prune: $out"
+pier images | grep -q "<none>" && fail "image prune left a dangling image: $(pier images)"
+pier image prune -f --filter until=nonsense >/dev/null 2>&1 && fail "image prune took until=nonsense"
+pier image prune -a -f --filter until=1h | grep -q "^deleted" && fail "until=1h pruned a new image"
+out=$(pier image prune -a -f)
+echo "$out" | grep -q "^untagged: " || fail "image prune -a: $out"
+pier images | grep -q "localhost/busybox" || fail "image prune -a removed the image running1 uses"
+pier rm -f running1 >/dev/null
 
 # Errors users meet first.
 set +e

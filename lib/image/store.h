@@ -194,9 +194,13 @@ class ImageStore {
   // or blob does not match its digest or size; Unauthenticated /
   // PermissionDenied from the registry; Unavailable when it cannot be
   // reached; ApplyLayer's errors (InvalidArgument for an escaping entry).
+  // `platform`, when given, is picked from an index instead of the store's
+  // (an empty variant means its architecture's default: v8 for arm64, v7
+  // for arm); a single-platform manifest is taken whatever its platform.
   absl::StatusOr<Image> Pull(absl::string_view reference,
                              const distribution::RegistryClientOptions& options,
-                             const ProgressFn& progress = nullptr);
+                             const ProgressFn& progress = nullptr,
+                             const oci::Platform* platform = nullptr);
 
   // Pushes image `name` (anything Get takes) to `target` (a reference; ""
   // for the image's own name): each layer and the config unless the
@@ -316,9 +320,11 @@ class ImageStore {
   absl::StatusOr<Image> RecordManifest(const oci::Manifest& manifest, const oci::Digest& digest,
                                        absl::string_view media_type, const std::string& name,
                                        std::optional<oci::Digest> repo_digest);
-  // Picks this platform's entry of an index. NotFound naming the platform.
-  absl::StatusOr<oci::Descriptor> PickPlatform(const oci::Index& index,
-                                               absl::string_view what) const;
+  // Picks the entry of an index for `wanted` (null: the store's platform):
+  // os and architecture equal, the same variant or else an entry without
+  // one. NotFound naming the platform.
+  absl::StatusOr<oci::Descriptor> PickPlatform(const oci::Index& index, absl::string_view what,
+                                               const oci::Platform* wanted = nullptr) const;
   std::string PlatformString() const;
   // Blobs and snapshots of `manifest` (with the config read for diff_ids).
   absl::Status CollectNeeds(const Image& image, std::vector<oci::Digest>* blobs,

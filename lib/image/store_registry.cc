@@ -178,7 +178,16 @@ absl::Status FetchBlob(distribution::RegistryClient& client, content::ContentSto
 }  // namespace
 
 absl::StatusOr<oci::Descriptor> ImageStore::PickPlatform(const oci::Index& index,
-                                                         absl::string_view what) const {
+                                                         absl::string_view what,
+                                                         const oci::Platform* wanted) const {
+  std::string os = options_.os, architecture = options_.architecture, variant = options_.variant;
+  if (wanted != nullptr) {
+    os = wanted->os;
+    architecture = wanted->architecture;
+    variant = wanted->variant;
+    if (variant.empty() && architecture == "arm64") variant = "v8";
+    if (variant.empty() && architecture == "arm") variant = "v7";
+  }
   const oci::Descriptor* variantless = nullptr;
   std::vector<std::string> available;
   for (const oci::Descriptor& d : index.manifests) {
@@ -186,18 +195,21 @@ absl::StatusOr<oci::Descriptor> ImageStore::PickPlatform(const oci::Index& index
     const oci::Platform& p = *d.platform;
     available.push_back(
         absl::StrCat(p.os, "/", p.architecture, p.variant.empty() ? "" : "/", p.variant));
-    if (p.os != options_.os || p.architecture != options_.architecture) continue;
-    if (p.variant == options_.variant) return d;
+    if (p.os != os || p.architecture != architecture) continue;
+    if (p.variant == variant) return d;
     if (p.variant.empty() && variantless == nullptr) variantless = &d;
   }
   if (variantless != nullptr) return *variantless;
-  return absl::NotFoundError(absl::StrCat(what, " has no manifest for ", PlatformString(),
+  const std::string platform =
+      wanted == nullptr ? PlatformString()
+                        : absl::StrCat(os, "/", architecture, variant.empty() ? "" : "/", variant);
+  return absl::NotFoundError(absl::StrCat(what, " has no manifest for ", platform,
                                           " (it has: ", absl::StrJoin(available, ", "), ")"));
 }
 
 absl::StatusOr<Image> ImageStore::Pull(absl::string_view reference,
                                        const distribution::RegistryClientOptions& options,
-                                       const ProgressFn& progress) {
+                                       const ProgressFn& progress, const oci::Platform* platform) {
   ASSIGN_OR_RETURN(oci::Reference ref, oci::Reference::Parse(reference, options_.default_registry));
   ASSIGN_OR_RETURN(std::unique_ptr<distribution::RegistryClient> client,
                    distribution::RegistryClient::Create(ApiHost(ref.registry), options));
@@ -211,7 +223,7 @@ absl::StatusOr<Image> ImageStore::Pull(absl::string_view reference,
   std::optional<oci::Digest> repo_digest = top.digest;
   if (oci::IsIndexMediaType(top.media_type)) {
     ASSIGN_OR_RETURN(oci::Index index, oci::Index::Parse(top.bytes));
-    ASSIGN_OR_RETURN(oci::Descriptor chosen, PickPlatform(index, ref.String()));
+    ASSIGN_OR_RETURN(oci::Descriptor chosen, PickPlatform(index, ref.String(), platform));
     ASSIGN_OR_RETURN(manifest_doc, FetchManifest(*client, ref, chosen.digest.str(), chosen.digest,
                                                  chosen.size, options_.max_manifest_bytes));
     RETURN_IF_ERROR(content_->Put(top.bytes, top.digest).status());

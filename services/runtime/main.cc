@@ -174,9 +174,8 @@ int main(int argc, char** argv) {
     // host reboot took away; then the previous daemon's containers are
     // adopted or restarted.
     pier::runtime::ContainerServiceImpl* containers = state.container_service.get();
-    state.containers->SetBeforeStart([containers](const pier::runtime::ContainerInfo& c) {
-      return containers->PrepareStart(c);
-    });
+    state.containers->SetBeforeStart(
+        [containers](pier::runtime::ContainerInfo* c) { return containers->PrepareStart(c); });
     absl::Status recovered = state.containers->Recover();
     if (!recovered.ok()) {
       PIER_LOG(WARNING) << "recovering containers: " << recovered;

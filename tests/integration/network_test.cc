@@ -3,6 +3,9 @@
 // publishing the same host port is refused, --network=none sees only lo,
 // and removing containers removes their veths and namespace files.
 //
+// A container in network mode container:<name> shares another one's
+// namespace (and pid and ipc modes container:<name> its processes and IPC).
+//
 // Everything happens inside a private network (and mount) namespace: the
 // test re-executes itself under `unshare --net --mount --fork`, so the
 // pier0 bridge, the veths and the iptables rules never touch the host's
@@ -17,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -98,8 +102,8 @@ absl::StatusOr<std::string> BusyboxTar(const std::string& dir) {
   RETURN_IF_ERROR(MakeDirs(dir + "/out"));
   ASSIGN_OR_RETURN(std::string busybox, ReadFile(kBusybox));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/bin/busybox", busybox, 0755));
-  for (const char* applet :
-       {"sh", "echo", "cat", "mkdir", "httpd", "ip", "wget", "sleep", "ls", "true"}) {
+  for (const char* applet : {"sh", "echo", "cat", "mkdir", "httpd", "ip", "wget", "sleep", "ls",
+                             "true", "hostname", "readlink"}) {
     std::string link = dir + "/bin/" + applet;
     if (::symlink("busybox", link.c_str()) != 0) return ErrnoStatus(errno, link);
   }
@@ -361,6 +365,159 @@ TEST_F(NetworkTest, NoneHasOnlyLoopback) {
   // The namespace came from the container's clone: nothing pinned on the host.
   EXPECT_EQ(c.network().sandbox_path(), "");
   Remove(id);
+}
+
+// The interface names in a /proc/net/dev listing.
+std::vector<std::string> Interfaces(absl::string_view dev) {
+  std::vector<std::string> ifaces;
+  for (absl::string_view line : absl::StrSplit(dev, '\n', absl::SkipEmpty())) {
+    if (!absl::StrContains(line, ":") || absl::StrContains(line, "|")) continue;
+    ifaces.push_back(std::string(absl::StripAsciiWhitespace(line.substr(0, line.find(':')))));
+  }
+  std::sort(ifaces.begin(), ifaces.end());
+  return ifaces;
+}
+
+// --net container:web: the second container reaches web's httpd on its
+// own loopback, sees web's interfaces and address and takes its host name;
+// it keeps the namespace when web goes away. --pid container:web shows
+// web's processes.
+TEST_F(NetworkTest, ContainerModeJoinsAnotherContainersNamespace) {
+  const int port = FreePort();
+  v1::ContainerSpec web = HttpdSpec("hello-neighbour");
+  web.set_name("web");
+  v1::PortBinding* b = web.add_ports();
+  b->set_host_ip("127.0.0.1");
+  b->set_host_port(port);
+  b->set_container_port(80);
+  std::string web_id;
+  grpc::Status s = Run(web, &web_id);
+  ASSERT_TRUE(s.ok()) << s.error_message() << runtime_.Stderr();
+  ASSERT_THAT(Get(port), ::testing::HasSubstr("hello-neighbour"));
+  const v1::Container web_record = Inspect(web_id);
+
+  const std::string out = dir_.Sub("joined");
+  ASSERT_OK(MakeDirs(out));
+  v1::ContainerSpec joiner;
+  joiner.set_image(kImage);
+  joiner.set_network_mode("container:web");
+  for (const char* a :
+       {"sh", "-c",
+        "wget -qO- http://127.0.0.1:80/ > /out/page && cat /proc/net/dev > /out/dev "
+        "&& ip -o addr > /out/addr && hostname > /out/hostname"}) {
+    joiner.mutable_cmd()->add_values(a);
+  }
+  v1::Mount* m = joiner.add_mounts();
+  m->set_type(v1::Mount::TYPE_BIND);
+  m->set_source(out);
+  m->set_target("/out");
+  std::string joiner_id;
+  s = Run(joiner, &joiner_id);
+  ASSERT_TRUE(s.ok()) << s.error_message() << runtime_.Stderr();
+  EXPECT_EQ(Wait(joiner_id), 0) << runtime_.Stderr();
+  EXPECT_THAT(ReadFile(out + "/page").value_or(""), ::testing::HasSubstr("hello-neighbour"));
+  const std::vector<std::string> web_ifaces =
+      Interfaces(ReadFile(absl::StrCat("/proc/", web_record.state().pid(), "/net/dev")).value());
+  EXPECT_THAT(web_ifaces, ::testing::Contains("eth0"));
+  EXPECT_EQ(Interfaces(ReadFile(out + "/dev").value_or("")), web_ifaces);
+  EXPECT_THAT(ReadFile(out + "/addr").value_or(""),
+              ::testing::HasSubstr(web_record.network().ip_address() + "/"));
+  EXPECT_EQ(absl::StripAsciiWhitespace(ReadFile(out + "/hostname").value_or("")),
+            web_id.substr(0, 12));
+  v1::Container joined = Inspect(joiner_id);
+  EXPECT_EQ(joined.network().network_mode(), "container:" + web_id);
+  EXPECT_EQ(joined.network().ip_address(), "");
+  EXPECT_EQ(joined.network().sandbox_path(), "");
+
+  // --pid container:web: web's httpd is PID 1.
+  v1::ContainerSpec pid_joiner;
+  pid_joiner.set_image(kImage);
+  pid_joiner.set_network_mode("none");
+  pid_joiner.set_pid_mode("container:" + web_id.substr(0, 12));
+  pid_joiner.set_ipc_mode("container:web");
+  for (const char* a :
+       {"sh", "-c", "cat /proc/1/cmdline > /out/init; readlink /proc/self/ns/ipc > /out/ipc"}) {
+    pid_joiner.mutable_cmd()->add_values(a);
+  }
+  *pid_joiner.add_mounts() = *m;
+  std::string pid_id;
+  s = Run(pid_joiner, &pid_id);
+  ASSERT_TRUE(s.ok()) << s.error_message() << runtime_.Stderr();
+  EXPECT_EQ(Wait(pid_id), 0);
+  EXPECT_THAT(ReadFile(out + "/init").value_or(""), ::testing::HasSubstr("httpd"));
+  EXPECT_EQ(Inspect(pid_id).spec().pid_mode(), "container:" + web_id);
+  EXPECT_EQ(Inspect(pid_id).spec().ipc_mode(), "container:" + web_id);
+  EXPECT_EQ(ReadFile(out + "/ipc").value_or("?"),
+            Shell(absl::StrCat("readlink /proc/", web_record.state().pid(), "/ns/ipc")));
+  EXPECT_NE(ReadFile(out + "/ipc").value_or("?"), Shell("readlink /proc/self/ns/ipc"));
+
+  // What Docker refuses too, and unknown targets.
+  v1::ContainerSpec bad = joiner;
+  bad.set_hostname("other");
+  std::string none;
+  s = Run(bad, &none);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("hostname"));
+  bad = joiner;
+  *bad.add_ports() = *b;
+  s = Run(bad, &none);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  bad = joiner;
+  bad.clear_ports();
+  bad.set_publish_all(true);
+  s = Run(bad, &none);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  bad = joiner;
+  bad.set_network_mode("container:nope");
+  s = Run(bad, &none);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("container:nope"));
+
+  // A long-running joiner outlives web: it keeps the namespace after web
+  // stops (interfaces included), and stays in it after web is removed
+  // (which tears web's bridge attachment down).
+  v1::ContainerSpec sleeper = joiner;
+  sleeper.mutable_cmd()->clear_values();
+  for (const char* a : {"sleep", "300"}) sleeper.mutable_cmd()->add_values(a);
+  std::string sleeper_id;
+  s = Run(sleeper, &sleeper_id);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const int sleeper_pid = Inspect(sleeper_id).state().pid();
+  const std::string netns_link = Shell(absl::StrCat("readlink /proc/", sleeper_pid, "/ns/net"));
+  EXPECT_EQ(netns_link,
+            Shell(absl::StrCat("readlink /proc/", web_record.state().pid(), "/ns/net")));
+  {
+    grpc::ClientContext sc;
+    v1::StopContainerRequest req;
+    req.set_id(web_id);
+    req.set_timeout_seconds(1);
+    v1::StopContainerResponse resp;
+    ASSERT_TRUE(containers_->StopContainer(&sc, req, &resp).ok());
+  }
+  EXPECT_EQ(Interfaces(ReadFile(absl::StrCat("/proc/", sleeper_pid, "/net/dev")).value_or("")),
+            web_ifaces);
+  // web is not running: a new joiner is refused, and nothing is left.
+  const size_t before = List().size();
+  s = Run(joiner, &none);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("not running"));
+  EXPECT_EQ(List().size(), before);
+
+  Remove(web_id);
+  v1::Container still = Inspect(sleeper_id);
+  EXPECT_EQ(still.state().status(), v1::CONTAINER_STATUS_RUNNING);
+  EXPECT_EQ(Shell(absl::StrCat("readlink /proc/", sleeper_pid, "/ns/net")), netns_link);
+  // Restarting it now fails: the namespace it joined has no owner left.
+  {
+    grpc::ClientContext rc;
+    v1::RestartContainerRequest req;
+    req.set_id(sleeper_id);
+    req.set_timeout_seconds(0);
+    v1::RestartContainerResponse resp;
+    s = containers_->RestartContainer(&rc, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("no longer exists"));
+  }
 }
 
 }  // namespace

@@ -221,8 +221,11 @@ TEST_F(RuntimeSecurityTest, PidHostSeesHostProcesses) {
   EXPECT_EQ(comm, "sleep\n");
 
   v1::ContainerSpec bad = Spec({"true"});
-  bad.set_pid_mode("container:x");
+  bad.set_pid_mode("sideways");
   EXPECT_EQ(Run(bad, &id).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // container:<name> needs an existing container (network_test joins one).
+  bad.set_pid_mode("container:x");
+  EXPECT_EQ(Run(bad, &id).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(RuntimeSecurityTest, PrivilegedExecInAPlainContainer) {

@@ -759,7 +759,7 @@ absl::Status ContainerManager::Start(absl::string_view id_or_name) {
 
 absl::Status ContainerManager::StartLocked(const std::string& id) {
   ContainerInfo info;
-  std::function<absl::Status(const ContainerInfo&)> hook;
+  std::function<absl::Status(ContainerInfo*)> hook;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(id);
@@ -767,7 +767,7 @@ absl::Status ContainerManager::StartLocked(const std::string& id) {
     info = it->second.info;
     hook = before_start_;
   }
-  const absl::Status prepared = hook ? hook(info) : absl::OkStatus();
+  const absl::Status prepared = hook ? hook(&info) : absl::OkStatus();
   absl::StatusOr<shim::ShimState> st =
       prepared.ok() ? SpawnShim(id, info) : absl::StatusOr<shim::ShimState>(prepared);
   UniqueFd watch;
@@ -915,7 +915,7 @@ void ContainerManager::MaybeScheduleRestartLocked(const std::string& id, Entry& 
   restarts_[id] = absl::Now() + delay;
 }
 
-void ContainerManager::SetBeforeStart(std::function<absl::Status(const ContainerInfo&)> hook) {
+void ContainerManager::SetBeforeStart(std::function<absl::Status(ContainerInfo*)> hook) {
   std::lock_guard<std::mutex> lock(mu_);
   before_start_ = std::move(hook);
 }

@@ -175,8 +175,11 @@ class ContainerManager {
   // Runs before every start of a container (Start(), restart policies,
   // recovery), e.g. to re-create resources a host reboot took away (its
   // network namespace); its error fails that start as an executor error
-  // would. Set it before Recover(). Called without the manager's locks.
-  void SetBeforeStart(std::function<absl::Status(const ContainerInfo&)> hook);
+  // would. The hook may complete the copy of the container's spec that this
+  // start uses (e.g. the path of a namespace to join, which can change from
+  // one start to the next); the recorded spec stays as created. Set it
+  // before Recover(). Called without the manager's locks.
+  void SetBeforeStart(std::function<absl::Status(ContainerInfo*)> hook);
 
   // Records a new container (state created) and writes its state directory
   // with spec.json. Returns the id. AlreadyExists when the name is taken;
@@ -306,7 +309,7 @@ class ContainerManager {
   std::map<std::string, UniqueFd> watches_;     // id -> `wait` connection to its shim
   std::map<std::string, absl::Time> restarts_;  // id -> when to restart
   bool stopping_ = false;
-  std::function<absl::Status(const ContainerInfo&)> before_start_;  // guarded by mu_
+  std::function<absl::Status(ContainerInfo*)> before_start_;  // guarded by mu_
 
   UniqueFd wake_fd_;  // eventfd that interrupts the supervisor's poll
   std::thread supervisor_;

@@ -40,6 +40,9 @@ namespace {
 using rpc::ToGrpcStatus;
 
 constexpr char kRecordPrefix[] = "svc/container/";
+// Prefix of the network and pid modes that join another container's
+// namespace, "container:<id or name>".
+constexpr char kContainerMode[] = "container:";
 constexpr size_t kChunk = 1 << 20;
 
 absl::StatusOr<std::string> RandomHex(size_t bytes) {
@@ -74,6 +77,80 @@ void WriteNonBlocking(int fd, absl::string_view data, const std::atomic<bool>& s
     (void)::poll(&pfd, 1, 200);
   }
 }
+
+// The bytes of a detach key sequence, "ctrl-p,ctrl-q" style: each
+// comma-separated key is one character or "ctrl-" and one of a-z, @, [, \,
+// ], ^, _. Empty `keys`: ctrl-p,ctrl-q for a TTY, none otherwise; "none":
+// none. InvalidArgument naming the key otherwise.
+absl::StatusOr<std::string> ParseDetachKeys(const std::string& keys, bool tty) {
+  if (keys == "none") return std::string();
+  if (keys.empty()) return tty ? std::string("\x10\x11") : std::string();
+  std::string out;
+  for (absl::string_view key : absl::StrSplit(keys, ',')) {
+    const std::string lower = absl::AsciiStrToLower(key);
+    if (key.size() == 1) {
+      out.push_back(key[0]);
+      continue;
+    }
+    if (absl::StartsWith(lower, "ctrl-") && lower.size() == 6) {
+      const char c = lower[5];
+      if (c >= 'a' && c <= 'z') {
+        out.push_back(static_cast<char>(c - 'a' + 1));
+        continue;
+      }
+      const std::string specials = "@[\\]^_";  // 0, 27 .. 31
+      const size_t i = specials.find(c);
+      if (i != std::string::npos) {
+        out.push_back(static_cast<char>(i == 0 ? 0 : 26 + i));
+        continue;
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "detach keys \"", keys, "\": unknown key \"", key,
+        "\" (use a single character or ctrl-<a-z, @, [, \\, ], ^, _>, separated by commas)"));
+  }
+  return out;
+}
+
+// Finds a detach key sequence in a stdin byte stream. Feed() returns the
+// bytes to forward: those of a partial match are held until a later byte
+// completes the sequence (then they are dropped and detached() turns true)
+// or breaks it (then they are forwarded first).
+class DetachMatcher {
+ public:
+  explicit DetachMatcher(std::string keys) : keys_(std::move(keys)) {}
+
+  std::string Feed(absl::string_view data) {
+    std::string out;
+    for (char c : data) {
+      if (keys_.empty() || detached_) {
+        if (!detached_) out.push_back(c);
+        continue;
+      }
+      if (c != keys_[held_]) {
+        out.append(keys_, 0, held_);
+        held_ = 0;
+        if (c != keys_[0]) {
+          out.push_back(c);
+          continue;
+        }
+      }
+      if (++held_ == keys_.size()) {
+        detached_ = true;
+        held_ = 0;
+      }
+    }
+    return out;
+  }
+  // What a partial match holds (forwarded when stdin closes).
+  std::string Held() const { return keys_.substr(0, held_); }
+  bool detached() const { return detached_; }
+
+ private:
+  const std::string keys_;
+  size_t held_ = 0;
+  bool detached_ = false;
+};
 
 uint16_t ClampTty(uint32_t v) { return static_cast<uint16_t>(std::min<uint32_t>(v, 65535)); }
 
@@ -352,6 +429,24 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   if (!img.ok()) return img.status();
   ASSIGN_OR_RETURN(oci::ImageConfig config, ctx_->images->GetConfig(*img));
   const oci::ContainerConfig& ic = config.config;
+  // The image must be for the platform asked for (by default the node's).
+  ASSIGN_OR_RETURN(oci::Platform wanted, RequestedPlatform(spec.platform()));
+  oci::Platform image_platform;
+  image_platform.os = config.os.empty() ? "linux" : config.os;
+  image_platform.architecture = config.architecture;
+  image_platform.variant = config.variant;
+  if (!config.architecture.empty() && !PlatformMatches(image_platform, wanted)) {
+    const std::string node = PlatformText(image::HostPlatform());
+    const std::string what = absl::StrCat("image ", spec.image(), " (", img->id.str(), ") is for ",
+                                          PlatformText(image_platform));
+    if (spec.has_platform()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, ", not the requested ", PlatformText(wanted), " (the node is ", node, ")"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ", but the node is ", node, " (give platform ",
+                     PlatformText(image_platform), " to run it anyway, under emulation)"));
+  }
 
   CreateOptions opts;
   opts.name = spec.name();
@@ -402,6 +497,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   const std::string& net = spec.network_mode();
   const bool bridge = net.empty() || net == "bridge";
   const bool own_netns = bridge;
+  std::string net_target;  // container:<target> mode: the target's id
   if (bridge && ctx_->cni == nullptr) {
     return absl::FailedPreconditionError("bridge networking is not configured in this runtime");
   }
@@ -409,15 +505,36 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   } else if (net == "host") {
     es.namespaces.net.mode = exec::NamespaceMode::kHost;
     es.namespaces.uts.mode = exec::NamespaceMode::kHost;
-  } else if (absl::StartsWith(net, "container:")) {
-    return absl::UnimplementedError("network mode container:<id> is not supported yet");
+  } else if (absl::StartsWith(net, kContainerMode)) {
+    // The namespace's path is found at each start (the target's may change
+    // as it restarts); its hostname is the target's.
+    ASSIGN_OR_RETURN(net_target, ModeTarget(net, "network"));
+    if (!spec.hostname().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("conflicting options: hostname and the network mode \"", net, "\""));
+    }
+    es.namespaces.net = {exec::NamespaceMode::kPath, ""};
+    ASSIGN_OR_RETURN(es.hostname, TargetHostname(net_target));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown network mode \"", net, "\""));
   }
+  std::string pid_target;
   if (spec.pid_mode() == "host") {
     es.namespaces.pid.mode = exec::NamespaceMode::kHost;
+  } else if (absl::StartsWith(spec.pid_mode(), kContainerMode)) {
+    ASSIGN_OR_RETURN(pid_target, ModeTarget(spec.pid_mode(), "pid"));
+    es.namespaces.pid = {exec::NamespaceMode::kPath, ""};
   } else if (!spec.pid_mode().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unknown pid mode \"", spec.pid_mode(), "\""));
+  }
+  std::string ipc_target;
+  if (spec.ipc_mode() == "host") {
+    es.namespaces.ipc.mode = exec::NamespaceMode::kHost;
+  } else if (absl::StartsWith(spec.ipc_mode(), kContainerMode)) {
+    ASSIGN_OR_RETURN(ipc_target, ModeTarget(spec.ipc_mode(), "ipc"));
+    es.namespaces.ipc = {exec::NamespaceMode::kPath, ""};
+  } else if (!spec.ipc_mode().empty() && spec.ipc_mode() != "private") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown ipc mode \"", spec.ipc_mode(), "\""));
   }
   std::vector<network::PortMapping> ports;
   if (!spec.ports().empty() || spec.publish_all()) {
@@ -428,7 +545,7 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
     ASSIGN_OR_RETURN(ports, PortMappings(spec, ic));
     RETURN_IF_ERROR(CheckPorts(ports));
   }
-  es.hostname = spec.hostname();
+  if (net_target.empty()) es.hostname = spec.hostname();
   es.privileged = spec.privileged();
   if (spec.privileged()) {
     p.capabilities = AllCapabilities();
@@ -642,7 +759,11 @@ absl::StatusOr<std::string> ContainerServiceImpl::Create(const v1::ContainerSpec
   pc->set_user(user);
   pc->set_tty(p.tty);
   v1::NetworkSettings* ns = record.mutable_network();
-  ns->set_network_mode(net.empty() ? "bridge" : net);
+  ns->set_network_mode(net.empty()           ? "bridge"
+                       : !net_target.empty() ? kContainerMode + net_target
+                                             : net);
+  if (!pid_target.empty()) record.mutable_spec()->set_pid_mode(kContainerMode + pid_target);
+  if (!ipc_target.empty()) record.mutable_spec()->set_ipc_mode(kContainerMode + ipc_target);
   ns->set_sandbox_path(netns);
   ns->set_ip_address(addr.ip);
   ns->set_ip_prefix_len(addr.prefix_len);
@@ -723,7 +844,81 @@ absl::Status ContainerServiceImpl::RemoveById(const std::string& id, bool force)
   return ctx_->kv->Write(batch);
 }
 
-absl::Status ContainerServiceImpl::PrepareStart(const ContainerInfo& info) {
+absl::StatusOr<std::string> ContainerServiceImpl::ModeTarget(const std::string& mode,
+                                                             absl::string_view what) const {
+  const std::string target = mode.substr(sizeof(kContainerMode) - 1);
+  if (target.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " mode \"", mode, "\" names no container"));
+  }
+  absl::StatusOr<std::string> id = Resolve(target);
+  if (!id.ok()) return Annotate(id.status(), absl::StrCat(what, " mode \"", mode, "\""));
+  return id;
+}
+
+absl::StatusOr<std::string> ContainerServiceImpl::TargetHostname(const std::string& id) const {
+  ASSIGN_OR_RETURN(ContainerInfo t, ctx_->containers->Inspect(id));
+  if (!t.spec.hostname.empty()) return t.spec.hostname;
+  if (t.spec.namespaces.uts.mode == exec::NamespaceMode::kHost) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) return ErrnoStatus(errno, "gethostname");
+    return std::string(host);
+  }
+  return t.id.substr(0, 12);
+}
+
+absl::StatusOr<std::string> ContainerServiceImpl::SharedNamespace(const std::string& id,
+                                                                  const std::string& mode,
+                                                                  absl::string_view kind) const {
+  const std::string target = mode.substr(sizeof(kContainerMode) - 1);
+  absl::StatusOr<ContainerInfo> t = ctx_->containers->Inspect(target);
+  if (!t.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, ": cannot join the ", kind,
+                                                      " namespace of container ", target,
+                                                      ": it no longer exists"));
+  }
+  if (t->state != ContainerState::kRunning || t->pid <= 0) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", id, ": cannot join the ", kind,
+                                                      " namespace of container ", t->name, " (",
+                                                      t->id, "): it is not running"));
+  }
+  if (kind == "net") {
+    // The target's pinned namespace, when it has one of its own.
+    absl::StatusOr<v1::Container> record = Record(t->id);
+    if (record.ok() && !record->network().sandbox_path().empty() &&
+        network::NetnsPinned(record->network().sandbox_path())) {
+      return record->network().sandbox_path();
+    }
+  }
+  return absl::StrCat("/proc/", t->pid, "/ns/", kind);
+}
+
+absl::Status ContainerServiceImpl::PrepareStart(ContainerInfo* start) {
+  const ContainerInfo& info = *start;
+  exec::Namespaces& namespaces = start->spec.namespaces;
+  const bool join_net =
+      namespaces.net.mode == exec::NamespaceMode::kPath && namespaces.net.path.empty();
+  const bool join_pid =
+      namespaces.pid.mode == exec::NamespaceMode::kPath && namespaces.pid.path.empty();
+  const bool join_ipc =
+      namespaces.ipc.mode == exec::NamespaceMode::kPath && namespaces.ipc.path.empty();
+  if (join_net || join_pid || join_ipc) {
+    // container:<target> modes: the target's namespaces as of now.
+    ASSIGN_OR_RETURN(v1::Container record, Record(info.id));
+    if (join_net) {
+      ASSIGN_OR_RETURN(namespaces.net.path,
+                       SharedNamespace(info.id, record.network().network_mode(), "net"));
+    }
+    if (join_pid) {
+      ASSIGN_OR_RETURN(namespaces.pid.path,
+                       SharedNamespace(info.id, record.spec().pid_mode(), "pid"));
+    }
+    if (join_ipc) {
+      ASSIGN_OR_RETURN(namespaces.ipc.path,
+                       SharedNamespace(info.id, record.spec().ipc_mode(), "ipc"));
+    }
+    return absl::OkStatus();
+  }
   const exec::NamespaceSpec& net = info.spec.namespaces.net;
   if (net.mode != exec::NamespaceMode::kPath || network::NetnsPinned(net.path)) {
     return absl::OkStatus();
@@ -1630,6 +1825,8 @@ grpc::Status ContainerServiceImpl::Attach(
     return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
         "container ", *id, "'s stdin is not open (create it with open_stdin or a tty)")));
   }
+  absl::StatusOr<std::string> detach_keys = ParseDetachKeys(spec.detach_keys(), tty);
+  if (!detach_keys.ok()) return ToGrpcStatus(detach_keys.status());
 
   bool attached_sent = false;
   auto send_attached = [&] {
@@ -1685,6 +1882,7 @@ grpc::Status ContainerServiceImpl::Attach(
     return grpc::Status::OK;
   }
 
+  if (spec.since_start() && !replay_since) replay_since = info->started_at;
   const absl::Time t0 = absl::Now();
   absl::StatusOr<std::unique_ptr<shim::AttachStream>> as =
       ctx_->containers->Attach(*id, spec.stdin());
@@ -1714,13 +1912,24 @@ grpc::Status ContainerServiceImpl::Attach(
 
   shim::AttachStream* a = as->get();
   std::mutex write_mu;
+  // Set by the reader when the detach keys were typed; the output loop then
+  // ends the call with detached.
+  std::atomic<bool> detach{false};
   std::thread reader([&] {
+    DetachMatcher matcher(spec.stdin() ? *detach_keys : std::string());
     v1::AttachRequest req;
     while (stream->Read(&req)) {
       std::lock_guard<std::mutex> lock(write_mu);
       switch (req.request_case()) {
         case v1::AttachRequest::kStdin:
-          if (spec.stdin()) (void)a->WriteStdin(req.stdin());
+          if (spec.stdin()) {
+            const std::string data = matcher.Feed(req.stdin());
+            if (!data.empty()) (void)a->WriteStdin(data);
+            if (matcher.detached()) {
+              detach = true;
+              return;
+            }
+          }
           break;
         case v1::AttachRequest::kResize:
           if (tty && req.resize().width() > 0 && req.resize().height() > 0) {
@@ -1729,7 +1938,11 @@ grpc::Status ContainerServiceImpl::Attach(
           }
           break;
         case v1::AttachRequest::kCloseStdin:
-          if (spec.stdin()) (void)a->CloseStdin();
+          if (spec.stdin()) {
+            const std::string held = matcher.Held();
+            if (!held.empty()) (void)a->WriteStdin(held);
+            (void)a->CloseStdin();
+          }
           break;
         default:
           break;
@@ -1740,8 +1953,8 @@ grpc::Status ContainerServiceImpl::Attach(
   std::optional<exec::ExitStatus> exit;
   absl::Time finished_at = absl::Now();
   absl::Status error;
-  while (!context->IsCancelled()) {
-    absl::StatusOr<shim::AttachEvent> ev = a->Next(absl::Milliseconds(500));
+  while (!context->IsCancelled() && !detach) {
+    absl::StatusOr<shim::AttachEvent> ev = a->Next(absl::Milliseconds(100));
     if (absl::IsDeadlineExceeded(ev.status())) continue;
     if (!ev.ok()) {
       error = ev.status();
@@ -1757,6 +1970,14 @@ grpc::Status ContainerServiceImpl::Attach(
       finished_at = ev->exit->finished_at;
     }
     break;  // exit or EOF
+  }
+  if (detach) {
+    // The container keeps running; the client is told and the call ends.
+    v1::AttachResponse r;
+    r.mutable_detached();
+    stream->Write(r);
+    reader.join();  // it stopped reading at the keys
+    return grpc::Status::OK;
   }
   if (!exit && !context->IsCancelled()) {
     // The shim went away without telling us: ask the manager.

@@ -85,8 +85,11 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // networking CNI runs again (DEL of what is left, then ADD with the
   // recorded published ports); the new address is recorded. OK when the
   // namespace is in place or the container has none of its own; the
-  // namespace's or CNI's error otherwise.
-  absl::Status PrepareStart(const ContainerInfo& info);
+  // namespace's or CNI's error otherwise. A container in network, pid or ipc
+  // mode container:<target> gets the target's namespace paths for this
+  // start; FailedPrecondition (naming both) when the target is gone or not
+  // running.
+  absl::Status PrepareStart(ContainerInfo* start);
 
   // Pause/Unpause freeze and thaw the container's cgroup (FAILED_PRECONDITION
   // when not running or already so).
@@ -112,6 +115,17 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // starts later included) and fills `response`; CANCELLED with the call.
   grpc::Status WaitNextExit(grpc::ServerContext* context, const std::string& id,
                             v1::WaitContainerResponse* response);
+  // The id of the container a "container:<id or name>" `what` mode (network,
+  // pid, ipc) names: NotFound or InvalidArgument naming the mode.
+  absl::StatusOr<std::string> ModeTarget(const std::string& mode, absl::string_view what) const;
+  // The host name of container `id`, which containers joining its network
+  // namespace take.
+  absl::StatusOr<std::string> TargetHostname(const std::string& id) const;
+  // The path of the `kind` ("net", "pid", "ipc") namespace of the running container
+  // that `mode` ("container:<id>") names, for container `id` to join.
+  // FailedPrecondition when it is gone or not running.
+  absl::StatusOr<std::string> SharedNamespace(const std::string& id, const std::string& mode,
+                                              absl::string_view kind) const;
 
  public:
   // Exec: a new process in the container's namespaces and cgroup, a child
@@ -132,8 +146,11 @@ class ContainerServiceImpl final : public v1::ContainerService::Service {
   // (so short-lived containers lose no complete lines; a partial line being
   // written at that instant may be lost). On an exited container it replays
   // the last run's log and sends its exit. AttachSpec.logs replays the log
-  // first. stdout/stderr/detach_keys are not honoured yet (both streams are
-  // sent; no detach keys: cancel the RPC to detach).
+  // first; since_start replays the running container's current run. The
+  // detach keys are looked for in stdin (a partial match is held back);
+  // once typed, the call answers detached and ends, the container keeps
+  // running. stdout/stderr selection is not honoured (both streams are
+  // sent).
   grpc::Status Attach(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::AttachResponse, v1::AttachRequest>* stream) override;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -176,26 +177,23 @@ absl::Status ImageServiceImpl::Summarize(const image::Image& img,
 
 grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*, const v1::PullImageRequest* request,
                                          grpc::ServerWriter<v1::PullImageResponse>* writer) {
+  std::optional<oci::Platform> platform;
   if (request->has_platform()) {
-    // The store pulls the node's platform; another one is refused rather
-    // than silently ignored.
-    oci::Platform host = image::HostPlatform();
-    if ((!request->platform().os().empty() && request->platform().os() != host.os) ||
-        (!request->platform().architecture().empty() &&
-         request->platform().architecture() != host.architecture)) {
-      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          "pulling for a platform other than the node's is not supported yet");
-    }
+    absl::StatusOr<oci::Platform> p = RequestedPlatform(request->platform());
+    if (!p.ok()) return ToGrpcStatus(p.status());
+    platform = *p;
   }
   auto options = ctx_->RegistryOptionsFor(request->reference(),
                                           request->has_auth() ? &request->auth() : nullptr);
   if (!options.ok()) return ToGrpcStatus(options.status());
-  absl::StatusOr<image::Image> img =
-      ctx_->images->Pull(request->reference(), *options, [&](const image::Progress& p) {
+  absl::StatusOr<image::Image> img = ctx_->images->Pull(
+      request->reference(), *options,
+      [&](const image::Progress& p) {
         v1::PullImageResponse r;
         *r.mutable_progress() = ToProgress(p);
         writer->Write(r);
-      });
+      },
+      platform ? &*platform : nullptr);
   if (!img.ok()) return ToGrpcStatus(img.status());
   auto all = ctx_->images->List();
   if (!all.ok()) return ToGrpcStatus(all.status());
@@ -206,6 +204,42 @@ grpc::Status ImageServiceImpl::PullImage(grpc::ServerContext*, const v1::PullIma
   ctx_->PublishEvent(Event::Type::kImage, img->id.str(), img->name, "pull");
   PIER_LOG(INFO) << "pulled " << img->name << " (" << img->id.str() << ")";
   return grpc::Status::OK;
+}
+
+bool ImageServiceImpl::Matches(const v1::Image& summary, const v1::ImageFilters& f,
+                               bool with_dangling) const {
+  const bool dangling = summary.repo_tags().empty() && summary.repo_digests().empty();
+  if (with_dangling && f.has_dangling() && f.dangling() != dangling) return false;
+  if (!f.references().empty()) {
+    bool match = false;
+    for (const std::string& pattern : f.references()) {
+      for (const std::string& tag : summary.repo_tags()) {
+        if (::fnmatch(pattern.c_str(), tag.c_str(), 0) == 0) match = true;
+        auto ref = oci::Reference::Parse(tag, ctx_->default_registry);
+        if (ref.ok() && (::fnmatch(pattern.c_str(), ref->Name().c_str(), 0) == 0)) match = true;
+      }
+      auto norm = ctx_->images->NormalizeName(pattern);
+      if (norm.ok()) {
+        for (const std::string& tag : summary.repo_tags()) {
+          if (tag == *norm) match = true;
+        }
+      }
+    }
+    if (!match) return false;
+  }
+  bool labels_ok = true;
+  for (const std::string& cond : f.labels()) {
+    std::vector<std::string> kv = absl::StrSplit(cond, absl::MaxSplits('=', 1));
+    auto it = summary.labels().find(kv[0]);
+    if (it == summary.labels().end() || (kv.size() == 2 && it->second != kv[1])) {
+      labels_ok = false;
+    }
+  }
+  if (!labels_ok) return false;
+  absl::Time created = FromTimestamp(summary.created_at());
+  if (f.has_before() && created >= FromTimestamp(f.before())) return false;
+  if (f.has_since() && created <= FromTimestamp(f.since())) return false;
+  return true;
 }
 
 grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext*,
@@ -222,37 +256,7 @@ grpc::Status ImageServiceImpl::ListImages(grpc::ServerContext*,
     v1::Image summary;
     absl::Status s = Summarize(img, *all, &summary);
     if (!s.ok()) return ToGrpcStatus(s);
-    const bool dangling = summary.repo_tags().empty() && summary.repo_digests().empty();
-    if (f.has_dangling() && f.dangling() != dangling) continue;
-    if (!f.references().empty()) {
-      bool match = false;
-      for (const std::string& pattern : f.references()) {
-        for (const std::string& tag : summary.repo_tags()) {
-          if (::fnmatch(pattern.c_str(), tag.c_str(), 0) == 0) match = true;
-          auto ref = oci::Reference::Parse(tag, ctx_->default_registry);
-          if (ref.ok() && (::fnmatch(pattern.c_str(), ref->Name().c_str(), 0) == 0)) match = true;
-        }
-        auto norm = ctx_->images->NormalizeName(pattern);
-        if (norm.ok()) {
-          for (const std::string& tag : summary.repo_tags()) {
-            if (tag == *norm) match = true;
-          }
-        }
-      }
-      if (!match) continue;
-    }
-    bool labels_ok = true;
-    for (const std::string& cond : f.labels()) {
-      std::vector<std::string> kv = absl::StrSplit(cond, absl::MaxSplits('=', 1));
-      auto it = summary.labels().find(kv[0]);
-      if (it == summary.labels().end() || (kv.size() == 2 && it->second != kv[1])) {
-        labels_ok = false;
-      }
-    }
-    if (!labels_ok) continue;
-    absl::Time created = FromTimestamp(summary.created_at());
-    if (f.has_before() && created >= FromTimestamp(f.before())) continue;
-    if (f.has_since() && created <= FromTimestamp(f.since())) continue;
+    if (!Matches(summary, f, /*with_dangling=*/true)) continue;
     out.push_back(std::move(summary));
   }
   std::stable_sort(out.begin(), out.end(), [](const v1::Image& a, const v1::Image& b) {
@@ -522,10 +526,77 @@ grpc::Status ImageServiceImpl::ImageHistory(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ImageServiceImpl::PruneImages(grpc::ServerContext*, const v1::PruneImagesRequest*,
-                                           v1::PruneImagesResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "PruneImages is not implemented yet in pier-runtime");
+grpc::Status ImageServiceImpl::PruneImages(grpc::ServerContext*,
+                                           const v1::PruneImagesRequest* request,
+                                           v1::PruneImagesResponse* response) {
+  const v1::ImageFilters& f = request->filters();
+  for (const std::string& cond : f.labels()) {
+    if (cond.empty() || cond[0] == '=') {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("malformed label filter \"", cond, "\""));
+    }
+  }
+  auto all = ctx_->images->List();
+  if (!all.ok()) return ToGrpcStatus(all.status());
+  const RuntimeContext* ctx = ctx_;
+  auto in_use = [ctx](const oci::Digest& id) { return ctx->ImageInUse(id.str(), false); };
+  std::map<std::string, bool> seen;
+  int64_t reclaimed = 0;
+  for (const image::Image& img : *all) {
+    const std::string id = img.id.str();
+    if (seen[id]) continue;
+    seen[id] = true;
+    v1::Image summary;
+    if (absl::Status s = Summarize(img, *all, &summary); !s.ok()) {
+      PIER_LOG(WARNING) << "prune: image " << id << ": " << s;
+      continue;
+    }
+    const bool dangling = summary.repo_tags().empty() && summary.repo_digests().empty();
+    if (!request->all() && !dangling) continue;
+    if (!Matches(summary, f, /*with_dangling=*/false) || ctx_->ImageInUse(id, false)) continue;
+    // What removal may free, measured while it is still there.
+    std::map<std::string, int64_t> blob_bytes, snapshot_bytes;
+    auto blob = [&](const oci::Digest& d) {
+      auto info = ctx_->images->content().Info(d);
+      if (info.ok()) blob_bytes[d.str()] = static_cast<int64_t>(info->size);
+    };
+    blob(img.target.digest);
+    if (auto manifest = ctx_->images->GetManifest(img); manifest.ok()) {
+      blob(manifest->config.digest);
+      for (const oci::Descriptor& l : manifest->layers) blob(l.digest);
+    }
+    if (auto config = ctx_->images->GetConfig(img); config.ok()) {
+      for (const oci::Digest& chain : image::ChainIds(config->diff_ids)) {
+        auto usage = ctx_->images->snapshotter().UsageOf(chain);
+        if (usage.ok()) snapshot_bytes[chain.str()] = static_cast<int64_t>(usage->bytes);
+      }
+    }
+    auto result = ctx_->images->Remove(id, /*force=*/true, in_use);
+    if (!result.ok()) {
+      // Removed meanwhile, or claimed by a container created meanwhile.
+      if (!absl::IsNotFound(result.status())) {
+        PIER_LOG(WARNING) << "prune: image " << id << ": " << result.status();
+      }
+      continue;
+    }
+    for (const std::string& u : result->untagged) {
+      response->add_untagged(u);
+      ctx_->PublishEvent(Event::Type::kImage, id, u, "untag");
+    }
+    bool image_deleted = false;
+    for (const oci::Digest& d : result->deleted) {
+      response->add_deleted(d.str());
+      image_deleted = image_deleted || d == img.id;
+      if (auto it = blob_bytes.find(d.str()); it != blob_bytes.end()) reclaimed += it->second;
+    }
+    for (const oci::Digest& chain : result->removed_snapshots) {
+      if (auto it = snapshot_bytes.find(chain.str()); it != snapshot_bytes.end())
+        reclaimed += it->second;
+    }
+    if (image_deleted) ctx_->PublishEvent(Event::Type::kImage, id, img.name, "delete");
+  }
+  response->set_space_reclaimed(reclaimed);
+  return grpc::Status::OK;
 }
 
 }  // namespace pier::runtime

@@ -39,7 +39,11 @@ class ImageServiceImpl final : public v1::ImageService::Service {
                            v1::ImportImageResponse* response) override;
   grpc::Status ImageHistory(grpc::ServerContext* context, const v1::ImageHistoryRequest* request,
                             v1::ImageHistoryResponse* response) override;
-  // UNIMPLEMENTED for now.
+  // Dangling images (or with all every image) that no container uses and
+  // that match the filters (labels, before, since) are removed by id, as
+  // RemoveImage with force: their names, then the blobs and snapshots no
+  // remaining image needs. space_reclaimed adds the deleted blobs' sizes
+  // and the removed snapshots' disk use, measured before removal.
   grpc::Status PruneImages(grpc::ServerContext* context, const v1::PruneImagesRequest* request,
                            v1::PruneImagesResponse* response) override;
 
@@ -47,6 +51,10 @@ class ImageServiceImpl final : public v1::ImageService::Service {
   // Fills the summary of `img` (names of every record with its id).
   absl::Status Summarize(const image::Image& img, const std::vector<image::Image>& all,
                          v1::Image* out);
+
+  // Whether `summary` passes `f`: references, labels, before, since (and
+  // dangling when `with_dangling`).
+  bool Matches(const v1::Image& summary, const v1::ImageFilters& f, bool with_dangling) const;
 
   const RuntimeContext* ctx_;
 };

@@ -260,4 +260,49 @@ bool RuntimeContext::VolumeInUse(const std::string& mountpoint) const {
   return false;
 }
 
+namespace {
+
+std::string DefaultVariant(const std::string& architecture) {
+  if (architecture == "arm64") return "v8";
+  if (architecture == "arm") return "v7";
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<oci::Platform> RequestedPlatform(const common::v1::Platform& p) {
+  for (const std::string* field : {&p.os(), &p.architecture(), &p.variant()}) {
+    for (char c : *field) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
+        return absl::InvalidArgumentError(
+            absl::StrCat("malformed platform \"", p.os(), "/", p.architecture(),
+                         p.variant().empty() ? "" : "/", p.variant(), "\""));
+      }
+    }
+  }
+  const oci::Platform host = image::HostPlatform();
+  oci::Platform out;
+  out.os = p.os().empty() ? host.os : absl::AsciiStrToLower(p.os());
+  out.architecture =
+      p.architecture().empty() ? host.architecture : absl::AsciiStrToLower(p.architecture());
+  if (out.architecture == "x86_64" || out.architecture == "x86-64") out.architecture = "amd64";
+  if (out.architecture == "aarch64") out.architecture = "arm64";
+  out.variant = absl::AsciiStrToLower(p.variant());
+  if (p.architecture().empty() && out.variant.empty()) out.variant = host.variant;
+  if (out.variant.empty()) out.variant = DefaultVariant(out.architecture);
+  return out;
+}
+
+std::string PlatformText(const oci::Platform& p) {
+  return absl::StrCat(p.os, "/", p.architecture, p.variant.empty() ? "" : "/", p.variant);
+}
+
+bool PlatformMatches(const oci::Platform& image, const oci::Platform& wanted) {
+  if (image.os != wanted.os || image.architecture != wanted.architecture) return false;
+  const std::string a = image.variant.empty() ? DefaultVariant(image.architecture) : image.variant;
+  const std::string b =
+      wanted.variant.empty() ? DefaultVariant(wanted.architecture) : wanted.variant;
+  return image.variant.empty() || wanted.variant.empty() || a == b;
+}
+
 }  // namespace pier::runtime

@@ -82,4 +82,18 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
 // malformed.
 absl::Time ParseRfc3339(const std::string& text);
 
+// The platform a request names, with the node's os and architecture where it
+// leaves them empty, GOARCH aliases resolved (x86_64 -> amd64, aarch64 ->
+// arm64) and the default variant of arm64 (v8) and arm (v7) filled in.
+// InvalidArgument when a field is not a plain lowercase word.
+absl::StatusOr<oci::Platform> RequestedPlatform(const common::v1::Platform& p);
+
+// "os/architecture[/variant]".
+std::string PlatformText(const oci::Platform& p);
+
+// Whether an image for `image` runs as `wanted`: same os and architecture,
+// and the same variant once defaults are applied (an image without a
+// variant runs on any).
+bool PlatformMatches(const oci::Platform& image, const oci::Platform& wanted);
+
 }  // namespace pier::runtime

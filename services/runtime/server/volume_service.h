@@ -21,6 +21,12 @@ class VolumeServiceImpl final : public v1::VolumeService::Service {
                              v1::InspectVolumeResponse*) override;
   grpc::Status RemoveVolume(grpc::ServerContext*, const v1::RemoveVolumeRequest*,
                             v1::RemoveVolumeResponse*) override;
+  // Removes the volumes no container uses (container records count, running
+  // or not): anonymous ones, or with all named ones too, matching the
+  // filters' names (substrings) and labels. space_reclaimed is their data's
+  // disk use (allocated blocks) measured before removal.
+  grpc::Status PruneVolumes(grpc::ServerContext*, const v1::PruneVolumesRequest*,
+                            v1::PruneVolumesResponse*) override;
 
  private:
   const RuntimeContext* ctx_;
