@@ -123,18 +123,18 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 absl::Status MakeDirs(const std::string& path, int mode) {
   if (path.empty()) return absl::OkStatus();
-  std::string partial;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t next = path.find('/', pos);
-    if (next == std::string::npos) next = path.size();
-    partial = path.substr(0, next);
-    pos = next + 1;
-    if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, absl::StrCat("mkdir ", partial));
+  // The directory itself first: usually its parent exists, and walking down
+  // from the root costs a failed mkdir per component.
+  if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
+  if (errno == ENOENT) {
+    size_t slash = path.find_last_not_of('/');
+    slash = slash == std::string::npos ? std::string::npos : path.rfind('/', slash);
+    if (slash != std::string::npos && slash > 0) {
+      RETURN_IF_ERROR(MakeDirs(path.substr(0, slash), mode));
     }
+    if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
   }
+  if (errno != EEXIST) return ErrnoStatus(errno, absl::StrCat("mkdir ", path));
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
   if (!S_ISDIR(st.st_mode)) {
