@@ -63,17 +63,34 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
   return grpc::SslCredentials(opts);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
-                                                           const TlsFiles& tls) {
+namespace {
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> NewChannel(const std::string& address,
+                                                          const TlsFiles& tls, bool short_lived) {
   if (address.empty()) return absl::InvalidArgumentError("empty service address");
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds, MakeChannelCredentials(tls));
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
+  // Nothing reads channelz, which costs work on every channel and call.
+  args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  if (short_lived) {
+    // A CLI command's channel lives for a few calls: no retry machinery
+    // (a daemon's long-lived channel keeps the transparent retries that
+    // cover a connection closing under a starting call).
+    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  }
   if (!tls.server_name_override.empty()) {
     args.SetSslTargetNameOverride(tls.server_name_override);
   }
   return grpc::CreateCustomChannel(address, creds, args);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& address,
+                                                           const TlsFiles& tls) {
+  return NewChannel(address, tls, /*short_lived=*/false);
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> SharedChannel(const std::string& address,
@@ -86,7 +103,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> SharedChannel(const std::string& 
   absl::MutexLock lock(&mu);
   auto it = channels->find(key);
   if (it != channels->end()) return it->second;
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> ch, MakeChannel(address, tls));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> ch, NewChannel(address, tls, true));
   channels->emplace(std::move(key), ch);
   return ch;
 }

@@ -43,8 +43,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& ad
 
 // The process's one channel to `address` with `tls`, created on first use and
 // never destroyed. For short-lived clients (the CLI): verbs that call several
-// services on one daemon share one connection, and exit does not pay for
-// tearing the channel down.
+// services on one daemon share one connection, exit does not pay for
+// tearing the channel down, and the channel has no retry machinery.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> SharedChannel(const std::string& address,
                                                              const TlsFiles& tls = {});
 
