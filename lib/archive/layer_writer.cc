@@ -5,10 +5,16 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -42,10 +48,11 @@ class TarStream {
   ~TarStream() {
     // Freeing a writer that was not closed flushes it. After a failure that
     // flush must neither reach the sink nor read freed memory: the callbacks
-    // turn into no-ops, the compressor goes first (its zlib/zstd state may
-    // point into the tar writer's block buffer, or into buffer_, both still
-    // alive), then the tar writer.
+    // turn into no-ops, the compressor thread stops, the compressor goes
+    // first (its zlib/zstd state may point into the tar writer's block
+    // buffer, or into buffer_, both still alive), then the tar writer.
     abandoned_ = true;
+    StopCompressorThread();
     compressor_.reset();
     tar_.reset();
   }
@@ -57,7 +64,10 @@ class TarStream {
   // Opens the compressor and, unless `raw_tar` (the caller hands in tar
   // bytes with WriteTarBytes), the tar writer.
   absl::Status Open(bool raw_tar = false) {
-    if (options_.compression != Compression::kNone) RETURN_IF_ERROR(OpenCompressor());
+    if (options_.compression != Compression::kNone) {
+      RETURN_IF_ERROR(OpenCompressor());
+      compress_thread_ = std::thread([this] { CompressLoop(); });
+    }
     if (raw_tar) return absl::OkStatus();
     tar_.reset(archive_write_new());
     if (!tar_) return absl::ResourceExhaustedError("archive_write_new failed");
@@ -105,9 +115,16 @@ class TarStream {
   absl::StatusOr<LayerInfo> Finish() {
     if (tar_ && archive_write_close(tar_.get()) != ARCHIVE_OK)
       return Failure(tar_.get(), "close tar writer");
+    // Everything is queued: let the compressor thread finish, then flush the
+    // compressor here (no other thread touches it any more).
+    StopCompressorThread();
+    if (error_.ok() && !compress_error_.ok()) error_ = compress_error_;
+    RETURN_IF_ERROR(error_);
     if (compressor_ && archive_write_close(compressor_.get()) != ARCHIVE_OK) {
+      if (error_.ok() && !compress_error_.ok()) error_ = compress_error_;
       return Failure(compressor_.get(), "close compressor");
     }
+    if (error_.ok() && !compress_error_.ok()) error_ = compress_error_;
     RETURN_IF_ERROR(error_);
     LayerInfo info;
     info.uncompressed_size = diff_hash_.size();
@@ -174,29 +191,68 @@ class TarStream {
     return internal::ArchiveError(absl::StatusCode::kInternal, a, what);
   }
 
-  // Hashes tar bytes and passes them to the compressor (or the sink);
-  // failures land in error_.
+  // Hashes tar bytes and passes them to the compressor thread (or the
+  // sink); failures land in error_. Compression runs on its own thread, so
+  // that reading and archiving the tree overlaps with deflate/zstd, which
+  // is most of a large layer's time on one core.
   void Consume(const void* buf, size_t len) {
     diff_hash_.Update(buf, len);
     if (!compressor_) {
       error_ = sink_(absl::string_view(static_cast<const char*>(buf), len));
       return;
     }
-    const char* p = static_cast<const char*>(buf);
-    size_t left = len;
-    while (left > 0 && error_.ok()) {
-      la_ssize_t n = archive_write_data(compressor_.get(), p, left);
-      if (n <= 0) {
-        // A failing sink has already recorded its own status.
-        if (error_.ok()) {
-          error_ = internal::ArchiveError(absl::StatusCode::kInternal, compressor_.get(),
-                                          "compress layer");
-        }
-        return;
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return queued_bytes_ < kMaxQueued || !compress_error_.ok(); });
+    if (!compress_error_.ok()) {
+      error_ = compress_error_;
+      return;
     }
+    queue_.emplace_back(static_cast<const char*>(buf), len);
+    queued_bytes_ += len;
+    cv_.notify_all();
+  }
+
+  // The compressor thread: feeds queued tar bytes to the compressor, whose
+  // output (OnCompressed) is hashed and handed to the sink on this thread.
+  void CompressLoop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;  // closing, all written
+      std::string chunk = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= chunk.size();
+      const bool failed = !compress_error_.ok();
+      lock.unlock();
+      cv_.notify_all();
+      absl::Status s;
+      const char* p = chunk.data();
+      size_t left = failed ? 0 : chunk.size();
+      while (left > 0) {
+        la_ssize_t n = archive_write_data(compressor_.get(), p, left);
+        if (n <= 0) {
+          s = internal::ArchiveError(absl::StatusCode::kInternal, compressor_.get(),
+                                     "compress layer");
+          break;
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+      }
+      lock.lock();
+      // A failing sink has already recorded its own status.
+      if (!s.ok() && compress_error_.ok()) compress_error_ = s;
+      if (!compress_error_.ok()) cv_.notify_all();
+    }
+  }
+
+  void StopCompressorThread() {
+    if (!compress_thread_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    compress_thread_.join();
   }
 
   static la_ssize_t OnTar(struct archive* a, void* opaque, const void* buf, size_t len) {
@@ -216,7 +272,10 @@ class TarStream {
     self->blob_hash_.Update(buf, len);
     absl::Status s = self->sink_(absl::string_view(static_cast<const char*>(buf), len));
     if (!s.ok()) {
-      if (self->error_.ok()) self->error_ = s;
+      {
+        std::lock_guard lock(self->mu_);
+        if (self->compress_error_.ok()) self->compress_error_ = s;
+      }
       archive_set_error(a, EIO, "%s", std::string(s.message()).c_str());
       return -1;
     }
@@ -231,8 +290,17 @@ class TarStream {
   oci::Sha256 diff_hash_;
   oci::Sha256 blob_hash_;
   uint64_t entries_ = 0;
-  absl::Status error_;
-  bool abandoned_ = false;
+  absl::Status error_;  // the tar side's first failure
+  std::atomic<bool> abandoned_{false};
+  // Between the tar side and the compressor thread.
+  static constexpr size_t kMaxQueued = 8 << 20;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  bool closing_ = false;
+  absl::Status compress_error_;  // the compressor side's first failure
+  std::thread compress_thread_;
 };
 
 enum class Mode { kDir, kOverlayUpper, kDiff };
