@@ -195,6 +195,19 @@ absl::StatusOr<std::vector<Image>> ImageStore::List() { return Scan(); }
 absl::StatusOr<Image> ImageStore::Record(Image image) {
   image.created = absl::Now();
   std::lock_guard<std::mutex> lock(mu_);
+  if (!image.name.empty()) {
+    // The name already on this manifest (an unchanged rebuild): nothing to
+    // write, found without reading every record.
+    ASSIGN_OR_RETURN(std::optional<std::string> rec,
+                     kv_->Find(absl::StrCat(kNamedPrefix, image.name)));
+    if (rec) {
+      ASSIGN_OR_RETURN(Image old, RecordFromJson(absl::StrCat(kNamedPrefix, image.name), *rec));
+      if (old.target.digest == image.target.digest && old.id == image.id &&
+          old.repo_digest == image.repo_digest) {
+        return old;
+      }
+    }
+  }
   ASSIGN_OR_RETURN(std::vector<Image> all, Scan());
   kv::Batch batch;
   if (!image.name.empty()) {

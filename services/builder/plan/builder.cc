@@ -1623,7 +1623,17 @@ absl::StatusOr<BuildOutcome> Run::Go() {
       if (s && *s < i) deps[i].insert(*s);
     }
   }
-  {
+  if (needed.size() == 1) {
+    // One stage (most builds): built on this thread, no scheduler.
+    const size_t i = *needed.begin();
+    StageRun sr;
+    sr.step_no = first_step[i];
+    absl::Status st = BuildStage(i, froms[i], stages[i], &sr);
+    if (!st.ok()) {
+      *failure_ = sr.failure;
+      return st;
+    }
+  } else {
     std::mutex mu;
     std::condition_variable cv;
     std::set<size_t> pending = needed, done;
