@@ -20,11 +20,12 @@
 //   pull-parallel  16 clients (threads, one connection each) each GET a
 //                  64 MiB blob 4 times; aggregate MiB/s        op = 64 MiB GET
 //   base           GET /v2/ x2000                               op = request
-//   pull-ceiling   the same GET of 256 MiB as pull-large, from a minimal
-//                  server inside this process that answers any request by
-//                  writing the body from memory (no disk, no parsing beyond
-//                  the blank line): what this client can receive on this
-//                  loopback at all. --url is not used. op = blob, MiB/s
+//   pull-large-ceiling, pull-parallel-ceiling
+//                  pull-large and pull-parallel against a minimal server
+//                  inside this process that answers a blob GET by writing
+//                  the body from memory (no disk, no parsing beyond the
+//                  blank line; a thread per connection): what this client
+//                  can receive on this loopback at all. --url is not used.
 //
 // Each repetition uses fresh content where the workload writes (so a push is
 // never a no-op), generated deterministically from the repetition number
@@ -401,6 +402,7 @@ class CeilingServer {
     stop_ = true;
     if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
+    for (std::thread& t : connections_) t.join();
     if (listen_fd_ >= 0) ::close(listen_fd_);
   }
 
@@ -412,7 +414,7 @@ class CeilingServer {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
     if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::listen(listen_fd_, 4) != 0 ||
+        ::listen(listen_fd_, 64) != 0 ||
         ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       return ErrnoStatus(errno, "ceiling server: bind/listen");
     }
@@ -425,27 +427,31 @@ class CeilingServer {
     while (!stop_) {
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) return;
-      // GET .../blobs/... gets the body; anything else (GET /v2/) an empty 200.
-      const std::string head = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body_.size(),
-                                            "\r\nContent-Type: application/octet-stream\r\n\r\n");
-      const std::string empty = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-      std::string in;
-      char buf[4096];
-      for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof(buf));
-        if (n <= 0) break;
-        in.append(buf, static_cast<size_t>(n));
-        size_t end;
-        bool ok = true;
-        while (ok && (end = in.find("\r\n\r\n")) != std::string::npos) {
-          const bool blob = in.substr(0, in.find("\r\n")).find("/blobs/") != std::string::npos;
-          in.erase(0, end + 4);
-          ok = blob ? WriteAll(fd, head) && WriteAll(fd, body_) : WriteAll(fd, empty);
-        }
-        if (!ok) break;
-      }
-      ::close(fd);
+      connections_.emplace_back([this, fd] { ServeConnection(fd); });
     }
+  }
+
+  void ServeConnection(int fd) {
+    // GET .../blobs/... gets the body; anything else (GET /v2/) an empty 200.
+    const std::string head = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body_.size(),
+                                          "\r\nContent-Type: application/octet-stream\r\n\r\n");
+    const std::string empty = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    std::string in;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+      size_t end;
+      bool ok = true;
+      while (ok && (end = in.find("\r\n\r\n")) != std::string::npos) {
+        const bool blob = in.substr(0, in.find("\r\n")).find("/blobs/") != std::string::npos;
+        in.erase(0, end + 4);
+        ok = blob ? WriteAll(fd, head) && WriteAll(fd, body_) : WriteAll(fd, empty);
+      }
+      if (!ok) break;
+    }
+    ::close(fd);
   }
   static bool WriteAll(int fd, absl::string_view data) {
     while (!data.empty()) {
@@ -461,6 +467,7 @@ class CeilingServer {
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  std::vector<std::thread> connections_;  // only the accept thread adds
 };
 
 absl::StatusOr<Result> RunWorkload(const std::string& url_flag, const std::string& workload,
@@ -468,8 +475,10 @@ absl::StatusOr<Result> RunWorkload(const std::string& url_flag, const std::strin
   std::string url = url_flag;
   std::unique_ptr<CeilingServer> ceiling;
   std::optional<Blob> ceiling_blob;
-  if (workload == "pull-ceiling") {
-    ceiling_blob = MakeBlob(0x1A00, kLargeBlob);
+  const bool to_ceiling = absl::EndsWith(workload, "-ceiling");
+  if (to_ceiling) {
+    ceiling_blob = workload == "pull-large-ceiling" ? MakeBlob(0x1A00, kLargeBlob)
+                                                    : MakeBlob(0x9A00, kParallelBlob);
     ceiling = std::make_unique<CeilingServer>(ceiling_blob->data);
     ASSIGN_OR_RETURN(url, ceiling->Start());
   }
@@ -499,15 +508,15 @@ absl::StatusOr<Result> RunWorkload(const std::string& url_flag, const std::strin
       if (got != kLargeBlob) return absl::DataLossError("pull-large: short body");
       return kLargeBlob / kMiB / secs;
     }));
-  } else if (workload == "pull-ceiling") {
+  } else if (workload == "pull-large-ceiling") {
     result.unit = "MiB/s";
     ASSIGN_OR_RETURN(uint64_t n, reg.PullBlob("bench/large", ceiling_blob->digest, buf, true));
-    if (n != kLargeBlob) return absl::DataLossError("pull-ceiling: short body");
+    if (n != kLargeBlob) return absl::DataLossError("pull-large-ceiling: short body");
     RETURN_IF_ERROR(runner.Run(result, 1, [&](int) -> absl::StatusOr<double> {
       runner.Start();
       ASSIGN_OR_RETURN(uint64_t got, reg.PullBlob("bench/large", ceiling_blob->digest, buf, false));
       double secs = runner.Stop();
-      if (got != kLargeBlob) return absl::DataLossError("pull-ceiling: short body");
+      if (got != kLargeBlob) return absl::DataLossError("pull-large-ceiling: short body");
       return kLargeBlob / kMiB / secs;
     }));
   } else if (workload == "push-small") {
@@ -566,10 +575,10 @@ absl::StatusOr<Result> RunWorkload(const std::string& url_flag, const std::strin
       }
       return kManifestGets / runner.Stop();
     }));
-  } else if (workload == "pull-parallel") {
+  } else if (workload == "pull-parallel" || workload == "pull-parallel-ceiling") {
     result.unit = "MiB/s";
-    Blob blob = MakeBlob(0x9A00, kParallelBlob);
-    RETURN_IF_ERROR(reg.EnsureBlob("bench/parallel", blob));
+    Blob blob = to_ceiling ? *ceiling_blob : MakeBlob(0x9A00, kParallelBlob);
+    if (!to_ceiling) RETURN_IF_ERROR(reg.EnsureBlob("bench/parallel", blob));
     ASSIGN_OR_RETURN(uint64_t n, reg.PullBlob("bench/parallel", blob.digest, buf, true));
     if (n != kParallelBlob) return absl::DataLossError("pull-parallel: short body");
     uint64_t ops = kParallelClients * kParallelPulls;
@@ -639,7 +648,7 @@ int Main(int argc, char** argv) {
   flags.String("url", "", &url, "registry base URL, e.g. http://127.0.0.1:5000");
   flags.String("workload", "", &workload,
                "push-large|pull-large|push-small|manifest-put|manifest-get|pull-parallel|base|"
-               "pull-ceiling");
+               "pull-large-ceiling|pull-parallel-ceiling");
   flags.Int("pid", "", &pid, "server process whose CPU time to measure (optional)");
   flags.Int("reps", "", &reps, "repetitions (default 3)");
   flags.Int("first-rep", "", &first_rep,
