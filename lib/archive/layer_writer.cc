@@ -226,8 +226,12 @@ class TarStream {
       lock.unlock();
       cv_.notify_all();
       absl::Status s;
-      const char* p = chunk.data();
-      size_t left = failed ? 0 : chunk.size();
+      // Fed from a member, kept until the next chunk: after a failed write
+      // the compressor's zlib/zstd state still points into these bytes when
+      // it is flushed or freed (a fully written chunk is no longer read).
+      if (!failed) fed_ = std::move(chunk);
+      const char* p = fed_.data();
+      size_t left = failed ? 0 : fed_.size();
       while (left > 0) {
         la_ssize_t n = archive_write_data(compressor_.get(), p, left);
         if (n <= 0) {
@@ -300,6 +304,7 @@ class TarStream {
   size_t queued_bytes_ = 0;
   bool closing_ = false;
   absl::Status compress_error_;  // the compressor side's first failure
+  std::string fed_;              // the chunk the compressor last got
   std::thread compress_thread_;
 };
 
