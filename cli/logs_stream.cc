@@ -19,6 +19,7 @@ grpc::Status StreamLogs(rt::ContainerService::Stub& stub, const std::string& id,
   req.set_stdout(true);
   req.set_stderr(true);
   req.set_with_exit(options.follow && options.exit != nullptr);
+  req.set_remove(req.with_exit() && options.remove);
   auto reader = stub.ContainerLogs(&ctx, req);
   rt::ContainerLogsResponse resp;
   while (reader->Read(&resp)) {

@@ -16,6 +16,8 @@ struct LogsOptions {
   // store it here (a foreground run then needs no WaitContainer).
   rt::WaitContainerResponse* exit = nullptr;
   bool* got_exit = nullptr;
+  // With exit: the runtime removes the container before the stream ends.
+  bool remove = false;
 };
 
 // Returns the RPC status of the stream.

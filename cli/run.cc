@@ -123,14 +123,16 @@ int Run(const Globals& g, const std::vector<std::string>& args) {
     std::cout << resp.id() << "\n";
     return 0;
   }
-  // The followed logs end with the exit; an older runtime that does not
-  // send it is asked with WaitContainer.
+  // The followed logs end with the exit (and, for --rm, after the removal);
+  // an older runtime that sends no exit is asked with WaitContainer and
+  // RemoveContainer.
   rt::WaitContainerResponse wresp;
   bool got_exit = false;
   LogsOptions lo;
   lo.follow = true;
   lo.exit = &wresp;
   lo.got_exit = &got_exit;
+  lo.remove = cf.rm;
   grpc::Status ls = StreamLogs(**stub, resp.id(), lo);
   if (!got_exit) {
     grpc::ClientContext wctx;
@@ -140,7 +142,7 @@ int Run(const Globals& g, const std::vector<std::string>& args) {
     if (!ws.ok()) return FailRpc(ws);
   }
   if (!ls.ok()) std::cerr << "pier: logs: " << ls.error_message() << "\n";
-  if (cf.rm) RemoveQuietly(**stub, resp.id());
+  if (cf.rm && !got_exit) RemoveQuietly(**stub, resp.id());
   if (!wresp.error().empty()) std::cerr << "pier: " << wresp.error() << "\n";
   return wresp.exit_code();
 }

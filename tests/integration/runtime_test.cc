@@ -190,6 +190,37 @@ TEST_F(RuntimeTest, FollowedLogsEndWithTheExit) {
   }
 }
 
+// With remove as well, the container is gone when the stream ends (pier
+// run --rm), and the exit still arrives.
+TEST_F(RuntimeTest, FollowedLogsCanRemoveTheContainer) {
+  std::string id;
+  grpc::Status s = Run(Spec({"sh", "-c", "echo bye; exit 4"}), &id);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  grpc::ClientContext c;
+  v1::ContainerLogsRequest req;
+  req.set_id(id);
+  req.set_follow(true);
+  req.set_with_exit(true);
+  req.set_remove(true);
+  auto reader = containers_->ContainerLogs(&c, req);
+  v1::ContainerLogsResponse resp;
+  std::string out;
+  int exit_code = -1;
+  while (reader->Read(&resp)) {
+    for (const auto& e : resp.entries()) out += e.data();
+    if (resp.has_exit()) exit_code = resp.exit().exit_code();
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(out, "bye\n");
+  EXPECT_EQ(exit_code, 4);
+  grpc::ClientContext ic;
+  v1::InspectContainerRequest ireq;
+  ireq.set_id(id);
+  v1::InspectContainerResponse iresp;
+  EXPECT_EQ(containers_->InspectContainer(&ic, ireq, &iresp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(RuntimeTest, EnvFromImageAndSpec) {
   v1::ContainerSpec spec = Spec({"env"});
   spec.add_env("BAR=from-spec");

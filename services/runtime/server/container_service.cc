@@ -1329,6 +1329,10 @@ grpc::Status ContainerServiceImpl::ContainerLogs(
     } else if (grpc::Status w = WaitNextExit(context, *id, exit); !w.ok()) {
       return w;
     }
+    if (request->remove()) {
+      absl::Status r = RemoveById(*id, /*force=*/false);
+      if (!r.ok()) return ToGrpcStatus(r);
+    }
     writer->Write(last);
   }
   return grpc::Status::OK;
