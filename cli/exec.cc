@@ -1,5 +1,6 @@
-// `pier exec [-i] [-t] [--privileged] [-e K=V] [-u UID[:GID]] [-w DIR] CONTAINER COMMAND...`:
-// runs a process in a running container and exits with its exit code. -i
+// `pier exec [-d] [-i] [-t] [--privileged] [-e K=V] [-u UID[:GID]] [-w DIR] CONTAINER COMMAND...`:
+// runs a process in a running container and exits with its exit code (with
+// -d: at once, the process running on in the background). -i
 // copies our standard input to it; -t gives it a pseudo-terminal sized as
 // ours (raw mode on our terminal with -it, SIGWINCH forwarded as resizes).
 #include <grpcpp/grpcpp.h>
@@ -15,7 +16,7 @@
 namespace pier::cli {
 
 int Exec(const Globals& g, const std::vector<std::string>& args) {
-  bool interactive = false, tty = false, privileged = false;
+  bool interactive = false, tty = false, privileged = false, detach = false;
   std::vector<std::string> env;
   std::string user, workdir;
   FlagSet flags("pier exec", "[flags] CONTAINER COMMAND [ARG...]");
@@ -25,12 +26,16 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
   flags.String("user", "u", &user, "uid[:gid] to run as");
   flags.String("workdir", "w", &workdir, "working directory");
   flags.Bool("privileged", "", &privileged, "all capabilities and no seccomp filter");
+  flags.Bool("detach", "d", &detach, "run the process in the background (its output is dropped)");
   std::vector<std::string> pos;
   if (int rc = ParseVerb(flags, args, &pos, /*stop_at_first_positional=*/true); rc >= 0) {
     return rc;
   }
   if (pos.size() < 2) {
     return Fail(absl::InvalidArgumentError("pier exec needs CONTAINER and COMMAND"), 2);
+  }
+  if (detach && interactive) {
+    return Fail(absl::InvalidArgumentError("pier exec: -d and -i exclude each other"), 2);
   }
   auto stub = ContainerStub(g);
   if (!stub.ok()) return Fail(stub.status());
@@ -46,11 +51,17 @@ int Exec(const Globals& g, const std::vector<std::string>& args) {
   spec->set_attach_stdin(interactive);
   spec->set_tty(tty);
   spec->set_privileged(privileged);
+  spec->set_detach(detach);
   if (rt::TtySize size; tty && TerminalSize(&size)) *spec->mutable_tty_size() = size;
   call->Write(first);
   // Raw mode only once the process runs, so an error prints normally.
   rt::ExecResponse resp;
   if (!call->Read(&resp) || !resp.has_started()) return FailRpc(call->Finish());
+  if (detach) {
+    call->WritesDone();
+    grpc::Status s = call->Finish();
+    return s.ok() ? 0 : FailRpc(s);
+  }
   if (tty && interactive) (void)EnterRawTerminal();
   InputPump input;
   if (interactive || tty) {

@@ -63,6 +63,15 @@ set +e
 pier exec web sh -c 'exit 5'; rc=$?
 set -e
 [ "$rc" = 5 ] || fail "exec exit code $rc, expected 5"
+# exec -d: returns at once, the process runs on.
+out=$(pier exec -d web sh -c 'sleep 0.2; touch /tmp/bg') || fail "exec -d failed: $out"
+[ -z "$out" ] || fail "exec -d printed: $out"
+for _ in $(seq 1 50); do pier exec web ls /tmp/bg >/dev/null 2>&1 && break; sleep 0.1; done
+pier exec web ls /tmp/bg >/dev/null 2>&1 || fail "exec -d: the background process did not run"
+set +e
+pier exec -d -i web true 2>/dev/null; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "exec -d -i exited $rc, expected 2"
 # exec -it: a shell on a pty of the container, typed into through `script`.
 set +e
 out=$(printf 'echo ex-$((6*7)); busybox tty\nexit 6\n' |
@@ -311,7 +320,17 @@ pier volume prune -a -f | grep -qx keep-named || fail "volume prune -a kept keep
 pier run -d --name frozen localhost/busybox:latest \
   sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done' >/dev/null
 fpid=$(pier inspect frozen | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["container"]["state"]["pid"])')
-count() { cat "/proc/$fpid/root/tmp/count" 2>/dev/null || echo 0; }
+# The file is rewritten (truncated, then written) 20 times a second: a read
+# can land in between and see it empty, so an empty read is read again.
+count() {
+  local v=""
+  for _ in 1 2 3 4 5; do
+    v=$(cat "/proc/$fpid/root/tmp/count" 2>/dev/null) || v=""
+    [ -n "$v" ] && break
+    sleep 0.01
+  done
+  echo "${v:-0}"
+}
 for _ in $(seq 1 100); do [ "$(count)" -gt 2 ] && break; sleep 0.05; done
 pier pause frozen
 pier ps | grep " frozen$" | grep -q "Paused" || fail "ps does not show frozen as paused: $(pier ps)"
@@ -321,8 +340,9 @@ pier exec frozen sh -c : 2>"$WORK/err" && fail "exec into a paused container suc
 grep -q "paused" "$WORK/err" || fail "exec into a paused container: $(cat "$WORK/err")"
 pier pause frozen 2>"$WORK/err" && fail "pause of a paused container succeeded"
 pier unpause frozen
-for _ in $(seq 1 100); do [ "$(count)" -gt "$b" ] && break; sleep 0.05; done
-[ "$(count)" -gt "$b" ] || fail "the container did not go on after unpause"
+c=$b
+for _ in $(seq 1 100); do c=$(count); [ "$c" -gt "$b" ] && break; sleep 0.05; done
+[ "$c" -gt "$b" ] || fail "the container did not go on after unpause ($b -> $c)"
 pier pause frozen
 pier kill frozen >/dev/null
 [ "$(pier wait frozen)" = 137 ] || fail "kill of a paused container: $(pier wait frozen)"

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
@@ -111,6 +112,54 @@ TEST_F(RuntimeExecTest, TtySizeAndResize) {
 
   // The exec is gone once it has exited.
   EXPECT_EQ(Resize(id, exec_id, 80, 24).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// A detached exec answers started and ends the call; the process runs on,
+// also with a terminal it fills (the runtime drains it).
+TEST_F(RuntimeExecTest, DetachedExecRunsOn) {
+  std::string id;
+  ASSERT_TRUE(Run(Spec({"sleep", "1000"}), &id).ok());
+  const std::string flood =
+      "i=0; while [ $i -lt 3000 ]; do "
+      "echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; ";
+  for (bool tty : {false, true}) {
+    const std::string marker = tty ? "/tmp/done-tty" : "/tmp/done";
+    grpc::ClientContext c;
+    auto call = containers_->Exec(&c);
+    v1::ExecRequest first;
+    v1::ExecSpec* spec = first.mutable_spec();
+    spec->set_container_id(id);
+    spec->set_detach(true);
+    spec->set_tty(tty);
+    for (const std::string& a : {std::string("sh"), std::string("-c"), flood + "touch " + marker}) {
+      spec->add_cmd(a);
+    }
+    ASSERT_TRUE(call->Write(first));
+    v1::ExecResponse resp;
+    ASSERT_TRUE(call->Read(&resp));
+    EXPECT_TRUE(resp.has_started());
+    EXPECT_FALSE(call->Read(&resp)) << "a message after started";
+    call->WritesDone();
+    ASSERT_TRUE(call->Finish().ok());
+    int code = -1;
+    for (int i = 0; i < 100 && code != 0; ++i) {
+      (void)ExecOutput(id, {"ls", marker}, &code);
+      if (code != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(code, 0) << marker << " never appeared (tty " << tty << ")";
+  }
+  // Detached and attached stdin exclude each other.
+  grpc::ClientContext c;
+  auto call = containers_->Exec(&c);
+  v1::ExecRequest first;
+  first.mutable_spec()->set_container_id(id);
+  first.mutable_spec()->set_detach(true);
+  first.mutable_spec()->set_attach_stdin(true);
+  first.mutable_spec()->add_cmd("true");
+  ASSERT_TRUE(call->Write(first));
+  v1::ExecResponse resp;
+  EXPECT_FALSE(call->Read(&resp));
+  EXPECT_EQ(call->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(RuntimeExecTest, Errors) {

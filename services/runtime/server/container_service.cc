@@ -1606,6 +1606,10 @@ grpc::Status ContainerServiceImpl::Exec(
       (spec.tty_size().width() == 0 || spec.tty_size().height() == 0)) {
     return rpc::ToGrpcStatus(absl::InvalidArgumentError("exec tty_size: zero width or height"));
   }
+  if (spec.detach() && spec.attach_stdin()) {
+    return rpc::ToGrpcStatus(
+        absl::InvalidArgumentError("exec: detach and attach_stdin exclude each other"));
+  }
   absl::StatusOr<std::string> id = Resolve(spec.container_id());
   if (!id.ok()) return rpc::ToGrpcStatus(id.status());
   absl::StatusOr<ContainerInfo> info = ctx_->containers->Inspect(*id);
@@ -1636,10 +1640,11 @@ grpc::Status ContainerServiceImpl::Exec(
     p.tty_cols = spec.has_tty_size() ? ClampTty(spec.tty_size().width()) : 80;
   }
 
-  // Without a tty: pipes (stdin only when attached; otherwise /dev/null).
-  // With one, the executor makes the pty and `stdio` is ignored.
+  // Without a tty: pipes (stdin only when attached; otherwise /dev/null;
+  // all three /dev/null for a detached exec). With one, the executor makes
+  // the pty and `stdio` is ignored.
   UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
-  if (!tty) {
+  if (!tty && !spec.detach()) {
     int in[2] = {-1, -1}, out[2], err[2];
     if ((spec.attach_stdin() && ::pipe2(in, O_CLOEXEC) != 0) || ::pipe2(out, O_CLOEXEC) != 0 ||
         ::pipe2(err, O_CLOEXEC) != 0) {
@@ -1685,6 +1690,35 @@ grpc::Status ContainerServiceImpl::Exec(
     started.mutable_started()->set_exec_id(*exec_id);
     started.mutable_started()->set_pid(process->pid());
     stream->Write(started);
+  }
+  if (spec.detach()) {
+    // The process runs on without the call: a thread of its own reads and
+    // drops what it writes to its terminal (so it never blocks on a full
+    // one) and reaps it. It owns the process and needs nothing of this
+    // service.
+    {
+      std::lock_guard<std::mutex> lock(execs_mu_);
+      execs_.erase(*exec_id);
+    }
+    std::thread([owned = *std::move(proc), tty] {
+      if (tty) {
+        std::string sink(64 << 10, '\0');
+        pollfd fds[2] = {{owned->ptm(), POLLIN, 0}, {owned->pidfd(), POLLIN, 0}};
+        bool exited = false;
+        for (;;) {
+          int rc = ::poll(fds, exited ? 1 : 2, exited ? 250 : -1);
+          if (rc < 0 && errno != EINTR) break;
+          if (exited && rc == 0) break;
+          if (!exited && (fds[1].revents & POLLIN)) exited = true;
+          if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = ::read(owned->ptm(), sink.data(), sink.size());
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+          }
+        }
+      }
+      (void)owned->Wait();
+    }).detach();
+    return grpc::Status::OK;
   }
   // Client messages (stdin, resizes, close, signals) on their own thread.
   std::atomic<bool> done{false};
