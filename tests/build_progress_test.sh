@@ -66,7 +66,7 @@ $out"
 done
 # The final state of each step is printed once it is final: the RUN step's
 # last line says DONE.
-grep -a "#3 \[0 3/4\]" <<<"$out" | tail -1 | grep -q "DONE [0-9.]*s" || fail "RUN step not DONE at the end"
+grep -a "#3 \[0 3/4\]" <<<"$out" | tail -1 | grep "DONE [0-9.]*s" >/dev/null || fail "RUN step not DONE at the end"
 
 # 2. Unchanged rebuild on the terminal: every step CACHED, and (history
 #    times come from the cache records) the very same image, without
@@ -98,7 +98,7 @@ out=$(on_tty build --progress=tty "$WORK/bad")
 rc=$?
 set -e
 [ "$rc" = 1 ] || fail "failing build exited $rc: $out"
-grep -a "#2 \[0 2/2\]" <<<"$out" | tail -1 | grep -q "ERROR [0-9.]*s" || fail "failing step not ERROR: $out"
+grep -a "#2 \[0 2/2\]" <<<"$out" | tail -1 | grep "ERROR [0-9.]*s" >/dev/null || fail "failing step not ERROR: $out"
 grep -q "  > before-failing" <<<"$out" || fail "failing step's output not shown: $out"
 grep -q "build failed" <<<"$out" || fail "no failure line: $out"
 

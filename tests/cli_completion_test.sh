@@ -9,7 +9,7 @@ BIN=${PIER_BIN_DIR:-$(cd "$(dirname "$0")/../build/bin" && pwd)}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 script=$("$BIN/pier" completion bash) || fail "pier completion bash"
 source <(echo "$script")
-complete -p pier | grep -q -- "-F _pier" || fail "no completion registered for pier"
+complete -p pier | grep -- "-F _pier" >/dev/null || fail "no completion registered for pier"
 complete_words() {  # WORD... (the last is the one being completed)
   COMP_WORDS=("$@")
   COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
@@ -32,11 +32,11 @@ grep -qw -- --detach-keys <<<"$(complete_words pier attach --d)" || fail "pier a
 [ "$(complete_words pier build --output compression=z)" = "compression=zstd" ] || fail "pier build --output compression=z<TAB>"
 [ "$(complete_words pier build --progress p)" = "plain" ] || fail "pier build --progress p<TAB>"
 [ "$(complete_words pier ps -)" != "" ] || fail "pier ps -<TAB> is empty"
-complete_words pier ps - | grep -qw -- --format || fail "pier ps -<TAB> lacks --format"
+complete_words pier ps - | grep -w -- --format >/dev/null || fail "pier ps -<TAB> lacks --format"
 [ -z "$(complete_words pier nosuchverb --x)" ] || fail "unknown verb completed flags"
 echo "ok: completion"
 
-"$BIN/pier" --help | grep -q "^Usage: pier" || fail "pier --help"
+"$BIN/pier" --help | grep "^Usage: pier" >/dev/null || fail "pier --help"
 verbs=$("$BIN/pier" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
 [ "$(echo "$verbs" | wc -l)" -ge 30 ] || fail "pier --help lists too few verbs: $verbs"
 for v in $verbs; do

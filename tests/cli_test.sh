@@ -39,7 +39,7 @@ for a in sh echo cat ls sleep env hostname ps touch id pwd; do ln -s busybox "$W
 tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
 id=$(pier import -c 'CMD ["sh"]' -c 'ENV GREETING=hello' "$WORK/rootfs.tar" localhost/busybox:latest)
 [ -n "$id" ] || fail "import printed no id"
-pier images | grep -q "localhost/busybox" || fail "imported image not listed"
+pier images | grep "localhost/busybox" >/dev/null || fail "imported image not listed"
 
 # Foreground run: output, exit code, environment from image and -e.
 set +e
@@ -51,9 +51,9 @@ set -e
 
 # Detached, named; ps, logs, stop, rm.
 cid=$(pier run -d --name web localhost/busybox:latest sh -c 'echo started; exec sleep 1000')
-pier ps | grep -q " web$" || fail "ps does not list web"
-for _ in $(seq 1 100); do pier logs web | grep -q started && break; sleep 0.05; done
-pier logs web | grep -q started || fail "logs: $(pier logs web)"
+pier ps | grep " web$" >/dev/null || fail "ps does not list web"
+for _ in $(seq 1 100); do pier logs web | grep started >/dev/null && break; sleep 0.05; done
+pier logs web | grep started >/dev/null || fail "logs: $(pier logs web)"
 # exec: a new process in the same container, stdin, exit code.
 out=$(pier exec web sh -c 'cat /proc/1/cmdline | tr "\0" " "')
 grep -q "sleep 1000" <<<"$out" || fail "exec does not see the container's init: $out"
@@ -104,7 +104,7 @@ set -e
 [ "$rc" = 4 ] || fail "attach exit code $rc, expected 4: $out"
 [ "$out" = got-hello ] || fail "attach output: $out"
 pier rm att >/dev/null
-pier ps -a | grep -q " att$" && fail "att still listed after rm"
+pier ps -a | grep " att$" >/dev/null && fail "att still listed after rm"
 # Detach keys. tty_start runs a CLI command on a pty (script) typed into
 # through fd 3 (a fifo); its output collects in $WORK/tty.out.
 tty_start() {
@@ -134,14 +134,14 @@ tty_end() {
 }
 # run -it: ctrl-p ctrl-q leaves the shell running; the CLI exits 0 quietly.
 tty_start "$BIN/pier run -it --name x localhost/busybox:latest sh"
-for _ in $(seq 1 100); do pier ps | grep -q " x$" && break; sleep 0.05; done
+for _ in $(seq 1 100); do pier ps | grep " x$" >/dev/null && break; sleep 0.05; done
 printf 'echo typed-$((6*7))\n' >&3
 tty_expect typed-42
 printf '\020\021' >&3
 tty_end "run -it after ctrl-p ctrl-q"
 [ "$TTY_RC" = 0 ] || fail "run -it detach exit code $TTY_RC: $(cat -v "$WORK/tty.out")"
 grep -q "escape" "$WORK/tty.out" && fail "run -it detach printed: $(cat -v "$WORK/tty.out")"
-pier ps | grep " x$" | grep -q Up || fail "x not running after detach: $(pier ps -a)"
+pier ps | grep " x$" | grep Up >/dev/null || fail "x not running after detach: $(pier ps -a)"
 # pier attach --detach-keys: its own keys only; as docker, it reports the
 # escape sequence and exits 1.
 tty_start "$BIN/pier attach --detach-keys ctrl-x,y x"
@@ -151,7 +151,7 @@ printf '\030y' >&3
 tty_end "attach after ctrl-x y"
 [ "$TTY_RC" = 1 ] || fail "attach detach exit code $TTY_RC: $(cat -v "$WORK/tty.out")"
 tty_expect "read escape sequence"
-pier ps | grep " x$" | grep -q Up || fail "x not running after attach detach: $(pier ps -a)"
+pier ps | grep " x$" | grep Up >/dev/null || fail "x not running after attach detach: $(pier ps -a)"
 # A partial match is forwarded once the next byte breaks it; the default
 # keys mean nothing with other keys set.
 pier run -d -it --name cv localhost/busybox:latest \
@@ -164,7 +164,7 @@ tty_expect "[a^Xzb^Pc]"
 printf '\030y' >&3
 tty_end "attach cv after ctrl-x y"
 [ "$TTY_RC" = 1 ] || fail "attach cv detach exit code $TTY_RC"
-pier ps | grep " cv$" | grep -q Up || fail "cv not running after detach: $(pier ps -a)"
+pier ps | grep " cv$" | grep Up >/dev/null || fail "cv not running after detach: $(pier ps -a)"
 # The config file's detach-keys, and a malformed sequence.
 printf 'detach-keys = ctrl-x,y\n' >"$WORK/pier.conf"
 tty_start "PIER_CLI_CONFIG=$WORK/pier.conf $BIN/pier attach x"
@@ -174,7 +174,7 @@ printf '\030y' >&3
 tty_end "attach with the config file's detach keys"
 [ "$TTY_RC" = 1 ] || fail "attach (config keys) exit code $TTY_RC"
 out=$(pier attach --detach-keys ctrl-1 x 2>&1) && fail "attach accepted ctrl-1"
-echo "$out" | grep -q 'ctrl-1' || fail "bad detach keys error: $out"
+echo "$out" | grep 'ctrl-1' >/dev/null || fail "bad detach keys error: $out"
 # start -ai: attached from the start, detached by the keys.
 pier stop -t 1 x >/dev/null
 tty_start "$BIN/pier start -ai x"
@@ -183,7 +183,7 @@ tty_expect start-42
 printf '\020\021' >&3
 tty_end "start -ai after ctrl-p ctrl-q"
 [ "$TTY_RC" = 0 ] || fail "start -ai detach exit code $TTY_RC: $(cat -v "$WORK/tty.out")"
-pier ps | grep " x$" | grep -q Up || fail "x not running after start -ai detach: $(pier ps -a)"
+pier ps | grep " x$" | grep Up >/dev/null || fail "x not running after start -ai detach: $(pier ps -a)"
 once=$(pier create localhost/busybox:latest sh -c 'echo from-start; exit 3')
 set +e
 out=$(pier start -a "$once"); rc=$?
@@ -196,9 +196,9 @@ set -e
 [ "$rc" = 1 ] && grep -qi "web" "$WORK/err" || fail "name clash not refused: $(cat "$WORK/err")"
 pier rm web >/dev/null 2>&1 && fail "rm of a running container without -f succeeded"
 pier stop -t 1 web >/dev/null
-pier ps -a | grep " web$" | grep -qi "exited" || fail "web not exited after stop: $(pier ps -a)"
+pier ps -a | grep " web$" | grep -i "exited" >/dev/null || fail "web not exited after stop: $(pier ps -a)"
 pier rm web >/dev/null
-pier ps -a | grep -q " web$" && fail "web still listed after rm"
+pier ps -a | grep " web$" >/dev/null && fail "web still listed after rm"
 # Events: web's lifecycle, replayed (--since) up to now (--until ends it).
 out=$(pier events --since 10m --until 0s --filter container=web)
 for a in create start kill die stop destroy; do
@@ -215,12 +215,12 @@ pier commit maker localhost/made:v1 >/dev/null
 pier rm maker >/dev/null
 out=$(pier run --rm localhost/made:v1 cat /tmp/artifact)
 [ "$out" = made ] || fail "committed image lost the file: $out"
-pier history localhost/made:v1 | grep -q "pier commit" || fail "history: $(pier history localhost/made:v1)"
-pier inspect localhost/made:v1 | grep -q '"repo_tags"' || fail "inspect image"
+pier history localhost/made:v1 | grep "pier commit" >/dev/null || fail "history: $(pier history localhost/made:v1)"
+pier inspect localhost/made:v1 | grep '"repo_tags"' >/dev/null || fail "inspect image"
 pier run --name exp localhost/made:v1 sh -c : >/dev/null
-pier inspect exp | grep -q '"name": "exp"' || fail "inspect container: $(pier inspect exp)"
+pier inspect exp | grep '"name": "exp"' >/dev/null || fail "inspect container: $(pier inspect exp)"
 pier export -o "$WORK/exp.tar" exp
-tar -tf "$WORK/exp.tar" | grep -q "tmp/artifact" || fail "export lacks tmp/artifact"
+tar -tf "$WORK/exp.tar" | grep "tmp/artifact" >/dev/null || fail "export lacks tmp/artifact"
 pier rm exp >/dev/null
 pier tag localhost/made:v1 "$REG/demo/made:v1"
 pier push -q "$REG/demo/made:v1" >/dev/null
@@ -230,7 +230,7 @@ out=$(pier run --rm "$REG/demo/made:v1" cat /tmp/artifact)
 [ "$out" = made ] || fail "pulled image lost the file: $out"
 pier save -o "$WORK/made.tar" "$REG/demo/made:v1"
 pier rmi "$REG/demo/made:v1" >/dev/null
-pier load -i "$WORK/made.tar" | grep -q "demo/made:v1" || fail "load did not report the image"
+pier load -i "$WORK/made.tar" | grep "demo/made:v1" >/dev/null || fail "load did not report the image"
 out=$(pier run --rm "$REG/demo/made:v1" cat /tmp/artifact)
 [ "$out" = made ] || fail "loaded image lost the file: $out"
 
@@ -268,7 +268,7 @@ set +e
 out=$(pier run --rm --pids-limit 4 localhost/busybox:latest sh -c \
   'for i in 1 2 3 4 5 6; do sleep 2 & done; wait' 2>&1); rc=$?
 set -e
-echo "$out" | grep -qi "fork\|resource" || fail "--pids-limit did not refuse forks: rc=$rc $out"
+echo "$out" | grep -i "fork\|resource" >/dev/null || fail "--pids-limit did not refuse forks: rc=$rc $out"
 pier run -d --name stubborn localhost/busybox:latest sh -c "trap '' TERM; while true; do sleep 1; done" >/dev/null
 pier stop -t 1 stubborn >/dev/null
 [ "$(pier wait stubborn)" = 137 ] || fail "stop did not SIGKILL a process ignoring SIGTERM"
@@ -290,12 +290,12 @@ out=$(pier run --rm -v data:/data:ro localhost/busybox:latest cat /data/f)
 [ "$out" = kept ] || fail "named volume lost its data: $out"
 pier run --rm -v data:/data:ro localhost/busybox:latest touch /data/g 2>/dev/null \
   && fail "read-only volume accepted a write"
-pier volume ls -q | grep -qx data || fail "volume ls: $(pier volume ls)"
+pier volume ls -q | grep -x data >/dev/null || fail "volume ls: $(pier volume ls)"
 pier run -d --name holder -v data:/data localhost/busybox:latest sleep 1000 >/dev/null
 pier volume rm data >/dev/null 2>&1 && fail "removed a volume in use"
 pier rm -f holder >/dev/null
 pier volume rm data >/dev/null
-pier volume ls -q | grep -qx data && fail "volume still listed after rm"
+pier volume ls -q | grep -x data >/dev/null && fail "volume still listed after rm"
 pier import -c 'VOLUME /state' "$WORK/rootfs.tar" localhost/withvol:latest >/dev/null
 pier run --name v1 localhost/withvol:latest sh -c 'echo x > /state/y' >/dev/null
 [ "$(pier volume ls -q | wc -l)" = 1 ] || fail "no anonymous volume for VOLUME /state"
@@ -307,12 +307,12 @@ pier rm -v v1 >/dev/null
 pier volume create keep-named >/dev/null
 anon=$(pier volume create)
 out=$(echo n | pier volume prune 2>/dev/null)
-pier volume ls -q | grep -qx "$anon" || fail "volume prune without confirmation removed $anon"
+pier volume ls -q | grep -x "$anon" >/dev/null || fail "volume prune without confirmation removed $anon"
 out=$(echo y | pier volume prune 2>/dev/null)
-echo "$out" | grep -qx "$anon" && echo "$out" | grep -q "Total reclaimed space" \
+echo "$out" | grep -x "$anon" >/dev/null && echo "$out" | grep "Total reclaimed space" >/dev/null \
   || fail "volume prune: $out"
-pier volume ls -q | grep -qx keep-named || fail "volume prune removed a named volume"
-pier volume prune -a -f | grep -qx keep-named || fail "volume prune -a kept keep-named"
+pier volume ls -q | grep -x keep-named >/dev/null || fail "volume prune removed a named volume"
+pier volume prune -a -f | grep -x keep-named >/dev/null || fail "volume prune -a kept keep-named"
 [ "$(pier volume ls -q | wc -l)" = 0 ] || fail "volume prune -a left: $(pier volume ls -q)"
 
 # pause / unpause: the container's processes stop, then go on; exec is
@@ -333,7 +333,7 @@ count() {
 }
 for _ in $(seq 1 100); do [ "$(count)" -gt 2 ] && break; sleep 0.05; done
 pier pause frozen
-pier ps | grep " frozen$" | grep -q "Paused" || fail "ps does not show frozen as paused: $(pier ps)"
+pier ps | grep " frozen$" | grep "Paused" >/dev/null || fail "ps does not show frozen as paused: $(pier ps)"
 a=$(count); sleep 0.5; b=$(count)
 [ "$a" = "$b" ] || fail "a paused container went on counting: $a -> $b"
 pier exec frozen sh -c : 2>"$WORK/err" && fail "exec into a paused container succeeded"
@@ -359,15 +359,15 @@ assert r["MemLimit"] == 64 << 20, r
 assert r["PIDsLimit"] == 20 and r["PIDs"] >= 1, r
 assert float(r["CPUPerc"].rstrip("%")) > 20, r  # a busy loop, sampled over a second
 PY
-pier stats --no-stream busy | grep -q "MEM USAGE / LIMIT" || fail "stats table: $(pier stats --no-stream busy)"
+pier stats --no-stream busy | grep "MEM USAGE / LIMIT" >/dev/null || fail "stats table: $(pier stats --no-stream busy)"
 pier rm -f busy >/dev/null
 pier stats --no-stream busy 2>"$WORK/err" && fail "stats of a removed container succeeded"
 
 # -d --rm: the runtime removes the container itself once it exits.
 pier run -d --rm --name auto localhost/busybox:latest sh -c 'sleep 0.3' >/dev/null
-pier ps -a | grep -q " auto$" || fail "-d --rm container not listed while it runs"
-for _ in $(seq 1 100); do pier ps -a | grep -q " auto$" || break; sleep 0.1; done
-pier ps -a | grep -q " auto$" && fail "-d --rm container still listed after its exit: $(pier ps -a)"
+pier ps -a | grep " auto$" >/dev/null || fail "-d --rm container not listed while it runs"
+for _ in $(seq 1 100); do pier ps -a | grep " auto$" >/dev/null || break; sleep 0.1; done
+pier ps -a | grep " auto$" >/dev/null && fail "-d --rm container still listed after its exit: $(pier ps -a)"
 set +e
 pier run -d --rm --restart=always localhost/busybox:latest true >/dev/null 2>"$WORK/err"; rc=$?
 set -e
@@ -379,18 +379,18 @@ pier run --name stopped1 localhost/busybox:latest sh -c : >/dev/null
 pier run -d --name running1 localhost/busybox:latest sleep 1000 >/dev/null
 sid=$(pier inspect stopped1 | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["container"]["id"])')
 out=$(pier container prune -f)
-echo "$out" | grep -qx "$sid" || fail "container prune: $out"
-pier ps -a | grep -q " stopped1$" && fail "container prune left stopped1"
-pier ps | grep -q " running1$" || fail "container prune removed running1"
+echo "$out" | grep -x "$sid" >/dev/null || fail "container prune: $out"
+pier ps -a | grep " stopped1$" >/dev/null && fail "container prune left stopped1"
+pier ps | grep " running1$" >/dev/null || fail "container prune removed running1"
 pier import "$WORK/rootfs.tar" >/dev/null  # dangling
 out=$(pier image prune -f)
-echo "$out" | grep -q "^deleted: sha256:" || fail "image prune: $out"
-pier images | grep -q "<none>" && fail "image prune left a dangling image: $(pier images)"
+echo "$out" | grep "^deleted: sha256:" >/dev/null || fail "image prune: $out"
+pier images | grep "<none>" >/dev/null && fail "image prune left a dangling image: $(pier images)"
 pier image prune -f --filter until=nonsense >/dev/null 2>&1 && fail "image prune took until=nonsense"
-pier image prune -a -f --filter until=1h | grep -q "^deleted" && fail "until=1h pruned a new image"
+pier image prune -a -f --filter until=1h | grep "^deleted" >/dev/null && fail "until=1h pruned a new image"
 out=$(pier image prune -a -f)
-echo "$out" | grep -q "^untagged: " || fail "image prune -a: $out"
-pier images | grep -q "localhost/busybox" || fail "image prune -a removed the image running1 uses"
+echo "$out" | grep "^untagged: " >/dev/null || fail "image prune -a: $out"
+pier images | grep "localhost/busybox" >/dev/null || fail "image prune -a removed the image running1 uses"
 pier rm -f running1 >/dev/null
 
 # Errors users meet first.

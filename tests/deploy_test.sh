@@ -77,7 +77,7 @@ fi
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/etc/pier/tls/ca.crt" "https://$http/v2/")
 [ "$code" = 401 ] || fail "GET /v2/ without a token answered $code, want 401"
 curl -fsS --cacert "$WORK/etc/pier/tls/ca.crt" -u alice:s3cret \
-  "https://$http/token?service=pier-registry" | grep -q '"token"' || fail "no token for alice"
+  "https://$http/token?service=pier-registry" | grep '"token"' >/dev/null || fail "no token for alice"
 [ "$(stat -c %U "$WORK/lib/registry/meta")" = nobody ] || fail "registry did not run as nobody"
 
 for name in registry builder runtime; do
@@ -147,7 +147,7 @@ PY
 # Every flag the manifests pass exists (--help lists it).
 for s in registry builder runtime; do
   for flag in $(grep -o -- '- --[a-z-]*' "$top/deploy/kubernetes/$s.yaml" | cut -c3-); do
-    "$BIN/pier-$s" --help | grep -q -- "$flag " || fail "$s.yaml: pier-$s has no $flag"
+    "$BIN/pier-$s" --help | grep -- "$flag " >/dev/null || fail "$s.yaml: pier-$s has no $flag"
   done
 done
 
@@ -155,7 +155,7 @@ done
 for s in registry builder runtime; do
   "$top/deploy/docker/prepare-context.sh" "$s" "$WORK/ctx-$s" "$BIN" >/dev/null
   [ -f "$WORK/ctx-$s/Dockerfile" ] || fail "$s: no Dockerfile in the context"
-  chroot "$WORK/ctx-$s/rootfs" "/usr/local/bin/pier-$s" --help | grep -q "^Usage: pier-$s" ||
+  chroot "$WORK/ctx-$s/rootfs" "/usr/local/bin/pier-$s" --help | grep "^Usage: pier-$s" >/dev/null ||
     fail "$s: the context's rootfs cannot run pier-$s"
 done
 # pier-shim has no --help; exit 127 would mean chroot could not execute it.
@@ -178,6 +178,6 @@ pb() { "$BIN/pier" --builder "$(addr builder grpc)" build "$@" >"$WORK/build.out
 pb -t "$http/base/busybox:latest" "$WORK/base"
 pb --build-arg BASE="$http/base/busybox:latest" -t "$http/pier/pier-registry:test" "$WORK/ctx-registry"
 grep -q "^pushed $http/pier/pier-registry:test@sha256:" "$WORK/build.out" || fail "image not pushed"
-curl -fsS "http://$http/v2/pier/pier-registry/tags/list" | grep -q '"test"' || fail "tag not listed"
+curl -fsS "http://$http/v2/pier/pier-registry/tags/list" | grep '"test"' >/dev/null || fail "tag not listed"
 echo "ok: pier build of the registry image"
 echo "deploy: configs, units, manifests and image contexts OK"

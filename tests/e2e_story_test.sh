@@ -57,7 +57,7 @@ step "scripts/up"
 eval "$(grep -o 'export PIER_REGISTRY=.*' "$WORK/up.out")"
 [ "$PIER_REGISTRY" = 127.0.0.1:5050 ] && [ "$PIER_BUILDER" = 127.0.0.1:5051 ] &&
   [ "$PIER_RUNTIME" = unix:///run/pier/runtime.sock ] || fail "unexpected addresses: $(cat "$WORK/up.out")"
-pier status | grep -c SERVING | grep -qx 3 || fail "not all SERVING: $(pier status)"
+pier status | grep -c SERVING | grep -x 3 >/dev/null || fail "not all SERVING: $(pier status)"
 REG=127.0.0.1:5000
 
 step "a base image from busybox-static: import, push"
@@ -69,7 +69,7 @@ done
 tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
 pier import -c 'CMD ["sh"]' "$WORK/rootfs.tar" localhost/busybox:latest >/dev/null
 pier push -q localhost/busybox:latest >/dev/null
-pier registry tags busybox | grep -q latest || fail "busybox not in the registry: $(pier registry tags busybox)"
+pier registry tags busybox | grep latest >/dev/null || fail "busybox not in the registry: $(pier registry tags busybox)"
 
 step "pier build -t $REG/demo/web:v1"
 mkdir -p "$WORK/demo"
@@ -82,7 +82,7 @@ CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
 EOF
 pier build -t "$REG/demo/web:v1" "$WORK/demo" >"$WORK/build.out" 2>&1 ||
   { cat "$WORK/build.out"; fail "pier build"; }
-pier registry tags demo/web | grep -q v1 || fail "demo/web:v1 not pushed: $(pier registry tags demo/web)"
+pier registry tags demo/web | grep v1 >/dev/null || fail "demo/web:v1 not pushed: $(pier registry tags demo/web)"
 
 step "pier pull, inspect: the Dockerfile's config"
 pier pull -q "$REG/demo/web:v1" >/dev/null
@@ -96,8 +96,8 @@ step "pier run -d -p 127.0.0.1:8080:80 --name web --restart=always"
 pier run -d -p 127.0.0.1:8080:80 --name web --restart=always "$REG/demo/web:v1" >/dev/null
 eventually curl -fsS http://127.0.0.1:8080/ >"$WORK/curl.out" || fail "curl: $(cat "$WORK/curl.out")"
 [ "$(curl -fsS http://127.0.0.1:8080/)" = hello ] || fail "curl said: $(curl -sS http://127.0.0.1:8080/)"
-pier ps | grep -q " web$" || fail "ps: $(pier ps)"
-pier ps | grep " web$" | grep -q "127.0.0.1:8080->80/tcp" || fail "ps lacks the port: $(pier ps)"
+pier ps | grep " web$" >/dev/null || fail "ps: $(pier ps)"
+pier ps | grep " web$" | grep "127.0.0.1:8080->80/tcp" >/dev/null || fail "ps lacks the port: $(pier ps)"
 
 step "pier exec -it web sh"
 if [ -z "${SKIP_EXEC_TTY:-}" ]; then
@@ -146,10 +146,10 @@ pier exec web sh -c 'echo bye > /www/bye.html'
 pier commit web backup/web >/dev/null
 [ "$(pier run --rm backup/web cat /www/bye.html)" = bye ] || fail "commit lost /www/bye.html"
 pier save -o "$WORK/web.tar" backup/web
-tar -tf "$WORK/web.tar" | grep -q manifest.json || fail "save wrote no manifest.json"
+tar -tf "$WORK/web.tar" | grep manifest.json >/dev/null || fail "save wrote no manifest.json"
 pier rmi backup/web >/dev/null
-pier images | grep -q "backup/web" && fail "rmi left backup/web"
-pier load -i "$WORK/web.tar" | grep -q "backup/web" || fail "load did not report backup/web"
+pier images | grep "backup/web" >/dev/null && fail "rmi left backup/web"
+pier load -i "$WORK/web.tar" | grep "backup/web" >/dev/null || fail "load did not report backup/web"
 [ "$(pier run --rm backup/web cat /www/bye.html)" = bye ] || fail "loaded image lost /www/bye.html"
 
 step "pier export | pier import"
@@ -188,7 +188,7 @@ sleep 1
 
 step "pier rm"
 pier rm web >/dev/null
-pier ps -a | grep -q " web$" && fail "web still listed after rm"
+pier ps -a | grep " web$" >/dev/null && fail "web still listed after rm"
 set +e
 pier inspect web >/dev/null 2>"$WORK/err"; rc=$?
 set -e

@@ -89,13 +89,13 @@ serving() {
   local name=$1
   for _ in $(seq 1 200); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/")" = 200 ] && return 0
-    pier ps | grep -q " $name$" || fail "container $name is not running: $(pier ps -a)"
+    pier ps | grep " $name$" >/dev/null || fail "container $name is not running: $(pier ps -a)"
     sleep 0.1
   done
   fail "the registry in $name does not answer on $REG"
 }
 serving reg
-pier logs reg 2>&1 | grep -q "http listening on 0.0.0.0:5000" || fail "registry log: $(pier logs reg)"
+pier logs reg 2>&1 | grep "http listening on 0.0.0.0:5000" >/dev/null || fail "registry log: $(pier logs reg)"
 
 # --- pier push / pier pull through it ------------------------------------------------------
 pier tag "$HOST_REG/base/busybox:latest" "$REG/demo/busybox:v1"
@@ -103,7 +103,7 @@ pushed=$(pier push -q "$REG/demo/busybox:v1") || fail "pier push into the contai
 case "$pushed" in sha256:*) ;; *) fail "pier push printed no digest: $pushed" ;; esac
 # Nothing of it stays on the node: the pull fetches every blob from the container.
 pier rmi "$REG/demo/busybox:v1" "$HOST_REG/base/busybox:latest" >/dev/null
-pier images | grep -q "busybox" && fail "busybox still listed after rmi: $(pier images)"
+pier images | grep "busybox" >/dev/null && fail "busybox still listed after rmi: $(pier images)"
 pulled=$(pier pull -q "$REG/demo/busybox:v1") || fail "pier pull from the containerised registry"
 [ "$pulled" = "$base_id" ] || fail "pulled image $pulled, pushed $base_id"
 pier pull -q "$REG/demo/busybox@$pushed" >/dev/null || fail "pier pull by the pushed digest"
@@ -123,12 +123,12 @@ sk=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REG/dem
 
 # --- the data lives on the volume: a new container serves it ---------------------------------------
 pier stop reg >/dev/null || fail "pier stop reg"
-pier ps | grep -q " reg$" && fail "reg still running after stop"
+pier ps | grep " reg$" >/dev/null && fail "reg still running after stop"
 pier rm reg >/dev/null || fail "pier rm reg (refused unless stopped)"
 pier run -d -p "$REG:5000" --name reg2 -v regdata:/var/lib/pier/registry "$image" >/dev/null ||
   fail "second registry container on the same volume"
 serving reg2
-curl -fsS "http://$REG/v2/demo/busybox/tags/list" | grep -q '"v1"' ||
+curl -fsS "http://$REG/v2/demo/busybox/tags/list" | grep '"v1"' >/dev/null ||
   fail "the new container does not list demo/busybox:v1"
 pier rm -f reg2 >/dev/null || fail "pier rm -f reg2"
 pier volume rm regdata >/dev/null || fail "pier volume rm regdata"

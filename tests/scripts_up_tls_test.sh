@@ -60,7 +60,7 @@ pier build --pull -t "$http/demo/app:v1" "$ctx/app" >"$PIER_HOME/build.out" 2>&1
   { cat "$PIER_HOME/build.out"; fail "build pulling its base over mTLS"; }
 grep -q "^pushed $http/demo/app:v1@sha256:" "$PIER_HOME/build.out" || fail "app not pushed"
 pier pull "$http/demo/app:v1" >/dev/null 2>&1 || fail "runtime pull over mTLS"
-pier images | grep -q "$http/demo/app" || fail "pulled image not listed"
+pier images | grep "$http/demo/app" >/dev/null || fail "pulled image not listed"
 
-"$top/scripts/down" | grep -c stopped | grep -qx 3 || fail "scripts/down did not stop 3 daemons"
+"$top/scripts/down" | grep -c stopped | grep -x 3 >/dev/null || fail "scripts/down did not stop 3 daemons"
 echo "scripts/up --tls: mTLS between CLI, builder, runtime and registry; clients without certificates refused"

@@ -85,7 +85,7 @@ echo wrong | pier login -u alice --password-stdin "$REG" >"$WORK/login.out" 2>&1
 grep -q "refused the password of user \"alice\"" "$WORK/login.out" ||
   { cat "$WORK/login.out"; fail "wrong password: unclear error"; }
 [ ! -e "$PIER_CONFIG" ] || fail "a refused login stored credentials"
-echo s3cret | pier login -u alice --password-stdin "$REG" | grep -q "Login Succeeded" ||
+echo s3cret | pier login -u alice --password-stdin "$REG" | grep "Login Succeeded" >/dev/null ||
   fail "pier login alice"
 
 # --- builder: push, then pull its base, with the stored credentials -----------------
@@ -101,7 +101,7 @@ app=$(grep -o "^pushed $REG/demo/app:v1@sha256:[0-9a-f]*" "$WORK/build.out" | cu
 PIER_CONFIG="$WORK/none.json" expect_refused "runtime pull of a pushed image without login" \
   "$BIN/pier" pull "$REG/demo/app:v1"
 pier pull "$REG/demo/app:v1" >"$WORK/pull.out" 2>&1 || { cat "$WORK/pull.out"; fail "runtime pull"; }
-pier images | grep -q "$REG/demo/app" || fail "pulled image not listed"
+pier images | grep "$REG/demo/app" >/dev/null || fail "pulled image not listed"
 pier tag "$REG/demo/app:v1" "$REG/demo/copy:v1"
 PIER_CONFIG="$WORK/none.json" expect_refused "runtime push without login" \
   "$BIN/pier" push "$REG/demo/copy:v1"
