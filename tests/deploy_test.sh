@@ -17,13 +17,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PIER_BIN_DIR:-$top/build/bin}
 WORK=$(mktemp -d /tmp/pier-deploy-XXXXXX)
 chmod 0755 "$WORK"
-PIDS=()
+source "$(dirname "$0")/lib/daemons.sh"
 cleanup() {
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # --- example configs -------------------------------------------------------
 "$top/scripts/certs" "$WORK/etc/pier/tls" >/dev/null
@@ -38,34 +37,18 @@ mkdir -p "$WORK/lib/registry"
 chown nobody "$WORK/lib/registry" "$WORK/etc/pier/tls/server.key" "$WORK/etc/pier/htpasswd"
 chmod 0755 "$WORK/lib" "$WORK/etc" "$WORK/etc/pier" "$WORK/etc/pier/tls"
 
-start() {  # NAME COMMAND...
-  local name=$1; shift
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  PIDS+=($!)
-  eval "${name}_pid=$!"
-}
-wait_for() {  # NAME PATTERN
-  local pid; eval "pid=\$${1}_pid"
-  for _ in $(seq 1 300); do
-    grep -q "$2" "$WORK/$1.out" && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1 exited"; }
-    sleep 0.05
-  done
-  fail "$1: timed out waiting for $2"
-}
 start registry setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
   --inh-caps=-all --bounding-set=-all \
   "$BIN/pier-registry" --config="$WORK/registry.conf" --listen=127.0.0.1:0 --http-listen=127.0.0.1:0
 start builder "$BIN/pier-builder" --config="$WORK/builder.conf" --listen=127.0.0.1:0
 start runtime "$BIN/pier-runtime" --config="$WORK/runtime.conf"
-wait_for registry "http listening on"
-wait_for builder "grpc listening on"
-wait_for runtime "grpc listening on"
-addr() { grep -o "$2 listening on .*" "$WORK/$1.out" | head -1 | cut -d' ' -f4; }
-export PIER_REGISTRY=$(addr registry grpc) PIER_BUILDER=$(addr builder grpc) \
-       PIER_RUNTIME=$(addr runtime grpc)
+wait_listening registry http
+wait_listening builder grpc
+wait_listening runtime grpc
+export PIER_REGISTRY=$(listen_addr registry grpc) PIER_BUILDER=$(listen_addr builder grpc) \
+       PIER_RUNTIME=$(listen_addr runtime grpc)
 [ "$PIER_RUNTIME" = "unix://$WORK/run/runtime.sock" ] || fail "runtime not on its configured socket: $PIER_RUNTIME"
-http=$(addr registry http)
+http=$(listen_addr registry http)
 tls=(--tls-ca "$WORK/etc/pier/tls/ca.crt" --tls-cert "$WORK/etc/pier/tls/client.crt"
      --tls-key "$WORK/etc/pier/tls/client.key")
 "$BIN/pier" "${tls[@]}" status || fail "pier status over mTLS"
@@ -166,14 +149,14 @@ rc=0; chroot "$WORK/ctx-runtime/rootfs" /usr/local/bin/pier-shim >/dev/null 2>&1
 start registry "$BIN/pier-registry" --listen=127.0.0.1:0 --http-listen=127.0.0.1:0 \
   --root="$WORK/build-registry"
 start builder "$BIN/pier-builder" --listen=127.0.0.1:0 --root="$WORK/build-builder"
-wait_for registry "http listening on"
-wait_for builder "grpc listening on"
-http=$(addr registry http)
+wait_listening registry http
+wait_listening builder grpc
+http=$(listen_addr registry http)
 mkdir -p "$WORK/base/rootfs/bin"
 cp /bin/busybox "$WORK/base/rootfs/bin/"
 ln -s busybox "$WORK/base/rootfs/bin/sh"
 printf 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n' > "$WORK/base/Dockerfile"
-pb() { "$BIN/pier" --builder "$(addr builder grpc)" build "$@" >"$WORK/build.out" 2>&1 ||
+pb() { "$BIN/pier" --builder "$(listen_addr builder grpc)" build "$@" >"$WORK/build.out" 2>&1 ||
   { cat "$WORK/build.out"; fail "pier build $*"; }; }
 pb -t "$http/base/busybox:latest" "$WORK/base"
 pb --build-arg BASE="$http/base/busybox:latest" -t "$http/pier/pier-registry:test" "$WORK/ctx-registry"

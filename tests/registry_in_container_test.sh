@@ -18,7 +18,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PIER_BIN_DIR:-$top/build/bin}
 WORK=$(mktemp -d /tmp/pier-reg-in-ctr-XXXXXX)
 chmod 0755 "$WORK"
-PIDS=()
+source "$(dirname "$0")/lib/daemons.sh"
 cleanup() {
   if [ -S "$WORK/runtime.sock" ]; then
     for c in reg reg2; do "$BIN/pier" rm -f "$c" >/dev/null 2>&1 || true; done
@@ -34,32 +34,15 @@ fail() {
   exit 1
 }
 
-start() {  # NAME COMMAND...
-  local name=$1; shift
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  PIDS+=($!)
-  eval "${name}_pid=$!"
-}
-wait_for() {  # NAME PATTERN
-  local pid; eval "pid=\$${1}_pid"
-  for _ in $(seq 1 300); do
-    grep -q "$2" "$WORK/$1.out" && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1 exited"; }
-    sleep 0.05
-  done
-  fail "$1: timed out waiting for $2"
-}
-addr() { grep -o "$2 listening on .*" "$WORK/$1.out" | head -1 | cut -d' ' -f4; }
-
 start registry "$BIN/pier-registry" --listen=127.0.0.1:0 --http-listen=127.0.0.1:0 \
   --root="$WORK/host-registry"
 start builder "$BIN/pier-builder" --listen=127.0.0.1:0 --root="$WORK/builder"
 start runtime "$BIN/pier-runtime" --listen="unix://$WORK/runtime.sock" --root="$WORK/runtime"
-wait_for registry "http listening on"
-wait_for builder "grpc listening on"
-wait_for runtime "grpc listening on"
-HOST_REG=$(addr registry http)
-export PIER_BUILDER=$(addr builder grpc) PIER_RUNTIME="unix://$WORK/runtime.sock" \
+wait_listening registry http
+wait_listening builder grpc
+wait_listening runtime grpc
+HOST_REG=$(listen_addr registry http)
+export PIER_BUILDER=$(listen_addr builder grpc) PIER_RUNTIME="unix://$WORK/runtime.sock" \
        PIER_CONFIG="$WORK/config.json"
 pier() { "$BIN/pier" "$@"; }
 

@@ -20,18 +20,6 @@
 namespace pier::runtime {
 namespace {
 
-bool SameRegistry(absl::string_view a, absl::string_view b) {
-  auto norm = [](absl::string_view h) {
-    absl::ConsumePrefix(&h, "https://");
-    absl::ConsumePrefix(&h, "http://");
-    std::string s(h);
-    while (!s.empty() && s.back() == '/') s.pop_back();
-    if (absl::StartsWith(s, "index.docker.io") || s == "registry-1.docker.io") s = "docker.io";
-    return s;
-  };
-  return norm(a) == norm(b);
-}
-
 // A JSON array of strings ("exec form") or else the shell form
 // ["/bin/sh", "-c", text].
 absl::StatusOr<std::vector<std::string>> ParseCommand(absl::string_view text) {
@@ -94,7 +82,7 @@ absl::StatusOr<distribution::RegistryClientOptions> RuntimeContext::RegistryOpti
   ASSIGN_OR_RETURN(oci::Reference ref, oci::Reference::Parse(reference, default_registry));
   distribution::RegistryClientOptions options;
   options.insecure = std::any_of(insecure.begin(), insecure.end(), [&](const std::string& h) {
-    return SameRegistry(h, ref.registry);
+    return distribution::SameRegistryHost(h, ref.registry);
   });
   options.ca_file = registry_ca;
   options.cert_file = registry_cert;
@@ -104,8 +92,8 @@ absl::StatusOr<distribution::RegistryClientOptions> RuntimeContext::RegistryOpti
   // too (they are the suite's own registry, serving TLS); --insecure-registry
   // hosts stay plain http.
   options.force_tls = !options.insecure && (!registry_ca.empty() || !registry_cert.empty());
-  if (auth != nullptr &&
-      (auth->server_address().empty() || SameRegistry(auth->server_address(), ref.registry))) {
+  if (auth != nullptr && (auth->server_address().empty() ||
+                          distribution::SameRegistryHost(auth->server_address(), ref.registry))) {
     if (!auth->username().empty() || !auth->password().empty()) {
       options.credentials = distribution::Credentials{auth->username(), auth->password()};
       return options;
