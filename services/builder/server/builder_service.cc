@@ -121,8 +121,8 @@ absl::Status CheckOutputs(const pb::BuildSpec& spec) {
       }
     }
     if (o.docker_media_types() && o.type() != pb::Output::TYPE_DOCKER) {
-      return absl::UnimplementedError(what +
-                                      ": docker media types are only written by type docker");
+      return absl::InvalidArgumentError(what +
+                                        ": docker media types are only written by type docker");
     }
     if (o.type() == pb::Output::TYPE_REGISTRY && o.push() && o.dest().empty() &&
         spec.tags().empty()) {
